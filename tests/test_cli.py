@@ -1,0 +1,190 @@
+"""The CLI end to end on tiny random models: train -> folder -> reload -> predict/evaluate, and bad input."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bertfit.cli import main
+from conftest import sentiment_rows, write_csv
+
+FOLDER_FILES = {
+    "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "bertfit.json", "metrics.json",
+    "training_log.csv", "predictions_test.csv", "loss_curve.png", "confusion_matrix.png", "README.md",
+}  # fmt: skip
+
+
+def train_args(data, model, output, *extra):
+    return ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(model), "--output", str(output),
+            "--epochs", "2", "--batch-size", "16", "--no-progress", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta", "deberta-v2"])
+def test_train_writes_a_complete_folder(kind, tiny_models, sentiment_csv, tmp_path, capsys):
+    output = tmp_path / "model"
+    assert main(train_args(sentiment_csv, tiny_models[kind], output)) == 0
+    printed = capsys.readouterr().out
+    assert "test: 32 rows  accuracy" in printed and f"saved {output}" in printed
+    assert FOLDER_FILES <= {p.name for p in output.iterdir()}
+    config = json.loads((output / "config.json").read_text())
+    assert config["id2label"] == {"0": "neg", "1": "pos"} and config["label2id"] == {"neg": 0, "pos": 1}
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert set(metrics) == {"validation", "test"}
+    for key in ("accuracy", "mcc", "f1_macro", "per_class", "confusion_matrix"):
+        assert key in metrics["test"]
+    assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 32
+    manifest = json.loads((output / "bertfit.json").read_text())
+    assert manifest["labels"] == ["neg", "pos"] and manifest["versions"]["torch"]
+    assert not list(tmp_path.glob(".model.*")), "no staging folder may be left behind"
+
+
+def test_reloaded_folder_predicts_exactly_what_was_trained(tiny_bert, sentiment_csv, tmp_path):
+    from bertfit import DataConfig, TrainConfig, train
+
+    config = TrainConfig(data=DataConfig(train=str(sentiment_csv), split="0.6,0.2,0.2"), model=str(tiny_bert),
+                         output=str(tmp_path / "m"), epochs=2, progress=False)  # fmt: skip
+    result = train(config)
+    texts = [t for t, _ in sentiment_rows(40, seed=5)]
+    in_memory = result.predictor.predict_proba(texts)
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    script = (
+        "import json, sys, numpy as np; from bertfit import Predictor; "
+        "p = Predictor.load(sys.argv[1]); np.save(sys.argv[3], p.predict_proba(json.load(open(sys.argv[2]))))"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "m"), str(tmp_path / "texts.json"),
+                    str(tmp_path / "p.npy")], check=True)  # fmt: skip
+    assert np.array_equal(np.load(tmp_path / "p.npy"), in_memory)
+    # The saved test predictions are the same model's too.
+    with open(tmp_path / "m" / "predictions_test.csv", newline="") as handle:
+        saved = list(csv.DictReader(handle))
+    test_texts = [row["text"] for row in saved]
+    again = result.predictor.predict(test_texts)
+    assert [p.label for p in again] == [row["predicted"] for row in saved]
+
+
+def test_training_lowers_the_loss_and_learns(tiny_bert, sentiment_csv, tmp_path):
+    output = tmp_path / "m"
+    assert main(train_args(sentiment_csv, tiny_bert, output, "--epochs", "6", "--learning-rate", "3e-3")) == 0
+    with open(output / "training_log.csv", newline="") as handle:
+        losses = [float(row["train_loss"]) for row in csv.DictReader(handle)]
+    assert losses[-1] < losses[0]
+    assert json.loads((output / "metrics.json").read_text())["validation"]["accuracy"] > 0.6
+
+
+@pytest.mark.parametrize("freeze", ["1", "all"])
+def test_freezing_strategies(freeze, tiny_bert, sentiment_csv, tmp_path):
+    output = tmp_path / "m"
+    args = train_args(sentiment_csv, tiny_bert, output, "--freeze", freeze, "--class-weights", "balanced")
+    assert main(args) == 0
+    manifest = json.loads((output / "bertfit.json").read_text())
+    expected = "frozen-encoder" if freeze == "all" else "sequence-classifier"
+    assert manifest["architecture"] == expected
+    if freeze == "all":
+        assert (output / "head.safetensors").is_file()
+        assert manifest["pooling"] == "mean" and manifest["epochs_run"] == 2
+
+
+def test_predict_texts_and_files(tiny_bert, sentiment_csv, tmp_path, capsys):
+    output = tmp_path / "m"
+    main(train_args(sentiment_csv, tiny_bert, output))
+    capsys.readouterr()
+    assert main(["predict", str(output), "--text", "a lovely day", "--text", "an awful day"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].split("\t")[0] in ("neg", "pos") and lines[0].endswith("a lovely day")
+
+    source = write_csv(tmp_path / "in.csv", [(i, t) for i, (t, _) in enumerate(sentiment_rows(5))], header=("id", "text"))
+    assert main(["predict", str(output), "--input", str(source), "--output", str(tmp_path / "out.jsonl")]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(rows) == 5
+    assert set(rows[0]) == {"id", "text", "predicted_label", "prob_neg", "prob_pos"}
+    assert abs(rows[0]["prob_neg"] + rows[0]["prob_pos"] - 1) < 1e-5
+
+    assert main(["predict", str(output), "--input", str(source), "--output", str(tmp_path / "out.csv")]) == 0
+    with open(tmp_path / "out.csv", newline="") as handle:
+        assert next(csv.reader(handle)) == ["id", "text", "predicted_label", "prob_neg", "prob_pos"]
+
+
+def test_evaluate_rescoring_matches_training(tiny_bert, sentiment_csv, tmp_path, capsys):
+    output = tmp_path / "m"
+    main(train_args(sentiment_csv, tiny_bert, output))
+    test_rows = [(r["text"], r["gold"]) for r in csv.DictReader(open(output / "predictions_test.csv", newline=""))]
+    write_csv(tmp_path / "test.csv", test_rows)
+    capsys.readouterr()
+    assert main(["evaluate", str(output), "--data", str(tmp_path / "test.csv"), "--json"]) == 0
+    rescored = json.loads(capsys.readouterr().out)
+    saved = json.loads((output / "metrics.json").read_text())["test"]
+    assert rescored["accuracy"] == saved["accuracy"] and rescored["confusion_matrix"] == saved["confusion_matrix"]
+
+
+def test_evaluate_refuses_unknown_labels(tiny_bert, sentiment_csv, tmp_path, capsys):
+    output = tmp_path / "m"
+    main(train_args(sentiment_csv, tiny_bert, output))
+    write_csv(tmp_path / "other.csv", [("fine", "pos"), ("meh", "neutral")])
+    assert main(["evaluate", str(output), "--data", str(tmp_path / "other.csv")]) == 3
+    assert "label(s) 'neutral' (rows 2) are not among the model's labels: neg, pos" in capsys.readouterr().err
+
+
+def test_existing_output_is_kept_without_overwrite(tiny_bert, sentiment_csv, tmp_path, capsys):
+    output = tmp_path / "m"
+    output.mkdir()
+    (output / "keep.txt").write_text("mine")
+    assert main(train_args(sentiment_csv, tiny_bert, output)) == 5
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert [p.name for p in output.iterdir()] == ["keep.txt"]
+    assert main(train_args(sentiment_csv, tiny_bert, output, "--overwrite")) == 0
+    assert not (output / "keep.txt").exists() and (output / "bertfit.json").is_file()
+
+
+def test_config_file_with_flag_override(tiny_bert, sentiment_csv, tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(f'model = "{tiny_bert}"\nepochs = 3\nprogress = false\n[data]\ntrain = "{sentiment_csv}"\nsplit = "0.6,0.2,0.2"\n')
+    assert main(["train", "--config", str(config), "--epochs", "1", "--output", str(tmp_path / "m")]) == 0
+    manifest = json.loads((tmp_path / "m" / "bertfit.json").read_text())
+    assert manifest["epochs_run"] == 1 and manifest["config"]["model"] == str(tiny_bert)
+
+
+BAD_INPUTS = [
+    # (rows or raw bytes, extra args, expected message)
+    ([("good", "pos"), ("", "neg")] + sentiment_rows(8), [], r"bad\.csv, row 2, column 'text': empty or missing text"),
+    ([("good", "pos")] + [(f"t{i}", "pos") for i in range(8)], [], r"has 1 class \('pos'\)"),
+    (sentiment_rows(10), ["--label-column", "target"], r"no label column 'target'; columns found: text, label"),
+    (b"text,label\ngood,pos\nbad,neg\ncaf\xe9,pos\n", [], r"line 4, character 4: byte 0xe9 is not valid UTF-8"),
+]
+
+
+@pytest.mark.parametrize("content, extra, message", BAD_INPUTS)
+def test_bad_input_is_one_clear_line_and_writes_nothing(content, extra, message, tiny_bert, tmp_path):
+    path = tmp_path / "bad.csv"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        write_csv(path, content)
+    output = tmp_path / "never"
+    run = subprocess.run([sys.executable, "-m", "bertfit", "train", "--train", str(path), "--model", str(tiny_bert),
+                          "--output", str(output), *extra], capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 3
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in run.stderr
+    assert str(path) in errors[0]
+    import re
+
+    assert re.search(message, errors[0]), errors[0]
+    assert not output.exists()
+
+
+def test_duplicates_across_splits_as_error_via_cli(tiny_bert, tmp_path, capsys):
+    rows = sentiment_rows(20)
+    train = write_csv(tmp_path / "train.csv", rows)
+    test = write_csv(tmp_path / "test.csv", rows[:2] + [("fresh text", "pos")])
+    args = ["train", "--train", str(train), "--test", str(test), "--model", str(tiny_bert), "--on-duplicates", "error"]
+    assert main(args) == 3
+    assert "2 of 3 test texts also occur in the training data (rows 1, 2)" in capsys.readouterr().err
+
+
+def test_bad_options_are_listed_together(capsys):
+    assert main(["train", "--dataset", "cola", "--train", "x.csv", "--batch-size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--dataset cannot be combined" in err and "--batch-size must be at least 1" in err

@@ -1,0 +1,44 @@
+import pytest
+
+from bertfit.config import DataConfig, TrainConfig
+from bertfit.errors import ConfigError
+
+
+def test_all_problems_are_reported_at_once(tmp_path):
+    config = TrainConfig(
+        data=DataConfig(dataset="cola", train="x.csv", split="0.5,0.5"),
+        batch_size=0,
+        warmup_ratio=1.5,
+        freeze="some",
+        max_length="long",
+    )
+    with pytest.raises(ConfigError) as caught:
+        config.validate()
+    message = str(caught.value)
+    for fragment in (
+        "--dataset cannot be combined",
+        "--split must be three numbers",
+        "--train file not found: x.csv",
+        "--batch-size must be at least 1",
+        "--warmup-ratio must be in [0, 1)",
+        "--freeze must be none, all, or a number of layers",
+        "--max-length must be 'auto' or an integer",
+    ):
+        assert fragment in message
+
+
+def test_strategy_defaults():
+    assert TrainConfig().resolved_epochs == 4
+    assert TrainConfig(freeze="all").resolved_epochs == 10
+    assert TrainConfig(freeze="all").resolved_learning_rate == 1e-3
+    assert TrainConfig(freeze="2").frozen_layers == 2
+
+
+def test_round_trips_through_dict():
+    config = TrainConfig(data=DataConfig(dataset="sms_spam"), epochs=2, seed=7)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_unknown_option_in_config_file_is_named():
+    with pytest.raises(ConfigError, match="unknown option\\(s\\) in config: learning_rat"):
+        TrainConfig.from_dict({"learning_rat": 1e-4})
