@@ -80,7 +80,7 @@ def test_freezing_strategies(freeze, tiny_bert, sentiment_csv, tmp_path):
     args = train_args(sentiment_csv, tiny_bert, output, "--freeze", freeze, "--class-weights", "balanced")
     assert main(args) == 0
     manifest = json.loads((output / "bertfit.json").read_text())
-    expected = "frozen-encoder" if freeze == "all" else "sequence-classifier"
+    expected = "pooled-classifier" if freeze == "all" else "sequence-classifier"
     assert manifest["architecture"] == expected
     if freeze == "all":
         assert (output / "head.safetensors").is_file()
@@ -188,3 +188,15 @@ def test_bad_options_are_listed_together(capsys):
     assert main(["train", "--dataset", "cola", "--train", "x.csv", "--batch-size", "0"]) == 2
     err = capsys.readouterr().err
     assert "--dataset cannot be combined" in err and "--batch-size must be at least 1" in err
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta", "deberta-v2"])
+def test_pooled_head_with_partial_freezing_reloads(kind, tiny_models, sentiment_csv, tmp_path):
+    from bertfit import Predictor
+
+    output = tmp_path / "m"
+    assert main(train_args(sentiment_csv, tiny_models[kind], output, "--pooling", "mean", "--freeze", "1")) == 0
+    manifest = json.loads((output / "bertfit.json").read_text())
+    assert (manifest["architecture"], manifest["pooling"], manifest["head"]) == ("pooled-classifier", "mean", "linear")
+    predictions = Predictor.load(output).predict(["a lovely day", "an awful day"])
+    assert [p.label in ("neg", "pos") for p in predictions] == [True, True]

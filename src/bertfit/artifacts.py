@@ -18,7 +18,7 @@ from bertfit import __version__
 from bertfit.config import TrainConfig
 from bertfit.errors import OutputExistsError
 from bertfit.inference import MANIFEST
-from bertfit.modeling import HEAD_FILE, FrozenEncoderClassifier, pooling_of
+from bertfit.modeling import HEAD_FILE, PooledClassifier
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _swap_into_place(staging: Path, target: Path) -> None:
 
 def _save_model(predictor, folder: Path) -> None:
     model = predictor.model
-    if isinstance(model, FrozenEncoderClassifier):
+    if isinstance(model, PooledClassifier):
         from safetensors.torch import save_file
 
         model.encoder.save_pretrained(folder)
@@ -107,14 +107,12 @@ def _versions() -> dict[str, str]:
 
 
 def _manifest(config: TrainConfig, result, source: str, precision: str, truncated: float) -> dict:
-    from bertfit.training.run import architecture_of
+    from bertfit.modeling import describe_architecture
 
-    model = result.predictor.model
     data = result.data
     return {
         "format": 1,
-        "architecture": architecture_of(model),
-        "pooling": model.pooling if isinstance(model, FrozenEncoderClassifier) else None,
+        **describe_architecture(result.predictor.model),
         "base_model": config.model,
         "base_model_source": source if Path(source).exists() else None,
         "labels": list(result.labels.names),

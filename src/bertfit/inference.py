@@ -15,11 +15,12 @@ from torch import nn
 from bertfit.data.labels import LabelSet
 from bertfit.errors import ModelError
 from bertfit.modeling import (
-    FROZEN_ENCODER,
     HEAD_FILE,
+    HEADS,
+    POOLED_CLASSIFIER,
     SEQUENCE_CLASSIFIER,
-    DenseHead,
-    FrozenEncoderClassifier,
+    PooledClassifier,
+    load_encoder,
     load_tokenizer,
     logits_of,
 )
@@ -143,19 +144,19 @@ def read_manifest(folder: Path) -> dict:
 
 
 def _load_model(folder: Path, manifest: dict, labels: LabelSet) -> nn.Module:
-    from transformers import AutoModel, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
     architecture = manifest.get("architecture", SEQUENCE_CLASSIFIER)
     try:
         if architecture == SEQUENCE_CLASSIFIER:
             return AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
-        if architecture == FROZEN_ENCODER:
+        if architecture == POOLED_CLASSIFIER:
             from safetensors.torch import load_file
 
-            encoder = AutoModel.from_pretrained(folder, use_safetensors=True)
-            head = DenseHead(encoder.config.hidden_size, len(labels))
+            encoder = load_encoder(str(folder), use_safetensors=True)
+            head = HEADS[manifest["head"]](encoder.config.hidden_size, len(labels))
             head.load_state_dict(load_file(folder / HEAD_FILE))
-            return FrozenEncoderClassifier(encoder, head, manifest.get("pooling", "mean"))
+            return PooledClassifier(encoder, head, manifest["pooling"], manifest["head"], manifest["frozen_encoder"])
     except (OSError, ValueError, RuntimeError) as err:
         raise ModelError(f"{folder}: cannot load the model: {str(err).splitlines()[0]}") from None
     raise ModelError(f"{folder}: unknown architecture {architecture!r} in {MANIFEST}")

@@ -1,11 +1,17 @@
-"""Load encoders and build the classifier to fine-tune: a Hugging Face sequence classifier, or a
-frozen encoder with a small dense head (the SMS spam tutorial's recipe)."""
+"""Load encoders and build the classifier to fine-tune.
+
+Two shapes, chosen by the encoder and the strategy:
+- a Hugging Face ``AutoModelForSequenceClassification`` (its pooler + linear layer), for encoders
+  pre-trained with a [CLS] pooler, such as BERT;
+- a ``PooledClassifier``: the encoder, the pooling it was trained with, and a small head. Used for
+  sentence-transformers encoders (the default model was trained with mean pooling, so its BERT
+  pooler layer is untrained) and for ``--freeze all`` (the SMS spam tutorial's dense head).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -19,7 +25,7 @@ log = logging.getLogger(__name__)
 
 HEAD_FILE = "head.safetensors"
 SEQUENCE_CLASSIFIER = "sequence-classifier"
-FROZEN_ENCODER = "frozen-encoder"
+POOLED_CLASSIFIER = "pooled-classifier"
 
 
 def resolve_model_source(name: str) -> str:
@@ -57,14 +63,13 @@ def model_max_length(tokenizer, config) -> int:
     return min(usable) if usable else 512
 
 
-def pooling_of(source: str) -> str:
-    """Mean pooling when the encoder was trained with it (sentence-transformers folders say so)."""
+def trained_pooling(source: str) -> str | None:
+    """The pooling a sentence-transformers encoder was trained with (its folder says), else None."""
     config = Path(source) / "1_Pooling" / "config.json"
-    if config.is_file():
-        modes = json.loads(config.read_text(encoding="utf-8"))
-        if modes.get("pooling_mode_cls_token"):
-            return "cls"
-    return "mean"
+    if not config.is_file():
+        return None
+    modes = json.loads(config.read_text(encoding="utf-8"))
+    return "cls" if modes.get("pooling_mode_cls_token") else "mean"
 
 
 # -- full and partial fine-tuning ----------------------------------------------------------
@@ -83,29 +88,42 @@ def load_sequence_classifier(source: str, labels: LabelSet, **kwargs) -> nn.Modu
         raise ModelError(f"cannot load {source!r} as a sequence classifier: {_first_line(err)}") from None
 
 
-def encoder_layers(model: nn.Module) -> nn.ModuleList:
+def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
     """The stack of transformer blocks, found by shape so any BERT-family layout works."""
-    config = model.config
+    config = encoder.config
     count = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layers", None)
-    for module in model.base_model.modules():
+    for module in encoder.modules():
         if isinstance(module, nn.ModuleList) and len(module) == count:
             return module
-    raise ModelError(f"cannot find the {count} encoder layers of {type(model).__name__} to freeze")
+    raise ModelError(f"cannot find the {count} encoder layers of {type(encoder).__name__} to freeze")
 
 
 def freeze_bottom_layers(model: nn.Module, count: int) -> None:
     """Freeze the embeddings and the first ``count`` encoder blocks."""
-    layers = encoder_layers(model)
+    encoder = model.encoder if isinstance(model, PooledClassifier) else model.base_model
+    layers = encoder_layers(encoder)
     if count > len(layers):
         raise ModelError(f"--freeze {count}: the model has only {len(layers)} layers")
-    embeddings = getattr(model.base_model, "embeddings", None)
+    embeddings = getattr(encoder, "embeddings", None)
     for module in [embeddings, *layers[:count]]:
         if module is not None:
             module.requires_grad_(False)
     log.info("froze the embeddings and %d of %d layers", count, len(layers))
 
 
-# -- frozen encoder + head ----------------------------------------------------------------
+# -- encoder + pooling + head ---------------------------------------------------------------
+class LinearHead(nn.Module):
+    """Dropout then one linear layer: the usual fine-tuning head."""
+
+    def __init__(self, input_size: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(input_size, num_labels)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.output(self.dropout(features))
+
+
 class DenseHead(nn.Module):
     """Dense 512 -> ReLU -> dropout -> dense: the head of the SMS spam tutorial."""
 
@@ -119,6 +137,9 @@ class DenseHead(nn.Module):
         return self.output(self.dropout(torch.relu(self.hidden(features))))
 
 
+HEADS = {"linear": LinearHead, "dense": DenseHead}
+
+
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
     if pooling == "cls":
         return hidden[:, 0]
@@ -126,18 +147,20 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> to
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
-class FrozenEncoderClassifier(nn.Module):
-    """A frozen encoder whose pooled output feeds a trainable head.
+class PooledClassifier(nn.Module):
+    """An encoder whose pooled output feeds a head; the encoder may be frozen.
 
-    Training never runs the encoder more than once per text: features are computed once and
-    the head trains on them (see ``training.run``). Prediction runs both.
+    With a frozen encoder, training computes the pooled features once and trains only the head
+    on them (see ``training.run``); prediction runs both.
     """
 
-    def __init__(self, encoder: nn.Module, head: DenseHead, pooling: str):
+    def __init__(self, encoder: nn.Module, head: nn.Module, pooling: str, head_kind: str, frozen: bool = False):
         super().__init__()
-        self.encoder = encoder.requires_grad_(False)
+        self.encoder = encoder.requires_grad_(not frozen)
         self.head = head
         self.pooling = pooling
+        self.head_kind = head_kind
+        self.frozen = frozen
 
     @property
     def config(self):
@@ -155,25 +178,29 @@ def load_encoder(source: str, **kwargs) -> nn.Module:
     from transformers import AutoModel
 
     try:
+        # No pooler: bertfit pools itself, and an unused layer would only cost time.
+        return AutoModel.from_pretrained(source, add_pooling_layer=False, **kwargs)
+    except TypeError:  # encoders without a pooler option (DistilBERT, DeBERTa-v2)
         return AutoModel.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot load the encoder {source!r}: {_first_line(err)}") from None
 
 
-def build_frozen_classifier(source: str, labels: LabelSet, pooling: str | None = None) -> FrozenEncoderClassifier:
-    encoder = load_encoder(source)
+def build_pooled_classifier(
+    encoder: nn.Module, labels: LabelSet, pooling: str, head_kind: str, frozen: bool
+) -> PooledClassifier:
     encoder.config.id2label = labels.id2label
     encoder.config.label2id = labels.label2id
-    head = DenseHead(encoder.config.hidden_size, len(labels))
-    return FrozenEncoderClassifier(encoder, head, pooling or pooling_of(source))
+    head = HEADS[head_kind](encoder.config.hidden_size, len(labels))
+    return PooledClassifier(encoder, head, pooling, head_kind, frozen)
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a model folder needs to be rebuilt: stored in ``bertfit.json``."""
-
-    architecture: str
-    pooling: str | None = None
+def describe_architecture(model: nn.Module) -> dict:
+    """What ``bertfit.json`` records to rebuild ``model`` from its folder."""
+    if isinstance(model, PooledClassifier):
+        return {"architecture": POOLED_CLASSIFIER, "pooling": model.pooling, "head": model.head_kind,
+                "frozen_encoder": model.frozen}  # fmt: skip
+    return {"architecture": SEQUENCE_CLASSIFIER, "pooling": "pooler", "head": None, "frozen_encoder": False}
 
 
 def logits_of(output) -> torch.Tensor:

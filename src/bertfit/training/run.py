@@ -18,15 +18,15 @@ from bertfit.data.load import LoadedData, load_data
 from bertfit.evaluation import classification_metrics, primary_metric
 from bertfit.inference import Predictor, predict_probabilities
 from bertfit.modeling import (
-    FROZEN_ENCODER,
-    SEQUENCE_CLASSIFIER,
-    FrozenEncoderClassifier,
-    build_frozen_classifier,
+    PooledClassifier,
+    build_pooled_classifier,
     freeze_bottom_layers,
+    load_encoder,
     load_sequence_classifier,
     load_tokenizer,
     model_max_length,
     resolve_model_source,
+    trained_pooling,
 )
 from bertfit.training.batching import (
     choose_max_length,
@@ -103,17 +103,25 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks()) -> TrainResul
     return result
 
 
+def resolve_pooling(setting: str, source: str, freeze_all: bool) -> str:
+    """'auto': the pooling a sentence-transformers encoder was trained with; otherwise the model's
+    own pooler, or mean pooling for a frozen encoder (whose head is ours)."""
+    if setting != "auto":
+        return setting
+    return trained_pooling(source) or ("mean" if freeze_all else "pooler")
+
+
 def _build_model(config: TrainConfig, source: str, labels: LabelSet) -> nn.Module:
+    pooling = resolve_pooling(config.pooling, source, config.freeze_all)
     if config.freeze_all:
-        return build_frozen_classifier(source, labels)
-    model = load_sequence_classifier(source, labels)
+        return build_pooled_classifier(load_encoder(source), labels, pooling, "dense", frozen=True)
+    if pooling == "pooler":
+        model = load_sequence_classifier(source, labels)
+    else:
+        model = build_pooled_classifier(load_encoder(source), labels, pooling, "linear", frozen=False)
     if config.frozen_layers:
         freeze_bottom_layers(model, config.frozen_layers)
     return model
-
-
-def architecture_of(model: nn.Module) -> str:
-    return FROZEN_ENCODER if isinstance(model, FrozenEncoderClassifier) else SEQUENCE_CLASSIFIER
 
 
 def _pick_max_length(config: TrainConfig, tokenizer, model_config, texts: list[str]) -> tuple[int, float]:
@@ -146,7 +154,7 @@ def _fit(config, model, ids, gold, labels, pad_id, precision, device, callbacks)
     """Run the loop, score validation after each epoch, and leave the best epoch's weights in ``model``."""
     weights = class_weights(gold["train"], len(labels)).to(device) if config.class_weights == "balanced" else None
     loss_fn = nn.CrossEntropyLoss(weight=weights)
-    if isinstance(model, FrozenEncoderClassifier):
+    if isinstance(model, PooledClassifier) and model.frozen:
         trainable, epoch_batches, steps, score = _frozen_setup(config, model, ids, gold, pad_id, precision, device)
     else:
         trainable, epoch_batches, steps, score = _full_setup(config, model, ids, gold, pad_id, precision, device)
@@ -228,7 +236,7 @@ def _frozen_setup(config, model, ids, gold, pad_id, precision, device):
 
 
 @torch.inference_mode()
-def _encode_features(model: FrozenEncoderClassifier, ids, pad_id, batch_size, precision, device) -> torch.Tensor:
+def _encode_features(model: PooledClassifier, ids, pad_id, batch_size, precision, device) -> torch.Tensor:
     model.eval()
     out = torch.zeros(len(ids), model.config.hidden_size)
     for indices, batch in iterate_batches(ids, inference_batches([len(x) for x in ids], batch_size), pad_id):

@@ -1,0 +1,44 @@
+# Everything needed on a fresh machine: `make demo` and `make test` create .venv and install
+# into it (torch first, from its pinned CPU build, so pip never pulls a CUDA build).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+# Public data sets live beside the repo; the registry looks there instead of downloading.
+export BERTFIT_DATA_DIR ?= $(abspath ../shared/data)
+export HF_HUB_OFFLINE ?= 1
+
+DEMO_DIR := runs/sms_spam
+
+.PHONY: demo test test-fast install install-dev clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed-dev: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+install-dev: $(BIN)/.installed-dev
+
+demo: $(BIN)/.installed
+	$(BIN)/bertfit train --dataset sms_spam --output $(DEMO_DIR) --overwrite
+	@echo "re-scoring the saved test split from the model folder:"
+	$(BIN)/bertfit evaluate $(DEMO_DIR) --data $(DEMO_DIR)/predictions_test.csv --text-column text --label-column gold
+	$(BIN)/bertfit predict $(DEMO_DIR) \
+		--text "WINNER!! You have been selected to receive a £900 prize reward. Call 09061701461 to claim now." \
+		--text "Are we still meeting for lunch tomorrow at 12?"
+
+test: $(BIN)/.installed-dev
+	$(BIN)/python -m pytest
+
+test-fast: $(BIN)/.installed-dev
+	$(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
