@@ -200,3 +200,14 @@ def test_pooled_head_with_partial_freezing_reloads(kind, tiny_models, sentiment_
     assert (manifest["architecture"], manifest["pooling"], manifest["head"]) == ("pooled-classifier", "mean", "linear")
     predictions = Predictor.load(output).predict(["a lovely day", "an awful day"])
     assert [p.label in ("neg", "pos") for p in predictions] == [True, True]
+
+
+def test_word_embeddings_stay_fixed_unless_asked(tiny_bert, sentiment_csv, tmp_path):
+    from safetensors.torch import load_file
+
+    key = "bert.embeddings.word_embeddings.weight"
+    before = load_file(tiny_bert / "model.safetensors")["embeddings.word_embeddings.weight"]
+    main(train_args(sentiment_csv, tiny_bert, tmp_path / "fixed"))
+    main(train_args(sentiment_csv, tiny_bert, tmp_path / "trained", "--train-word-embeddings"))
+    assert load_file(tmp_path / "fixed" / "model.safetensors")[key].equal(before)
+    assert not load_file(tmp_path / "trained" / "model.safetensors")[key].equal(before)

@@ -28,7 +28,7 @@ def test_all_problems_are_reported_at_once(tmp_path):
 
 
 def test_strategy_defaults():
-    assert TrainConfig().resolved_epochs == 4
+    assert TrainConfig().resolved_epochs == 6
     assert TrainConfig(freeze="all").resolved_epochs == 10
     assert TrainConfig(freeze="all").resolved_learning_rate == 1e-3
     assert TrainConfig(freeze="2").frozen_layers == 2

@@ -138,3 +138,10 @@ def test_split_is_stratified_and_seeded(tmp_path):
     assert [len(first.splits[s]) for s in ("train", "validation", "test")] == [160, 20, 20]
     assert first.splits["test"].texts == again.splits["test"].texts
     assert first.splits["test"].labels.count("pos") == 10
+
+
+def test_split_seed_is_its_own_option(tmp_path):
+    path = write_csv(tmp_path / "d.csv", sentiment_rows(200))
+    base = load_data(DataConfig(train=str(path), split="0.8,0.1,0.1"))
+    other = load_data(DataConfig(train=str(path), split="0.8,0.1,0.1", split_seed=7))
+    assert base.splits["test"].texts != other.splits["test"].texts

@@ -11,7 +11,8 @@ import dataclasses
 import json
 import logging
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from bertfit.config import DataConfig, TrainConfig, load_config_file
 from bertfit.errors import BertfitError, ConfigError
@@ -113,9 +114,8 @@ def _setup_logging(quiet: bool) -> None:
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
     try:  # the model-loading report and its progress bar are noise for bertfit's users
-        import transformers
-
         import huggingface_hub
+        import transformers
 
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()

@@ -7,10 +7,11 @@ library cannot drift apart. ``validate()`` collects every problem and raises onc
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from bertfit.errors import ConfigError
 
@@ -37,6 +38,7 @@ class DataConfig:
     split: str | None = _opt(
         None, "split --train into train,validation,test fractions, stratified and seeded, e.g. 0.8,0.1,0.1"
     )
+    split_seed: int = _opt(42, "seed of --split (kept apart from --seed so the split stays fixed across training seeds)")
     text_column: str | None = _opt(None, "text column: a name or a 0-based index (inferred when unambiguous)")
     label_column: str | None = _opt(None, "label column: a name or a 0-based index (inferred when unambiguous)")
     header: str = _opt("auto", "whether CSV/TSV files have a header row: auto, yes or no", choices=HEADER_MODES)
@@ -90,7 +92,7 @@ class TrainConfig:
     output: str | None = _opt(None, "output model folder (default runs/<data set name>)")
     overwrite: bool = _opt(False, "replace an existing output folder")
     max_length: str = _opt("auto", "max tokens per text, or 'auto': cover 99%% of training texts, capped by the model")
-    epochs: int | None = _opt(None, "training epochs (default 4; 10 with --freeze all)")
+    epochs: int | None = _opt(None, "training epochs (default 6; 10 with --freeze all)")
     batch_size: int = _opt(32, "texts per training step")
     learning_rate: float | None = _opt(None, "peak learning rate (default 1e-4; 1e-3 with --freeze all)")
     warmup_ratio: float = _opt(0.1, "share of steps spent warming the learning rate up linearly")
@@ -104,6 +106,10 @@ class TrainConfig:
         choices=POOLINGS,
     )
     freeze: str = _opt("none", "freeze the encoder: none, N (bottom N layers and embeddings), or all (train a small head)")
+    train_word_embeddings: bool = _opt(
+        False,
+        "also update the token embedding table (kept fixed by default: fewer weights to overfit, faster steps)",
+    )
     class_weights: str = _opt("none", "loss class weights: none or balanced", choices=CLASS_WEIGHTS)
     seed: int = _opt(42, "random seed for splits, initialisation and batch order")
     precision: str = _opt("auto", "auto (bf16 where the CPU/GPU supports it), bf16 or fp32", choices=PRECISIONS)
@@ -124,7 +130,7 @@ class TrainConfig:
     def resolved_epochs(self) -> int:
         if self.epochs is not None:
             return self.epochs
-        return 10 if self.freeze_all else 4
+        return 10 if self.freeze_all else 6
 
     @property
     def resolved_learning_rate(self) -> float:

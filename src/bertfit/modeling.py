@@ -98,6 +98,12 @@ def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
     raise ModelError(f"cannot find the {count} encoder layers of {type(encoder).__name__} to freeze")
 
 
+def freeze_word_embeddings(model: nn.Module) -> None:
+    """Keep the token embedding table fixed; position and type embeddings still train."""
+    encoder = model.encoder if isinstance(model, PooledClassifier) else model
+    encoder.get_input_embeddings().requires_grad_(False)
+
+
 def freeze_bottom_layers(model: nn.Module, count: int) -> None:
     """Freeze the embeddings and the first ``count`` encoder blocks."""
     encoder = model.encoder if isinstance(model, PooledClassifier) else model.base_model

@@ -37,9 +37,9 @@ def infer_columns(
     """Fill in whichever of (text, label) the user did not name; refuse to guess when ambiguous."""
     given_text, given_label = text, label
     if label is None:
-        label = _infer_by_name(frame, LABEL_NAMES, exclude=text)
+        label = column_by_name(frame, LABEL_NAMES, exclude=text)
     if text is None:
-        text = _infer_by_name(frame, TEXT_NAMES, exclude=label)
+        text = column_by_name(frame, TEXT_NAMES, exclude=label)
         if text is None:
             text = infer_text_column(frame, exclude=label, source=source)
     if label is None:
@@ -50,7 +50,7 @@ def infer_columns(
     return text, label
 
 
-def _infer_by_name(frame: pd.DataFrame, names: tuple[str, ...], exclude: object = None) -> object | None:
+def column_by_name(frame: pd.DataFrame, names: tuple[str, ...], exclude: object = None) -> object | None:
     lowered = {str(c).strip().lower(): c for c in frame.columns if c != exclude}
     for name in names:
         if name in lowered:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -11,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from bertfit.config import DataConfig
-from bertfit.data.columns import TEXT_NAMES, _infer_by_name, infer_columns, infer_text_column, resolve_column
+from bertfit.data.columns import TEXT_NAMES, column_by_name, infer_columns, infer_text_column, resolve_column
 from bertfit.data.labels import LabelSet, normalize_label
 from bertfit.data.readers import ReadOptions, read_table
 from bertfit.data.registry import dataset_files, get_dataset
@@ -86,7 +85,7 @@ def read_text_file(path: str | Path, text_column: str | int | None = None, optio
     elif len(frame.columns) == 1:
         column = frame.columns[0]
     else:
-        column = _infer_by_name(frame, TEXT_NAMES) or infer_text_column(frame, exclude=None, source=str(path))
+        column = column_by_name(frame, TEXT_NAMES) or infer_text_column(frame, exclude=None, source=str(path))
     texts = frame[column].tolist()
     bad = [i + 1 for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
     if bad:
@@ -143,7 +142,7 @@ def load_data(config: DataConfig) -> LoadedData:
         options = ReadOptions(header=header)
         text_col, label_col = config.text_column, config.label_column
         files = {split: getattr(config, split) for split in SPLITS}
-        fractions, seed = config.split_fractions(), 42
+        fractions, seed = config.split_fractions(), config.split_seed
 
     splits: dict[str, TextSplit] = {}
     for split in SPLITS:

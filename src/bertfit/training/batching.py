@@ -8,7 +8,7 @@ then short-padded while the order stays random enough for quality.
 from __future__ import annotations
 
 import random
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch

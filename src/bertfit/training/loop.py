@@ -4,8 +4,8 @@ tracking, logging and progress display live with the caller, not inside the loop
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn

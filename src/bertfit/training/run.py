@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from bertfit.modeling import (
     PooledClassifier,
     build_pooled_classifier,
     freeze_bottom_layers,
+    freeze_word_embeddings,
     load_encoder,
     load_sequence_classifier,
     load_tokenizer,
@@ -121,6 +122,8 @@ def _build_model(config: TrainConfig, source: str, labels: LabelSet) -> nn.Modul
         model = build_pooled_classifier(load_encoder(source), labels, pooling, "linear", frozen=False)
     if config.frozen_layers:
         freeze_bottom_layers(model, config.frozen_layers)
+    if not config.train_word_embeddings:
+        freeze_word_embeddings(model)
     return model
 
 
