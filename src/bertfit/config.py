@@ -106,6 +106,11 @@ class TrainConfig:
         choices=POOLINGS,
     )
     freeze: str = _opt("none", "freeze the encoder: none, N (bottom N layers and embeddings), or all (train a small head)")
+    reinit_layers: int = _opt(
+        0,
+        "re-initialise the top N encoder layers before fine-tuning (helps when the top layers were "
+        "specialised for another objective, e.g. sentence similarity)",
+    )
     train_word_embeddings: bool = _opt(
         False,
         "also update the token embedding table (kept fixed by default: fewer weights to overfit, faster steps)",
@@ -160,6 +165,10 @@ class TrainConfig:
         for name in ("batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 found.append(f"--{name.replace('_', '-')} must be at least 1")
+        if self.reinit_layers < 0:
+            found.append("--reinit-layers must be 0 or more")
+        if self.reinit_layers and self.freeze_all:
+            found.append("--reinit-layers with --freeze all would leave random layers untrained")
         if self.epochs is not None and self.epochs < 1:
             found.append("--epochs must be at least 1")
         if self.learning_rate is not None and not self.learning_rate > 0:

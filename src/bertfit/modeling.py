@@ -98,15 +98,37 @@ def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
     raise ModelError(f"cannot find the {count} encoder layers of {type(encoder).__name__} to freeze")
 
 
+def _encoder_of(model: nn.Module) -> nn.Module:
+    return model.encoder if isinstance(model, PooledClassifier) else model.base_model
+
+
+def reinit_top_layers(model: nn.Module, count: int) -> None:
+    """Give the top ``count`` encoder blocks fresh weights, drawn as the model initialises them."""
+    encoder = _encoder_of(model)
+    layers = encoder_layers(encoder)
+    if count > len(layers):
+        raise ModelError(f"--reinit-layers {count}: the model has only {len(layers)} layers")
+    std = getattr(encoder.config, "initializer_range", 0.02)
+    for layer in layers[len(layers) - count :]:
+        # Done by hand: transformers skips modules it has marked as already initialised.
+        for module in layer.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=std)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+    log.info("re-initialised the top %d of %d layers", count, len(layers))
+
+
 def freeze_word_embeddings(model: nn.Module) -> None:
     """Keep the token embedding table fixed; position and type embeddings still train."""
-    encoder = model.encoder if isinstance(model, PooledClassifier) else model
-    encoder.get_input_embeddings().requires_grad_(False)
+    _encoder_of(model).get_input_embeddings().requires_grad_(False)
 
 
 def freeze_bottom_layers(model: nn.Module, count: int) -> None:
     """Freeze the embeddings and the first ``count`` encoder blocks."""
-    encoder = model.encoder if isinstance(model, PooledClassifier) else model.base_model
+    encoder = _encoder_of(model)
     layers = encoder_layers(encoder)
     if count > len(layers):
         raise ModelError(f"--freeze {count}: the model has only {len(layers)} layers")

@@ -26,6 +26,7 @@ from bertfit.modeling import (
     load_sequence_classifier,
     load_tokenizer,
     model_max_length,
+    reinit_top_layers,
     resolve_model_source,
     trained_pooling,
 )
@@ -120,6 +121,8 @@ def _build_model(config: TrainConfig, source: str, labels: LabelSet) -> nn.Modul
         model = load_sequence_classifier(source, labels)
     else:
         model = build_pooled_classifier(load_encoder(source), labels, pooling, "linear", frozen=False)
+    if config.reinit_layers:
+        reinit_top_layers(model, config.reinit_layers)
     if config.frozen_layers:
         freeze_bottom_layers(model, config.frozen_layers)
     if not config.train_word_embeddings:
