@@ -145,3 +145,16 @@ def test_split_seed_is_its_own_option(tmp_path):
     base = load_data(DataConfig(train=str(path), split="0.8,0.1,0.1"))
     other = load_data(DataConfig(train=str(path), split="0.8,0.1,0.1", split_seed=7))
     assert base.splits["test"].texts != other.splits["test"].texts
+
+
+def test_list_valued_labels_are_named(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"d\.jsonl, row 2, column 'label': list-valued labels are not supported"):
+        read_labelled_file(path)
+
+
+def test_numeric_texts_are_read_as_text(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": 404, "label": "x"}\n{"text": "fine", "label": "y"}\n', encoding="utf-8")
+    assert read_labelled_file(path).texts == ["404", "fine"]

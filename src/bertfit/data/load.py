@@ -50,7 +50,6 @@ class LoadedData:
     splits: dict[str, TextSplit]
     labels: LabelSet
     warnings: list[str] = field(default_factory=list)
-    columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def train(self) -> TextSplit:
@@ -86,10 +85,7 @@ def read_text_file(path: str | Path, text_column: str | int | None = None, optio
         column = frame.columns[0]
     else:
         column = column_by_name(frame, TEXT_NAMES) or infer_text_column(frame, exclude=None, source=str(path))
-    texts = frame[column].tolist()
-    bad = [i + 1 for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if bad:
-        raise DataError(f"{path}, {_rows(bad)}, column {column!r}: empty text")
+    _checked_texts(frame[column].tolist(), str(path), column)
     return frame, column
 
 
@@ -101,23 +97,26 @@ def _columns(frame: pd.DataFrame, text_column, label_column, source: str) -> tup
     return infer_columns(frame, source, text=text, label=label)
 
 
+def _checked_texts(values: list, source: str, column) -> list[str]:
+    """Texts as strings; empty, blank or missing ones stop the run with their row numbers."""
+    texts = [v if isinstance(v, str) else normalize_label(v) or "" for v in values]
+    empty = [i + 1 for i, text in enumerate(texts) if not text.strip()]
+    if empty:
+        raise DataError(f"{source}, {_rows(empty)}, column {column!r}: empty or missing text")
+    return texts
+
+
 def _to_split(frame: pd.DataFrame, text_col, label_col, source: str, name: str) -> TextSplit:
-    raw_texts = frame[text_col].tolist()
+    texts = _checked_texts(frame[text_col].tolist(), source, text_col)
     raw_labels = frame[label_col].tolist()
-    empty_text = [i + 1 for i, t in enumerate(raw_texts) if not isinstance(t, str) or not t.strip()]
-    if empty_text:
-        raise DataError(f"{source}, {_rows(empty_text)}, column {text_col!r}: empty or missing text")
-    labels = [_label_or_none(v) for v in raw_labels]
+    nested = [i + 1 for i, v in enumerate(raw_labels) if isinstance(v, (list, tuple, dict))]
+    if nested:
+        raise DataError(f"{source}, {_rows(nested)}, column {label_col!r}: list-valued labels are not supported")
+    labels = [normalize_label(v) for v in raw_labels]
     missing = [i + 1 for i, v in enumerate(labels) if v is None]
     if missing:
         raise DataError(f"{source}, {_rows(missing)}, column {label_col!r}: empty or missing label")
-    return TextSplit(name, source, list(raw_texts), labels, list(range(1, len(raw_texts) + 1)))
-
-
-def _label_or_none(value: object) -> str | None:
-    if isinstance(value, (list, tuple, dict)):
-        raise DataError("list-valued labels (multi-label data) are not supported yet")
-    return normalize_label(value)
+    return TextSplit(name, source, texts, labels, list(range(1, len(texts) + 1)))
 
 
 def _rows(rows: list[int]) -> str:
