@@ -213,3 +213,21 @@ def test_word_embeddings_stay_fixed_unless_asked(tiny_bert, sentiment_csv, tmp_p
     main(train_args(sentiment_csv, tiny_bert, tmp_path / "trained", "--train-word-embeddings"))
     assert load_file(tmp_path / "fixed" / "model.safetensors")[key].equal(before)
     assert not load_file(tmp_path / "trained" / "model.safetensors")[key].equal(before)
+
+
+def test_help_lists_every_training_option(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["train", "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--dataset", "--split", "--text-column", "--max-length", "--freeze", "--class-weights", "--pooling",
+                 "--precision", "--overwrite", "--config"):  # fmt: skip
+        assert flag in text
+
+
+def test_datasets_command_shows_where_files_are_looked_up(capsys):
+    from conftest import SHARED_DATA
+
+    assert main(["datasets"]) == 0
+    text = capsys.readouterr().out
+    assert "cola" in text and "sms_spam" in text and str(SHARED_DATA / "cola") in text

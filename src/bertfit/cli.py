@@ -107,8 +107,20 @@ class ProgressBar:
             self.bar.close()
 
 
+class _BarSafeHandler(logging.StreamHandler):
+    """Writes log lines above an active progress bar instead of onto it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
+
 def _setup_logging(quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _BarSafeHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s" if quiet else "%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
