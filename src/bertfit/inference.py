@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,27 @@ MANIFEST = "bertfit.json"
 
 
 @torch.inference_mode()
+def run_batched(
+    forward: Callable[..., torch.Tensor],
+    ids: Sequence[Sequence[int]],
+    pad_id: int,
+    batch_size: int,
+    precision: str,
+    device: torch.device,
+) -> np.ndarray:
+    """``forward(input_ids=..., attention_mask=...)`` over length-sorted batches, rows back in input order."""
+    out: np.ndarray | None = None
+    batches = inference_batches([len(x) for x in ids], batch_size)
+    for indices, batch in iterate_batches(ids, batches, pad_id):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with autocast(precision, device):
+            values = forward(**batch).float().cpu().numpy()
+        if out is None:
+            out = np.zeros((len(ids), values.shape[1]), dtype=np.float32)
+        out[indices] = values
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
 def predict_probabilities(
     model: nn.Module,
     ids: Sequence[Sequence[int]],
@@ -41,21 +62,16 @@ def predict_probabilities(
     precision: str,
     device: torch.device,
 ) -> np.ndarray:
-    """Class probabilities in input order; batches run longest-first and are put back in place."""
+    """Class probabilities in input order, the model in eval mode for the call."""
     was_training = model.training
     model.eval()
-    out: np.ndarray | None = None
-    batches = inference_batches([len(x) for x in ids], batch_size)
-    for indices, batch in iterate_batches(ids, batches, pad_id):
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(precision, device):
-            logits = logits_of(model(**batch)).float()
-        probs = torch.softmax(logits, dim=-1).cpu().numpy()
-        if out is None:
-            out = np.zeros((len(ids), probs.shape[1]), dtype=np.float32)
-        out[indices] = probs
-    model.train(was_training)
-    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+    try:
+        return run_batched(
+            lambda **batch: torch.softmax(logits_of(model(**batch)).float(), dim=-1),
+            ids, pad_id, batch_size, precision, device,
+        )  # fmt: skip
+    finally:
+        model.train(was_training)
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,13 @@ Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 
 @dataclass
 class EpochResult:
+    """One epoch's record; the caller fills ``validation`` after scoring."""
+
     epoch: int
     train_loss: float
     seconds: float
     learning_rate: float
+    validation: dict | None = None
 
 
 class Callbacks:

@@ -16,7 +16,7 @@ from bertfit.config import TrainConfig
 from bertfit.data.labels import LabelSet
 from bertfit.data.load import LoadedData, load_data
 from bertfit.evaluation import classification_metrics, primary_metric
-from bertfit.inference import Predictor, predict_probabilities
+from bertfit.inference import Predictor, predict_probabilities, run_batched
 from bertfit.modeling import (
     PooledClassifier,
     build_pooled_classifier,
@@ -33,31 +33,21 @@ from bertfit.modeling import (
 from bertfit.training.batching import (
     choose_max_length,
     encode_texts,
-    inference_batches,
     iterate_batches,
     token_lengths,
     training_batches,
 )
-from bertfit.training.loop import Callbacks, build_optimizer, build_scheduler, fit
-from bertfit.training.precision import autocast, default_device, resolve_precision
+from bertfit.training.loop import Callbacks, EpochResult, build_optimizer, build_scheduler, fit
+from bertfit.training.precision import default_device, resolve_precision
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    seconds: float
-    learning_rate: float
-    validation: dict | None = None
 
 
 @dataclass
 class TrainResult:
     output_dir: Path
     metrics: dict[str, dict]
-    history: list[EpochRecord]
+    history: list[EpochResult]
     best_epoch: int
     labels: LabelSet
     max_length: int
@@ -156,7 +146,7 @@ def class_weights(gold: list[int], num_labels: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def _fit(config, model, ids, gold, labels, pad_id, precision, device, callbacks) -> tuple[list[EpochRecord], int]:
+def _fit(config, model, ids, gold, labels, pad_id, precision, device, callbacks) -> tuple[list[EpochResult], int]:
     """Run the loop, score validation after each epoch, and leave the best epoch's weights in ``model``."""
     weights = class_weights(gold["train"], len(labels)).to(device) if config.class_weights == "balanced" else None
     loss_fn = nn.CrossEntropyLoss(weight=weights)
@@ -168,16 +158,15 @@ def _fit(config, model, ids, gold, labels, pad_id, precision, device, callbacks)
     optimizer = build_optimizer(trainable, config.resolved_learning_rate, config.weight_decay, config.adam_epsilon)
     scheduler = build_scheduler(optimizer, steps * epochs, config.warmup_ratio)
     key = primary_metric(len(labels))
-    history: list[EpochRecord] = []
+    history: list[EpochResult] = []
     best_score, best_epoch, best_state = -np.inf, epochs, None
-    for result in fit(trainable, epoch_batches, steps, epochs, optimizer, scheduler, loss_fn,
+    for record in fit(trainable, epoch_batches, steps, epochs, optimizer, scheduler, loss_fn,
                       config.max_grad_norm, precision, device, callbacks):  # fmt: skip
-        record = EpochRecord(result.epoch, result.train_loss, result.seconds, result.learning_rate)
         probabilities = score()
         if probabilities is not None:
             record.validation = classification_metrics(gold["validation"], probabilities, labels)
             if record.validation[key] > best_score:
-                best_score, best_epoch = record.validation[key], result.epoch
+                best_score, best_epoch = record.validation[key], record.epoch
                 best_state = {k: v.detach().clone() for k, v in trainable.state_dict().items()}
         history.append(record)
         _log_epoch(record, epochs, key)
@@ -187,7 +176,7 @@ def _fit(config, model, ids, gold, labels, pad_id, precision, device, callbacks)
     return history, best_epoch
 
 
-def _log_epoch(record: EpochRecord, epochs: int, key: str) -> None:
+def _log_epoch(record: EpochResult, epochs: int, key: str) -> None:
     line = f"epoch {record.epoch}/{epochs}: train loss {record.train_loss:.4f} ({record.seconds:.1f}s)"
     if record.validation:
         line += f", validation loss {record.validation['loss']:.4f}, {key} {record.validation[key]:.4f}"
@@ -241,12 +230,6 @@ def _frozen_setup(config, model, ids, gold, pad_id, precision, device):
     return model.head, epoch_batches, steps, score
 
 
-@torch.inference_mode()
 def _encode_features(model: PooledClassifier, ids, pad_id, batch_size, precision, device) -> torch.Tensor:
     model.eval()
-    out = torch.zeros(len(ids), model.config.hidden_size)
-    for indices, batch in iterate_batches(ids, inference_batches([len(x) for x in ids], batch_size), pad_id):
-        batch = {k: v.to(device) for k, v in batch.items()}
-        with autocast(precision, device):
-            out[indices] = model.features(**batch).float().cpu()
-    return out
+    return torch.from_numpy(run_batched(model.features, ids, pad_id, batch_size, precision, device))
