@@ -231,3 +231,12 @@ def test_datasets_command_shows_where_files_are_looked_up(capsys):
     assert main(["datasets"]) == 0
     text = capsys.readouterr().out
     assert "cola" in text and "sms_spam" in text and str(SHARED_DATA / "cola") in text
+
+
+def test_corrupt_model_folder_is_one_clear_line(tiny_bert, sentiment_csv, tmp_path, capsys):
+    output = tmp_path / "m"
+    main(train_args(sentiment_csv, tiny_bert, output))
+    (output / "model.safetensors").write_bytes(b"truncated")
+    capsys.readouterr()
+    assert main(["predict", str(output), "--text", "hello"]) == 4
+    assert f"error: {output}: cannot load the model" in capsys.readouterr().err

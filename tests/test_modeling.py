@@ -67,3 +67,14 @@ def test_mean_pooling_ignores_padding():
     mask = torch.tensor([[1, 1, 0]])
     assert pool(hidden, mask, "mean").tolist() == [[2.0, 2.0]]
     assert pool(hidden, mask, "cls").tolist() == [[1.0, 1.0]]
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert"])
+def test_broken_encoder_folder_is_a_model_error(kind, tiny_models, tmp_path):
+    import shutil
+
+    broken = tmp_path / kind
+    shutil.copytree(tiny_models[kind], broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(ModelError, match=f"cannot load the encoder '{broken}'"):
+        load_encoder(str(broken))

@@ -21,6 +21,7 @@ from bertfit.modeling import (
     SEQUENCE_CLASSIFIER,
     PooledClassifier,
     load_encoder,
+    load_errors,
     load_tokenizer,
     logits_of,
 )
@@ -173,7 +174,7 @@ def _load_model(folder: Path, manifest: dict, labels: LabelSet) -> nn.Module:
             head = HEADS[manifest["head"]](encoder.config.hidden_size, len(labels))
             head.load_state_dict(load_file(folder / HEAD_FILE))
             return PooledClassifier(encoder, head, manifest["pooling"], manifest["head"], manifest["frozen_encoder"])
-    except (OSError, ValueError, RuntimeError) as err:
+    except load_errors() as err:
         raise ModelError(f"{folder}: cannot load the model: {str(err).splitlines()[0]}") from None
     raise ModelError(f"{folder}: unknown architecture {architecture!r} in {MANIFEST}")
 

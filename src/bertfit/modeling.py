@@ -24,6 +24,13 @@ from bertfit.errors import ModelError
 log = logging.getLogger(__name__)
 
 HEAD_FILE = "head.safetensors"
+
+
+def load_errors() -> tuple[type[Exception], ...]:
+    """What a missing, unreachable or corrupt model folder raises while loading."""
+    from safetensors import SafetensorError
+
+    return (OSError, ValueError, RuntimeError, SafetensorError)
 SEQUENCE_CLASSIFIER = "sequence-classifier"
 POOLED_CLASSIFIER = "pooled-classifier"
 
@@ -49,7 +56,7 @@ def load_tokenizer(source: str):
 
     try:
         return AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError) as err:
+    except load_errors() as err:
         raise ModelError(f"cannot load the tokenizer of {source!r}: {_first_line(err)}") from None
 
 
@@ -84,7 +91,7 @@ def load_sequence_classifier(source: str, labels: LabelSet, **kwargs) -> nn.Modu
             label2id=labels.label2id,
             **kwargs,
         )
-    except (OSError, ValueError) as err:
+    except load_errors() as err:
         raise ModelError(f"cannot load {source!r} as a sequence classifier: {_first_line(err)}") from None
 
 
@@ -206,11 +213,12 @@ def load_encoder(source: str, **kwargs) -> nn.Module:
     from transformers import AutoModel
 
     try:
-        # No pooler: bertfit pools itself, and an unused layer would only cost time.
-        return AutoModel.from_pretrained(source, add_pooling_layer=False, **kwargs)
-    except TypeError:  # encoders without a pooler option (DistilBERT, DeBERTa-v2)
-        return AutoModel.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as err:
+        try:
+            # No pooler: bertfit pools itself, and an unused layer would only cost time.
+            return AutoModel.from_pretrained(source, add_pooling_layer=False, **kwargs)
+        except TypeError:  # encoders without a pooler option (DistilBERT, DeBERTa-v2)
+            return AutoModel.from_pretrained(source, **kwargs)
+    except load_errors() as err:
         raise ModelError(f"cannot load the encoder {source!r}: {_first_line(err)}") from None
 
 
