@@ -19,6 +19,10 @@ from bertfit.errors import BertfitError, ConfigError
 
 log = logging.getLogger("bertfit")
 
+# Kept here (not imported from bertfit.inference) so `bertfit --help` does not load torch.
+BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKEND_HELP = "torch (the saved model) or an ONNX export: onnx, onnx-int8 (see `bertfit export`)"
+
 
 # -- argument parsing -----------------------------------------------------------------------
 def _add_dataclass_options(parser: argparse.ArgumentParser, kind: type, title: str) -> None:
@@ -58,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--text-column")
     evaluate.add_argument("--label-column")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
 
     predict = commands.add_parser("predict", parents=[common], help="predict labels for texts or a file")
     predict.add_argument("model_dir")
@@ -66,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", help="where to write the input's rows plus predictions")
     predict.add_argument("--text-column", help="text column of --input (inferred when unambiguous)")
     predict.add_argument("--json", action="store_true", help="print predictions as JSON lines")
+    predict.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
+
+    export = commands.add_parser("export", parents=[common], help="export a model folder to ONNX, with a parity check")
+    export.add_argument("model_dir")
+    export.add_argument("--onnx", action="store_true", required=True, help="write onnx/model.onnx (the only format so far)")
+    export.add_argument("--quantize", choices=["int8"], help="also write onnx/model.int8.onnx (dynamic int8)")
+    export.add_argument("--data", help="labelled file for the parity check (default: the model's validation split)")
+    export.add_argument("--text-column")
+    export.add_argument("--label-column")
 
     commands.add_parser("datasets", parents=[common], help="list the registry's data sets and where their files are looked up")
     return parser
@@ -103,6 +117,28 @@ class ProgressBar:
             self.bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
     def on_train_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class RowCounter:
+    """Counts rows predicted from a file (a bar without a total: the file is streamed)."""
+
+    def __init__(self, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(desc="predicting", unit=" rows", unit_scale=True, leave=False)
+
+    def update_to(self, rows: int) -> None:
+        if self.bar is not None:
+            self.bar.update(rows - self.bar.n)
+
+    def __enter__(self) -> RowCounter:
+        return self
+
+    def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
 
@@ -152,7 +188,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from bertfit.evaluation import evaluate_file, format_metrics
 
-    metrics = evaluate_file(args.model_dir, args.data, args.text_column, args.label_column)
+    metrics = evaluate_file(args.model_dir, args.data, args.text_column, args.label_column, args.backend)
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics, args.data))
     return 0
 
@@ -164,9 +200,10 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ConfigError("give --text (one or more) or --input FILE --output FILE")
     if args.input and not args.output:
         raise ConfigError("--input needs --output FILE for the predictions")
-    predictor = Predictor.load(args.model_dir)
+    predictor = Predictor.load(args.model_dir, backend=args.backend)
     if args.input:
-        count = predict_file(predictor, args.input, args.output, args.text_column)
+        with RowCounter(not args.quiet and sys.stderr.isatty()) as counter:
+            count = predict_file(predictor, args.input, args.output, args.text_column, progress=counter.update_to)
         print(f"wrote {count} predictions to {args.output}")
         return 0
     for text, prediction in zip(args.text, predictor.predict(args.text)):
@@ -175,6 +212,15 @@ def run_predict(args: argparse.Namespace) -> int:
                               "probabilities": prediction.probabilities}, ensure_ascii=False))  # fmt: skip
         else:
             print(f"{prediction.label}\t{prediction.probability:.4f}\t{text}")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from bertfit.export import export_onnx, format_parity
+
+    report = export_onnx(args.model_dir, args.quantize, args.data, args.text_column, args.label_column)
+    print(format_parity(report))
+    print(f"saved {args.model_dir}/onnx (parity.json holds these numbers)")
     return 0
 
 
@@ -187,7 +233,13 @@ def run_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": run_train, "evaluate": run_evaluate, "predict": run_predict, "datasets": run_datasets}
+COMMANDS = {
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "predict": run_predict,
+    "export": run_export,
+    "datasets": run_datasets,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

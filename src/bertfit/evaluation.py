@@ -79,26 +79,33 @@ def evaluate_file(
     data_path: str,
     text_column: str | None = None,
     label_column: str | None = None,
+    backend: str = "torch",
 ) -> dict:
     """Score a saved model on any labelled file; labels must be the model's (or their raw aliases)."""
     from pathlib import Path
 
     from bertfit.data.load import read_labelled_file
     from bertfit.data.readers import ReadOptions
-    from bertfit.errors import DataError
     from bertfit.inference import Predictor, read_manifest
 
     manifest = read_manifest(Path(model_dir))
     split = read_labelled_file(data_path, text_column, label_column, ReadOptions(), "evaluation")
-    predictor = Predictor.load(model_dir)
+    predictor = Predictor.load(model_dir, backend=backend)
+    gold = gold_ids(predictor.labels, manifest, split)
+    return classification_metrics(gold, predictor.predict_proba(split.texts), predictor.labels)
+
+
+def gold_ids(labels: LabelSet, manifest: dict, split) -> list[int]:
+    """The split's labels as the model's ids; raw aliases (0 -> ham) count, unknown labels stop the run."""
+    from bertfit.errors import DataError
+
     aliases = manifest.get("label_aliases") or {}
-    names = [name if name in predictor.labels.label2id else aliases.get(name, name) for name in split.labels]
-    unknown = sorted({n for n in names if n not in predictor.labels.label2id})
+    names = [name if name in labels.label2id else aliases.get(name, name) for name in split.labels]
+    unknown = sorted({n for n in names if n not in labels.label2id})
     if unknown:
         rows = [split.rows[i] for i, n in enumerate(names) if n in unknown][:10]
         raise DataError(
-            f"{data_path}: label(s) {', '.join(map(repr, unknown))} (rows {', '.join(map(str, rows))}) "
-            f"are not among the model's labels: {', '.join(predictor.labels.names)}"
+            f"{split.source}: label(s) {', '.join(map(repr, unknown))} (rows {', '.join(map(str, rows))}) "
+            f"are not among the model's labels: {', '.join(labels.names)}"
         )
-    probabilities = predictor.predict_proba(split.texts)
-    return classification_metrics(predictor.labels.encode(names), probabilities, predictor.labels)
+    return labels.encode(names)

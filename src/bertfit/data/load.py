@@ -79,14 +79,18 @@ def read_labelled_file(
 def read_text_file(path: str | Path, text_column: str | int | None = None, options: ReadOptions = ReadOptions()):
     """Read an unlabelled file for prediction: (frame, text column name)."""
     frame = read_table(path, options)
-    if text_column is not None:
-        column = resolve_column(frame, text_column, "text", str(path))
-    elif len(frame.columns) == 1:
-        column = frame.columns[0]
-    else:
-        column = column_by_name(frame, TEXT_NAMES) or infer_text_column(frame, exclude=None, source=str(path))
-    _checked_texts(frame[column].tolist(), str(path), column)
+    column = text_column_of(frame, text_column, str(path))
+    checked_texts(frame[column].tolist(), str(path), column)
     return frame, column
+
+
+def text_column_of(frame: pd.DataFrame, text_column: str | int | None, source: str) -> object:
+    """The text column of an unlabelled file: the one named, the only one, or the inferred one."""
+    if text_column is not None:
+        return resolve_column(frame, text_column, "text", source)
+    if len(frame.columns) == 1:
+        return frame.columns[0]
+    return column_by_name(frame, TEXT_NAMES) or infer_text_column(frame, exclude=None, source=source)
 
 
 def _columns(frame: pd.DataFrame, text_column, label_column, source: str) -> tuple[object, object]:
@@ -97,17 +101,18 @@ def _columns(frame: pd.DataFrame, text_column, label_column, source: str) -> tup
     return infer_columns(frame, source, text=text, label=label)
 
 
-def _checked_texts(values: list, source: str, column) -> list[str]:
-    """Texts as strings; empty, blank or missing ones stop the run with their row numbers."""
+def checked_texts(values: list, source: str, column, first_row: int = 1) -> list[str]:
+    """Texts as strings; empty, blank or missing ones stop the run with their row numbers
+    (``first_row`` numbers the first value, for files read in chunks)."""
     texts = [v if isinstance(v, str) else normalize_label(v) or "" for v in values]
-    empty = [i + 1 for i, text in enumerate(texts) if not text.strip()]
+    empty = [first_row + i for i, text in enumerate(texts) if not text.strip()]
     if empty:
         raise DataError(f"{source}, {_rows(empty)}, column {column!r}: empty or missing text")
     return texts
 
 
 def _to_split(frame: pd.DataFrame, text_col, label_col, source: str, name: str) -> TextSplit:
-    texts = _checked_texts(frame[text_col].tolist(), source, text_col)
+    texts = checked_texts(frame[text_col].tolist(), source, text_col)
     raw_labels = frame[label_col].tolist()
     nested = [i + 1 for i, v in enumerate(raw_labels) if isinstance(v, (list, tuple, dict))]
     if nested:

@@ -109,7 +109,7 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
 def _read_delimited(path: Path, text: str, sep: str, options: ReadOptions) -> pd.DataFrame:
     quoting = csv.QUOTE_MINIMAL if options.quoting is None else options.quoting
     frame = _parse_delimited(path, text, sep, quoting)
-    if options.quoting is None and sep == "\t" and _has_multiline_cell(frame):
+    if options.quoting is None and sep == "\t" and has_multiline_cell(frame):
         # Raw TSVs (CoLA, the UCI SMS file) use quotes as plain characters; parsing them as
         # CSV quotes silently merges rows. Quoted TSVs (GoEmotions) never span lines.
         log.info("%s: read with quoting off (a quote character would have merged rows)", path.name)
@@ -141,7 +141,7 @@ def _parse_delimited(path: Path, text: str, sep: str, quoting: int) -> pd.DataFr
         raise DataError(f"{path}: cannot parse as {'TSV' if sep == chr(9) else 'CSV'}: {err}") from None
 
 
-def _has_multiline_cell(frame: pd.DataFrame) -> bool:
+def has_multiline_cell(frame: pd.DataFrame) -> bool:
     return any(frame[column].str.contains("\n", regex=False).any() for column in frame.columns)
 
 

@@ -86,7 +86,7 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks()) -> TrainResul
     pad_id = tokenizer.pad_token_id or 0
     history, best_epoch = _fit(config, model, ids, gold, data.labels, pad_id, precision, device, callbacks)
 
-    predictor = Predictor(model, tokenizer, data.labels, max_length, precision, device, config.eval_batch_size)
+    predictor = Predictor.from_model(model, tokenizer, data.labels, max_length, precision, device, config.eval_batch_size)
     probabilities = {name: predictor.proba_of_ids(ids[name]) for name in ("validation", "test") if data.get(name)}
     metrics = {name: classification_metrics(gold[name], p, data.labels) for name, p in probabilities.items()}
 

@@ -1,0 +1,129 @@
+"""What computes class probabilities from token ids: the PyTorch model, or its ONNX export.
+
+Both run the same length-sorted batches (little padding) and return rows in input order, so a
+``Predictor`` gives the same answers whichever backend it holds, up to float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bertfit.errors import ModelError
+from bertfit.modeling import logits_of
+from bertfit.training.batching import inference_batches, iterate_batches
+from bertfit.training.precision import autocast
+
+ONNX_DIR = "onnx"
+ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
+BACKENDS = ("torch", *ONNX_FILES)
+
+
+def batched_rows(
+    ids: Sequence[Sequence[int]],
+    pad_id: int,
+    batch_size: int,
+    score_batch: Callable[[dict[str, torch.Tensor]], np.ndarray],
+) -> np.ndarray:
+    """``score_batch`` over length-sorted batches, its rows put back in input order."""
+    out: np.ndarray | None = None
+    for indices, batch in iterate_batches(ids, inference_batches([len(x) for x in ids], batch_size), pad_id):
+        values = score_batch(batch)
+        if out is None:
+            out = np.zeros((len(ids), values.shape[1]), dtype=np.float32)
+        out[indices] = values
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+@torch.inference_mode()
+def run_batched(
+    forward: Callable[..., torch.Tensor],
+    ids: Sequence[Sequence[int]],
+    pad_id: int,
+    batch_size: int,
+    precision: str,
+    device: torch.device,
+) -> np.ndarray:
+    """``forward(input_ids=..., attention_mask=...)`` on ``device`` under the chosen precision."""
+
+    def score_batch(batch: dict[str, torch.Tensor]) -> np.ndarray:
+        with autocast(precision, device):
+            return forward(**{k: v.to(device) for k, v in batch.items()}).float().cpu().numpy()
+
+    return batched_rows(ids, pad_id, batch_size, score_batch)
+
+
+def predict_probabilities(
+    model: nn.Module,
+    ids: Sequence[Sequence[int]],
+    pad_id: int,
+    batch_size: int,
+    precision: str,
+    device: torch.device,
+) -> np.ndarray:
+    """Class probabilities in input order, the model in eval mode for the call."""
+    was_training = model.training
+    model.eval()
+    try:
+        return run_batched(
+            lambda **batch: torch.softmax(logits_of(model(**batch)).float(), dim=-1),
+            ids, pad_id, batch_size, precision, device,
+        )  # fmt: skip
+    finally:
+        model.train(was_training)
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model: nn.Module, precision: str, device: torch.device):
+        self.model = model.to(device).eval()
+        self.precision = precision
+        self.device = device
+
+    def probabilities(self, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int) -> np.ndarray:
+        return predict_probabilities(self.model, ids, pad_id, batch_size, self.precision, self.device)
+
+
+class OnnxBackend:
+    """An exported graph (``bertfit export --onnx``) run by ONNX Runtime; its output is probabilities."""
+
+    def __init__(self, path: Path, name: str = "onnx", threads: int | None = None):
+        ort = require_onnxruntime()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # ORT raises its own exception types for unreadable graphs
+            raise ModelError(f"{path}: cannot load the ONNX model: {str(err).splitlines()[0]}") from None
+        self.name = name
+        self.precision = "int8" if name == "onnx-int8" else "fp32"
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def probabilities(self, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int) -> np.ndarray:
+        def score_batch(batch: dict[str, torch.Tensor]) -> np.ndarray:
+            feed = {k: v.numpy() for k, v in batch.items() if k in self.inputs}
+            return self.session.run(None, feed)[0]
+
+        return batched_rows(ids, pad_id, batch_size, score_batch)
+
+
+def onnx_path(folder: Path, backend: str) -> Path:
+    path = folder / ONNX_DIR / ONNX_FILES[backend]
+    if not path.is_file():
+        hint = " --quantize int8" if backend == "onnx-int8" else ""
+        raise ModelError(f"{folder}: no {ONNX_DIR}/{ONNX_FILES[backend]}; run: bertfit export {folder} --onnx{hint}")
+    return path
+
+
+def require_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ModelError("ONNX support needs its extra: pip install 'bertfit[onnx]'") from None
+    return onnxruntime
