@@ -1,0 +1,1 @@
+"""Benchmarks: bertfit against its peers, each contender in its own process, in one run."""

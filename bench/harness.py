@@ -1,0 +1,119 @@
+"""Run contenders in fresh processes (clean peak RSS, same thread settings), tabulate, append to RESULTS.md.
+
+A contender is a function ``bench.<module>.<name>(**options) -> dict`` returning at least ``wall_s``;
+``python -m bench.harness MODULE:FUNCTION JSON`` runs one and prints its result as the last line.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "RESULTS.md"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def prepare_environment() -> None:
+    """Point bertfit's registry at the shared data and keep the hub offline, for this process and its children."""
+    os.environ.setdefault("BERTFIT_DATA_DIR", str(SHARED_DATA))
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def run_contender(target: str, options: dict, timeout: float | None = None) -> dict:
+    """``target`` (``module:function``) in a child process; its result plus ``peak_rss_mb``."""
+    prepare_environment()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-m", "bench.harness", target, json.dumps(options)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"{target} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def repeat(target: str, options: dict, runs: int) -> list[dict]:
+    return [run_contender(target, options) for _ in range(runs)]
+
+
+def median_of(results: list[dict]) -> dict:
+    """Per-key medians of numeric fields (the other fields from the first run)."""
+    merged = dict(results[0])
+    for key, value in results[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            merged[key] = statistics.median(r[key] for r in results)
+    merged["runs"] = len(results)
+    return merged
+
+
+def table(rows: dict[str, dict], columns: list[tuple[str, str, str]], reference: str = "bertfit") -> str:
+    """Markdown table; ``columns`` are (key, header, format). ``speedup`` = peer wall time / reference's."""
+    head = ["contender", *(h for _, h, _ in columns), f"{reference} speed-up"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    base = rows[reference]["wall_s"]
+    for name, row in rows.items():
+        cells = [name] + [format(row[k], f) if isinstance(row.get(k), (int, float)) else str(row.get(k, "")) for k, _, f in columns]
+        cells.append("—" if name == reference else f"{row['wall_s'] / base:.2f}×")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def append_results(title: str, body: str, path: Path = RESULTS) -> None:
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n\nAppended by the scripts in `bench/`; newest last.\n"
+    text += f"\n## {title} — {date.today().isoformat()}\n\nMachine: {machine()}\n\n{body}\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def peak_rss_mb() -> float:
+    """This process's own high-water mark. (``ru_maxrss`` is not: Linux carries the parent's peak
+    over ``fork``+``exec``, so every child would report at least its parent's.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Timer:
+    def __enter__(self) -> Timer:
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def _child(target: str, options: str) -> None:
+    module, function = target.split(":")
+    result = getattr(importlib.import_module(module), function)(**json.loads(options))
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1], sys.argv[2])

@@ -1,0 +1,148 @@
+"""Scenario 1 (and 4): CoLA full fine-tuning, bertfit vs the tutorial loop and HF Trainer, plus training MFU.
+
+    python -m bench.train_cola                      # the full scenario: 4 epochs, all rows, 3 runs
+    python -m bench.train_cola --train-rows 2000 --epochs 1 --runs 3   # a quicker speed-only reading
+
+Every contender gets the same model, rows, epochs, batch size, learning rate, warmup and weight decay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from bench import peers
+from bench.harness import (
+    SHARED_DATA,
+    Timer,
+    append_results,
+    median_of,
+    prepare_environment,
+    repeat,
+    run_contender,
+    table,
+)
+
+
+def bertfit_cola(model: str, train_rows: int | None, eval_rows: int | None, epochs: int, batch_size: int,
+                 learning_rate: float, warmup_ratio: float, weight_decay: float, seed: int) -> dict:  # fmt: skip
+    from bertfit import DataConfig, TrainConfig
+    from bertfit.modeling import load_tokenizer
+    from bertfit.training.run import train
+
+    with tempfile.TemporaryDirectory() as scratch, Timer() as timer:
+        files = _cola_files(Path(scratch), train_rows, eval_rows)
+        config = TrainConfig(
+            data=DataConfig(train=files["train"], validation=files["validation"], test=files["test"],
+                            text_column="3", label_column="1"),
+            model=model, output=str(Path(scratch) / "model"), epochs=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, warmup_ratio=warmup_ratio, weight_decay=weight_decay, seed=seed,
+            progress=False,
+        )  # fmt: skip
+        result = train(config)
+    fit_s = sum(epoch.seconds for epoch in result.history)
+    texts, _ = peers.cola_split("train", train_rows)
+    tokenizer = load_tokenizer(model)
+    tokens = sum(len(x) for x in tokenizer(texts, truncation=True, max_length=result.max_length)["input_ids"]) * epochs
+    test = result.metrics["test"]
+    return {"wall_s": timer.seconds, "fit_s": fit_s, "tokens_per_s": tokens / fit_s, "mcc": test["mcc"],
+            "f1_pos": test["per_class"]["1"]["f1"], "non_embedding_params": _non_embedding_params(result.predictor.model)}  # fmt: skip
+
+
+def _cola_files(folder: Path, train_rows: int | None, eval_rows: int | None) -> dict[str, str]:
+    """The CoLA files, cut to the first rows when asked (same rows the peers read)."""
+    names = {"train": ("in_domain_train.tsv", train_rows), "validation": ("in_domain_dev.tsv", eval_rows),
+             "test": ("out_of_domain_dev.tsv", eval_rows)}  # fmt: skip
+    files = {}
+    for split, (name, rows) in names.items():
+        source = SHARED_DATA / "cola" / name
+        if not rows:
+            files[split] = str(source)
+            continue
+        with open(source, encoding="utf-8", newline="") as handle:
+            lines = handle.readlines()[:rows]
+        target = folder / name
+        target.write_text("".join(lines), encoding="utf-8")
+        files[split] = str(target)
+    return files
+
+
+def _non_embedding_params(model) -> int:
+    return sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name and "pooler" not in name)
+
+
+def matmul_peak(size: int = 2048, seconds: float = 3.0) -> dict:
+    """This machine's dense matmul rate (TFLOP/s) in fp32 and bf16, all threads."""
+    import time
+
+    import torch
+
+    rates = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+        for _ in range(3):
+            a @ b  # warm-up
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            a @ b
+            count += 1
+        rates[f"{name}_tflops"] = 2 * size**3 * count / (time.perf_counter() - start) / 1e12
+    return {"wall_s": 0.0, **rates}
+
+
+CONTENDERS = {
+    "bertfit": ("bench.train_cola:bertfit_cola", {}),
+    "tutorial loop (pad 64, fp32)": ("bench.peers:tutorial_loop", {}),
+    "HF Trainer default (pad 128, fp32)": ("bench.peers:hf_trainer", {"expert": False}),
+    "HF Trainer expert (dynamic, grouped, bf16)": ("bench.peers:hf_trainer", {"expert": True}),
+}
+COLUMNS = [("wall_s", "wall s", ".1f"), ("fit_s", "train s", ".1f"), ("tokens_per_s", "tokens/s", ".0f"),
+           ("peak_rss_mb", "peak RSS MB", ".0f"), ("mcc", "test MCC", ".3f")]  # fmt: skip
+
+
+def main(argv=None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model folder (default: the packaged default model)")
+    parser.add_argument("--train-rows", type=int, help="first N training rows (default: all 8551)")
+    parser.add_argument("--eval-rows", type=int, help="first N validation and test rows (default: all)")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", action="append", choices=list(CONTENDERS), help="run only these (repeatable)")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to bench/RESULTS.md")
+    args = parser.parse_args(argv)
+    prepare_environment()
+    options = {"model": args.model or peers.default_model(), "train_rows": args.train_rows, "eval_rows": args.eval_rows,
+               "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
+               "warmup_ratio": 0.1, "weight_decay": 0.01}  # fmt: skip
+    rows = {}
+    for name, (target, extra) in CONTENDERS.items():
+        if name == "bertfit" or not args.only or name in args.only:
+            runs = [run_contender(target, {**options, **extra, "seed": seed}) for seed in range(1, args.runs + 1)]
+            rows[name] = median_of(runs)
+            print(f"{name}: {rows[name]['wall_s']:.1f} s, MCC {rows[name]['mcc']:.3f}", flush=True)
+    peak = median_of(repeat("bench.train_cola:matmul_peak", {"seconds": 1.0 if args.train_rows and args.train_rows < 500 else 3.0}, 1))
+    ours = rows["bertfit"]
+    flops = 6 * ours["non_embedding_params"] * ours["tokens_per_s"]
+    mfu = (f"Training MFU (bertfit, 6 × {ours['non_embedding_params'] / 1e6:.1f} M non-embedding params × "
+           f"{ours['tokens_per_s']:.0f} tokens/s = {flops / 1e12:.3f} TFLOP/s): "
+           f"{100 * flops / 1e12 / peak['bf16_tflops']:.1f}% of the measured bf16 matmul peak "
+           f"({peak['bf16_tflops']:.2f} TFLOP/s; fp32 peak {peak['fp32_tflops']:.2f} TFLOP/s).")  # fmt: skip
+    rows_desc = f"{args.train_rows or 'all'} training rows, {args.eval_rows or 'all'} validation/test rows"
+    body = (f"`python -m bench.train_cola {' '.join(argv or [])}`".replace(" `", "`") +
+            f" — {rows_desc}, {args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}, "
+            f"warmup 10%, weight decay 0.01; medians of {args.runs} runs (seeds 1..{args.runs}); "
+            "wall = load + tokenize + train + score the test split; tokens/s counts real (non-padding) tokens.\n\n"
+            + table(rows, COLUMNS) + "\n\n" + mfu)  # fmt: skip
+    print(body)
+    if not args.no_append:
+        append_results("Scenario 1: CoLA full fine-tuning", body)
+    return body
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

@@ -1,0 +1,45 @@
+"""The benchmarks run end to end on a tiny model and a few rows, so they cannot rot."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+pytest.importorskip("onnxruntime")
+
+
+def _rows(body: str, header: str) -> list[str]:
+    lines = body.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    return [line for line in lines[start + 2 :] if line.startswith("|")]
+
+
+def test_training_benchmark_prints_its_table(tiny_bert):
+    from bench import train_cola
+
+    body = train_cola.main(["--model", str(tiny_bert), "--train-rows", "40", "--eval-rows", "16", "--epochs", "1",
+                            "--runs", "1", "--no-append"])  # fmt: skip
+    rows = _rows(body, "| contender | wall s")
+    assert [r.split("|")[1].strip() for r in rows] == list(train_cola.CONTENDERS)
+    assert all(r.rstrip(" |").endswith("×") for r in rows[1:])
+    assert "Training MFU" in body and "of the measured bf16 matmul peak" in body
+
+
+def test_frozen_benchmark_prints_its_table(tiny_bert):
+    from bench import frozen_sms
+
+    body = frozen_sms.main(["--model", str(tiny_bert), "--rows", "40", "--epochs", "2", "--runs", "1", "--no-append"])
+    assert [r.split("|")[1].strip() for r in _rows(body, "| contender")] == ["bertfit", "every-epoch loop"]
+
+
+def test_prediction_benchmark_prints_its_tables(tiny_bert):
+    from bench import predict
+
+    body = predict.main(["--model", str(tiny_bert), "--limit", "40", "--rows", "200", "--runs", "1", "--no-append"])
+    names = [r.split("|")[1].strip() for r in _rows(body, "| contender")]
+    assert names[:2] == ["bertfit torch", "bertfit torch fp32"] and "pipeline (batch_size 32)" in names
+    assert "argmax agreement" in body
+    assert [r.split("|")[1].strip() for r in _rows(body, "| rows |")] == ["20", "200"]
