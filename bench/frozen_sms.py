@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from bench import peers
-from bench.harness import Timer, append_results, median_of, prepare_environment, run_contender, table
+from bench.harness import Timer, median_of, prepare_environment, publish, run_contender, table
 
 MAX_LENGTH = 64  # both contenders; bertfit's auto choice for this split covers 99% of texts at 64 or less
 
@@ -132,21 +132,22 @@ def main(argv=None) -> str:
     parser.add_argument("--rows", type=int, help="first N rows of each split (default: all)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--peer-runs", type=int, help="runs of the every-epoch loop (default: --runs; it takes minutes each)")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     prepare_environment()
     options = {"model": args.model or peers.default_model(), "rows": args.rows, "epochs": args.epochs}
     rows = {}
-    for name, target in (("bertfit", "bench.frozen_sms:bertfit_frozen"), ("every-epoch loop", "bench.frozen_sms:every_epoch_loop")):
-        rows[name] = median_of([run_contender(target, {**options, "seed": s}) for s in range(1, args.runs + 1)])
+    peer_runs = args.peer_runs or args.runs
+    for name, target, runs in (("bertfit", "bench.frozen_sms:bertfit_frozen", args.runs),
+                               ("every-epoch loop", "bench.frozen_sms:every_epoch_loop", peer_runs)):  # fmt: skip
+        rows[name] = median_of([run_contender(target, {**options, "seed": s}) for s in range(1, runs + 1)])
         print(f"{name}: {rows[name]['wall_s']:.1f} s, spam F1 {rows[name]['spam_f1']:.3f}", flush=True)
-    body = (f"`python -m bench.frozen_sms {' '.join(argv or [])}`".replace(" `", "`") +
-            f" — {args.rows or 'all'} rows per split, {args.epochs} epochs, max length {MAX_LENGTH}, "
-            f"medians of {args.runs} runs; wall = load + tokenize + train + score the test split.\n\n" + table(rows, COLUMNS))  # fmt: skip
-    print(body)
-    if not args.no_append:
-        append_results("Scenario 2: SMS spam, frozen encoder", body)
-    return body
+    summary = (f"{args.rows or 'all'} rows per split, {args.epochs} epochs, max length {MAX_LENGTH}, medians of "
+               f"{args.runs} bertfit runs and {peer_runs} of the loop (seeds from 1); "
+               "wall = load + tokenize + train + score the test split.")  # fmt: skip
+    return publish("Scenario 2: SMS spam, frozen encoder", "bench.frozen_sms", argv, summary, table(rows, COLUMNS),
+                   not args.no_append)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -31,14 +31,22 @@ def prepare_environment() -> None:
 
 
 def run_contender(target: str, options: dict, timeout: float | None = None) -> dict:
-    """``target`` (``module:function``) in a child process; its result plus ``peak_rss_mb``."""
+    """``target`` (``module:function``) in a child process; its result plus ``peak_rss_mb``.
+
+    ``BERTFIT_BENCH_IN_PROCESS=1`` calls it in this process instead: the smoke tests use it to check
+    that every contender runs, in seconds; its numbers are then not comparable.
+    """
     prepare_environment()
+    if os.environ.get("BERTFIT_BENCH_IN_PROCESS") == "1":
+        return _call(target, options)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-m", "bench.harness", target, json.dumps(options)], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"{target} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {target} {json.dumps(options.get('seed', ''))}: {json.dumps(result)}", file=sys.stderr, flush=True)
+    return result
 
 
 def repeat(target: str, options: dict, runs: int) -> list[dict]:
@@ -81,6 +89,15 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
+def publish(title: str, module: str, argv, summary: str, body: str, append: bool) -> str:
+    """Print the command, what it measured and the tables; append them to RESULTS.md unless told not to."""
+    text = f"`{' '.join(['python -m', module, *(argv or [])])}` — {summary}\n\n{body}"
+    print(text)
+    if append:
+        append_results(title, text)
+    return text
+
+
 def append_results(title: str, body: str, path: Path = RESULTS) -> None:
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n\nAppended by the scripts in `bench/`; newest last.\n"
     text += f"\n## {title} — {date.today().isoformat()}\n\nMachine: {machine()}\n\n{body}\n"
@@ -108,11 +125,15 @@ class Timer:
         self.seconds = time.perf_counter() - self.start
 
 
-def _child(target: str, options: str) -> None:
+def _call(target: str, options: dict) -> dict:
     module, function = target.split(":")
-    result = getattr(importlib.import_module(module), function)(**json.loads(options))
+    result = getattr(importlib.import_module(module), function)(**options)
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
-    print(json.dumps(result))
+    return result
+
+
+def _child(target: str, options: str) -> None:
+    print(json.dumps(_call(target, json.loads(options))))
 
 
 if __name__ == "__main__":

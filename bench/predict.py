@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from bench import peers
-from bench.harness import Timer, append_results, median_of, prepare_environment, run_contender, table
+from bench.harness import Timer, median_of, prepare_environment, publish, run_contender, table
 
 
 def sms_test() -> tuple[list[str], list[str]]:
@@ -130,15 +130,11 @@ def main(argv=None) -> str:
             print(f"stream {count}: {stream[count]['rows_per_s']:.0f} rows/s, peak RSS {stream[count]['peak_rss_mb']:.0f} MB", flush=True)
     texts_note = f"the SMS spam test split ({args.limit or 836} texts)"
     stream_lines = "\n".join(f"| {count} | {r['wall_s']:.1f} | {r['rows_per_s']:.0f} | {r['peak_rss_mb']:.0f} |" for count, r in stream.items())
-    body = (f"`python -m bench.predict {' '.join(argv or [])}`".replace(" `", "`") +
-            f" — {texts_note}, medians of {args.runs} runs; speed-up = contender's time / bertfit torch's.\n\n"
-            + table(rows, COLUMNS, reference="bertfit torch") + "\n\n" + format_parity(parity) + "\n\n"
+    summary = f"{texts_note}, medians of {args.runs} runs; speed-up = contender's time / bertfit torch's."
+    body = (table(rows, COLUMNS, reference="bertfit torch") + "\n\n" + format_parity(parity) + "\n\n"
             "Streaming `predict_file` (CSV in, CSV out, torch backend) over synthetic rows:\n\n"
             "| rows | wall s | rows/s | peak RSS MB |\n|---|---|---|---|\n" + stream_lines)  # fmt: skip
-    print(body)
-    if not args.no_append:
-        append_results("Scenario 3: prediction", body)
-    return body
+    return publish("Scenario 3: prediction", "bench.predict", argv, summary, body, not args.no_append)
 
 
 if __name__ == "__main__":

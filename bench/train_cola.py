@@ -16,9 +16,9 @@ from bench import peers
 from bench.harness import (
     SHARED_DATA,
     Timer,
-    append_results,
     median_of,
     prepare_environment,
+    publish,
     repeat,
     run_contender,
     table,
@@ -131,15 +131,11 @@ def main(argv=None) -> str:
            f"{100 * flops / 1e12 / peak['bf16_tflops']:.1f}% of the measured bf16 matmul peak "
            f"({peak['bf16_tflops']:.2f} TFLOP/s; fp32 peak {peak['fp32_tflops']:.2f} TFLOP/s).")  # fmt: skip
     rows_desc = f"{args.train_rows or 'all'} training rows, {args.eval_rows or 'all'} validation/test rows"
-    body = (f"`python -m bench.train_cola {' '.join(argv or [])}`".replace(" `", "`") +
-            f" — {rows_desc}, {args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}, "
-            f"warmup 10%, weight decay 0.01; medians of {args.runs} runs (seeds 1..{args.runs}); "
-            "wall = load + tokenize + train + score the test split; tokens/s counts real (non-padding) tokens.\n\n"
-            + table(rows, COLUMNS) + "\n\n" + mfu)  # fmt: skip
-    print(body)
-    if not args.no_append:
-        append_results("Scenario 1: CoLA full fine-tuning", body)
-    return body
+    summary = (f"{rows_desc}, {args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}, warmup 10%, "
+               f"weight decay 0.01; medians of {args.runs} runs (seeds 1..{args.runs}); wall = load + tokenize + "
+               "train + score the test split; tokens/s counts real (non-padding) tokens.")  # fmt: skip
+    return publish("Scenario 1: CoLA full fine-tuning", "bench.train_cola", argv, summary,
+                   table(rows, COLUMNS) + "\n\n" + mfu, not args.no_append)  # fmt: skip
 
 
 if __name__ == "__main__":

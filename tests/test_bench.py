@@ -11,6 +11,12 @@ sys.path.insert(0, str(ROOT))
 pytest.importorskip("onnxruntime")
 
 
+@pytest.fixture(autouse=True)
+def in_process(monkeypatch):
+    """Contenders run in the test process: the same code paths, without a torch import per child."""
+    monkeypatch.setenv("BERTFIT_BENCH_IN_PROCESS", "1")
+
+
 def _rows(body: str, header: str) -> list[str]:
     lines = body.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header))

@@ -90,20 +90,23 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    records = [json_record(line, number, path) for number, line in enumerate(text.splitlines(), start=1)]
+    return pd.DataFrame.from_records([r for r in records if r is not None])
+
+
+def json_record(line: str, number: int, path: Path) -> dict | None:
+    """One JSONL line as a dict (None for a blank line); errors name the file and line."""
     import json
 
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
-        if not isinstance(record, dict):
-            raise DataError(f"{path}, line {number}: expected a JSON object per line, got {type(record).__name__}")
-        records.append(record)
-    return pd.DataFrame.from_records(records)
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{path}, line {number}: expected a JSON object per line, got {type(record).__name__}")
+    return record
 
 
 def _read_delimited(path: Path, text: str, sep: str, options: ReadOptions) -> pd.DataFrame:

@@ -7,7 +7,6 @@ decided on the first chunk and kept for the rest.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bertfit.data.readers import ReadOptions, file_format, has_multiline_cell, looks_like_header
+from bertfit.data.readers import ReadOptions, file_format, has_multiline_cell, json_record, looks_like_header
 from bertfit.errors import DataError
 
 CHUNK_ROWS = 8192
@@ -50,14 +49,9 @@ def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     records: list[dict] = []
     with open(path, "rb") as handle:
         for number, line in enumerate(_utf8_lines(handle, path), start=1):
-            if not line.strip():
+            record = json_record(line, number, path)
+            if record is None:
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}, line {number}: expected a JSON object per line, got {type(record).__name__}")
             records.append(record)
             if len(records) == chunk_rows:
                 yield pd.DataFrame.from_records(records)
