@@ -107,13 +107,22 @@ def append_results(title: str, body: str, path: Path = RESULTS) -> None:
 def peak_rss_mb() -> float:
     """This process's own high-water mark. (``ru_maxrss`` is not: Linux carries the parent's peak
     over ``fork``+``exec``, so every child would report at least its parent's.)"""
+    return _status_mb("VmHWM:") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    """Resident memory now."""
+    return _status_mb("VmRSS:") or 0.0
+
+
+def _status_mb(field: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
 
 
 class Timer:

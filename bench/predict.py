@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from bench import peers
-from bench.harness import Timer, median_of, prepare_environment, publish, run_contender, table
+from bench.harness import Timer, median_of, prepare_environment, publish, rss_mb, run_contender, table
 
 
 def sms_test() -> tuple[list[str], list[str]]:
@@ -62,9 +62,11 @@ def bertfit_stream(model_dir: str, input_file: str, backend: str = "torch") -> d
     from bertfit.inference import predict_file
 
     predictor = Predictor.load(model_dir, backend=backend)
+    resident = []  # RSS after each chunk: flat if memory does not grow with the rows read
     with tempfile.TemporaryDirectory() as scratch, Timer() as timer:
-        rows = predict_file(predictor, input_file, Path(scratch) / "out.csv")
-    return {"wall_s": timer.seconds, "rows": rows, "rows_per_s": rows / timer.seconds}
+        rows = predict_file(predictor, input_file, Path(scratch) / "out.csv", progress=lambda _: resident.append(rss_mb()))
+    return {"wall_s": timer.seconds, "rows": rows, "rows_per_s": rows / timer.seconds,
+            "rss_first_chunk_mb": resident[0], "rss_last_chunk_mb": resident[-1]}  # fmt: skip
 
 
 def pipeline_predict(model_dir: str, batch_size: int | None, limit: int | None = None) -> dict:
@@ -101,6 +103,7 @@ def main(argv=None) -> str:
     parser.add_argument("--rows", type=int, default=100_000, help="synthetic rows for the streaming run")
     parser.add_argument("--limit", type=int, help="first N test texts only (smoke runs)")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--stream-only", action="store_true", help="only the streaming runs")
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     prepare_environment()
@@ -119,7 +122,7 @@ def main(argv=None) -> str:
             "pipeline (batch_size 32)": ("bench.predict:pipeline_predict", {"batch_size": 32}),
         }
         rows = {}
-        for name, (target, extra) in contenders.items():
+        for name, (target, extra) in ({} if args.stream_only else contenders).items():
             rows[name] = median_of([run_contender(target, {"model_dir": str(folder), "limit": args.limit, **extra})
                                     for _ in range(args.runs)])  # fmt: skip
             print(f"{name}: {rows[name]['rows_per_s']:.0f} rows/s", flush=True)
@@ -129,11 +132,16 @@ def main(argv=None) -> str:
             stream[count] = run_contender("bench.predict:bertfit_stream", {"model_dir": str(folder), "input_file": str(source)})
             print(f"stream {count}: {stream[count]['rows_per_s']:.0f} rows/s, peak RSS {stream[count]['peak_rss_mb']:.0f} MB", flush=True)
     texts_note = f"the SMS spam test split ({args.limit or 836} texts)"
-    stream_lines = "\n".join(f"| {count} | {r['wall_s']:.1f} | {r['rows_per_s']:.0f} | {r['peak_rss_mb']:.0f} |" for count, r in stream.items())
-    summary = f"{texts_note}, medians of {args.runs} runs; speed-up = contender's time / bertfit torch's."
-    body = (table(rows, COLUMNS, reference="bertfit torch") + "\n\n" + format_parity(parity) + "\n\n"
-            "Streaming `predict_file` (CSV in, CSV out, torch backend) over synthetic rows:\n\n"
-            "| rows | wall s | rows/s | peak RSS MB |\n|---|---|---|---|\n" + stream_lines)  # fmt: skip
+    stream_lines = "\n".join(f"| {count} | {r['wall_s']:.1f} | {r['rows_per_s']:.0f} | {r['rss_first_chunk_mb']:.0f} | "
+                             f"{r['rss_last_chunk_mb']:.0f} | {r['peak_rss_mb']:.0f} |" for count, r in stream.items())  # fmt: skip
+    summary = ("streaming runs only" if args.stream_only else
+               f"{texts_note}, medians of {args.runs} runs; speed-up = contender's time / bertfit torch's.")  # fmt: skip
+    throughput = "" if args.stream_only else table(rows, COLUMNS, reference="bertfit torch") + "\n\n"
+    body = (throughput + format_parity(parity) + "\n\n"
+            "Streaming `predict_file` (CSV in, CSV out, torch backend) over synthetic rows, in chunks of 8192; "
+            "RSS after the first and the last chunk, and the process's peak:\n\n"
+            "| rows | wall s | rows/s | RSS first chunk MB | RSS last chunk MB | peak RSS MB |\n|---|---|---|---|---|---|\n"
+            + stream_lines)  # fmt: skip
     return publish("Scenario 3: prediction", "bench.predict", argv, summary, body, not args.no_append)
 
 
