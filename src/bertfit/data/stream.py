@@ -62,7 +62,9 @@ def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 def _delimited_chunks(path: Path, sep: str, chunk_rows: int, options: ReadOptions) -> Iterator[pd.DataFrame]:
     quoting = csv.QUOTE_MINIMAL if options.quoting is None else options.quoting
-    first = next(_parse_chunks(path, sep, quoting, chunk_rows), None)
+    probe = _parse_chunks(path, sep, quoting, chunk_rows)
+    first = next(probe, None)
+    probe.close()  # closes the file; the rows are read again below with the settings decided here
     if first is None:
         raise DataError(f"{path}: the file is empty")
     if options.quoting is None and sep == "\t" and has_multiline_cell(first):
