@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -91,7 +92,7 @@ def machine() -> str:
 
 def publish(title: str, module: str, argv, summary: str, body: str, append: bool) -> str:
     """Print the command, what it measured and the tables; append them to RESULTS.md unless told not to."""
-    text = f"`{' '.join(['python -m', module, *(argv or [])])}` — {summary}\n\n{body}"
+    text = f"`{shlex.join(['python', '-m', module, *(argv or [])])}` — {summary}\n\n{body}"
     print(text)
     if append:
         append_results(title, text)
