@@ -60,10 +60,16 @@ def test_empty_text_names_rows_and_column(tmp_path):
         read_labelled_file(path)
 
 
-def test_missing_text_in_jsonl_is_reported(tmp_path):
+@pytest.mark.parametrize("lines, message", [
+    ('{"text": "a", "label": 1}\n{"text": null, "label": 0}\n{"label": 1}\n',
+     r"d\.jsonl, rows 2, 3, column 'text': empty or missing text"),
+    ('{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n',
+     r"d\.jsonl, row 2, column 'label': list-valued labels are not supported"),
+])  # fmt: skip
+def test_bad_jsonl_rows_are_named(lines, message, tmp_path):
     path = tmp_path / "d.jsonl"
-    path.write_text('{"text": "a", "label": 1}\n{"text": null, "label": 0}\n{"label": 1}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"d\.jsonl, rows 2, 3, column 'text': empty or missing text"):
+    path.write_text(lines, encoding="utf-8")
+    with pytest.raises(DataError, match=message):
         read_labelled_file(path)
 
 
@@ -145,13 +151,6 @@ def test_split_seed_is_its_own_option(tmp_path):
     base = load_data(DataConfig(train=str(path), split="0.8,0.1,0.1"))
     other = load_data(DataConfig(train=str(path), split="0.8,0.1,0.1", split_seed=7))
     assert base.splits["test"].texts != other.splits["test"].texts
-
-
-def test_list_valued_labels_are_named(tmp_path):
-    path = tmp_path / "d.jsonl"
-    path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"d\.jsonl, row 2, column 'label': list-valued labels are not supported"):
-        read_labelled_file(path)
 
 
 def test_numeric_texts_are_read_as_text(tmp_path):

@@ -16,6 +16,7 @@ import numpy as np
 
 from bertfit import __version__
 from bertfit.config import TrainConfig
+from bertfit.data.stream import current_umask
 from bertfit.errors import OutputExistsError
 from bertfit.inference import MANIFEST
 from bertfit.modeling import HEAD_FILE, PooledClassifier
@@ -61,8 +62,7 @@ def write_model_folder(config: TrainConfig, result, probabilities: dict, source:
 
 def _use_umask_permissions(folder: Path) -> None:
     """Temp folders and files are private (0700/0600); the finished folder gets normal permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
+    umask = current_umask()
     os.chmod(folder, 0o777 & ~umask)
     for path in folder.rglob("*"):
         os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)

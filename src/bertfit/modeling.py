@@ -24,6 +24,8 @@ from bertfit.errors import ModelError
 log = logging.getLogger(__name__)
 
 HEAD_FILE = "head.safetensors"
+SEQUENCE_CLASSIFIER = "sequence-classifier"
+POOLED_CLASSIFIER = "pooled-classifier"
 
 
 def load_errors() -> tuple[type[Exception], ...]:
@@ -31,8 +33,6 @@ def load_errors() -> tuple[type[Exception], ...]:
     from safetensors import SafetensorError
 
     return (OSError, ValueError, RuntimeError, SafetensorError)
-SEQUENCE_CLASSIFIER = "sequence-classifier"
-POOLED_CLASSIFIER = "pooled-classifier"
 
 
 def resolve_model_source(name: str) -> str:

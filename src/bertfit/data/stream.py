@@ -150,19 +150,14 @@ class TableWriter:
         if self._parquet is not None:
             self._parquet.close()
         if error is None:
-            os.chmod(self._temp, 0o666 & ~_umask())
+            os.chmod(self._temp, 0o666 & ~current_umask())
             os.replace(self._temp, self.path)
         else:
             self._temp.unlink(missing_ok=True)
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
-
-
-def write_table(frame: pd.DataFrame, path: str | Path, kind: str | None = None) -> None:
-    """Write one frame atomically."""
-    with TableWriter(path, kind) as writer:
-        writer.write(frame)
