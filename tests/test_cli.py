@@ -126,7 +126,7 @@ def test_evaluate_refuses_unknown_labels(tiny_bert, sentiment_csv, tmp_path, cap
     main(train_args(sentiment_csv, tiny_bert, output))
     write_csv(tmp_path / "other.csv", [("fine", "pos"), ("meh", "neutral")])
     assert main(["evaluate", str(output), "--data", str(tmp_path / "other.csv")]) == 3
-    assert "label(s) 'neutral' (rows 2) are not among the model's labels: neg, pos" in capsys.readouterr().err
+    assert "label(s) 'neutral' (row 2) are not among the model's labels: neg, pos" in capsys.readouterr().err
 
 
 def test_existing_output_is_kept_without_overwrite(tiny_bert, sentiment_csv, tmp_path, capsys):

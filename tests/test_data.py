@@ -63,8 +63,6 @@ def test_empty_text_names_rows_and_column(tmp_path):
 @pytest.mark.parametrize("lines, message", [
     ('{"text": "a", "label": 1}\n{"text": null, "label": 0}\n{"label": 1}\n',
      r"d\.jsonl, rows 2, 3, column 'text': empty or missing text"),
-    ('{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n',
-     r"d\.jsonl, row 2, column 'label': list-valued labels are not supported"),
 ])  # fmt: skip
 def test_bad_jsonl_rows_are_named(lines, message, tmp_path):
     path = tmp_path / "d.jsonl"

@@ -25,12 +25,12 @@ def trained(tiny_models, tmp_path_factory):
 def test_export_writes_graphs_and_a_parity_report(trained, capsys):
     assert main(["export", str(trained), "--onnx", "--quantize", "int8"]) == 0
     printed = capsys.readouterr().out
-    assert "argmax agreement" in printed and "onnx-int8" in printed
+    assert "agreement" in printed and "onnx-int8" in printed
     report = json.loads((trained / "onnx" / "parity.json").read_text())
     assert report["rows"] == 32  # the validation split of the 0.6/0.2/0.2 split of 160 rows
-    assert report["onnx"]["argmax_agreement"] == 1.0
-    assert report["onnx"]["max_probability_difference"] < 1e-4
-    assert report["onnx-int8"]["argmax_agreement"] >= 0.9
+    assert report["onnx"]["agreement"] == 1.0
+    assert report["onnx"]["max_output_difference"] < 1e-4
+    assert report["onnx-int8"]["agreement"] >= 0.9
     assert {p.name for p in (trained / "onnx").iterdir()} == {"model.onnx", "model.int8.onnx", "parity.json"}
 
 
@@ -72,5 +72,5 @@ def test_parity_data_with_unknown_labels_is_refused_before_exporting(trained, tm
     shutil.rmtree(trained / "onnx", ignore_errors=True)
     data = write_csv(tmp_path / "odd.csv", [("fine text", "pos"), ("odd text", "meh")])
     assert main(["export", str(trained), "--onnx", "--data", str(data)]) == 3
-    assert "label(s) 'meh' (rows 2) are not among the model's labels: neg, pos" in capsys.readouterr().err
+    assert "label(s) 'meh' (row 2) are not among the model's labels: neg, pos" in capsys.readouterr().err
     assert not (trained / "onnx").exists()

@@ -77,5 +77,5 @@ def test_modified_local_copy_is_refused(tmp_path, monkeypatch):
 
 
 def test_unknown_dataset_lists_known_ones():
-    with pytest.raises(DataError, match="unknown data set 'imdb'; known: cola, sms_spam"):
+    with pytest.raises(DataError, match="unknown data set 'imdb'; known: ag_news, cola, goemotions, sms_spam"):
         registry.get_dataset("imdb")

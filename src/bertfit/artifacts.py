@@ -35,20 +35,20 @@ def check_output_free(path: Path, overwrite: bool) -> None:
         raise OutputExistsError(f"{path} exists and is not a folder")
 
 
-def write_model_folder(config: TrainConfig, result, probabilities: dict, source: str, precision: str, truncated: float) -> dict:
+def write_model_folder(config: TrainConfig, result) -> dict:
     """Write everything into a temp folder next to the target, then swap it in."""
     target = result.output_dir
     check_output_free(target, config.overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        manifest = _manifest(config, result, source, precision, truncated)
+        manifest = _manifest(config, result)
         _save_model(result.predictor, staging)
         _write_json(staging / MANIFEST, manifest)
-        _write_json(staging / METRICS_FILE, result.metrics)
-        _write_history(staging / LOG_FILE, result.history)
-        if "test" in probabilities:
-            _write_predictions(staging / PREDICTIONS_FILE, result.data.splits["test"], probabilities["test"], result.labels)
+        _write_json(staging / METRICS_FILE, {**result.metrics, **({"summary": result.summary} if result.summary else {})})
+        _write_history(staging / LOG_FILE, result.history, result.task.primary_metric)
+        if "test" in result.outputs:
+            _write_predictions(staging / PREDICTIONS_FILE, result.data.splits["test"], result.outputs["test"], result.task)
         _write_plots(staging, result)
         _write_card(staging / "README.md", manifest, result)
         _use_umask_permissions(staging)
@@ -106,20 +106,25 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _manifest(config: TrainConfig, result, source: str, precision: str, truncated: float) -> dict:
+def _manifest(config: TrainConfig, result) -> dict:
     from bertfit.modeling import describe_architecture
 
-    data = result.data
+    data, policy, predictor = result.data, result.predictor.policy, result.predictor
     return {
         "format": 1,
-        **describe_architecture(result.predictor.model),
+        **describe_architecture(predictor.model),
         "base_model": config.model,
-        "base_model_source": source if Path(source).exists() else None,
+        "base_model_source": result.source if Path(result.source).exists() else None,
         "labels": list(result.labels.names),
         "label_aliases": _label_aliases(config),
-        "max_length": result.max_length,
-        "train_truncated_share": truncated,
-        "precision": precision,
+        **result.task.to_manifest(),
+        "max_length": policy.max_length,
+        "long_text": policy.long_text,
+        "stride": policy.stride,
+        "window_aggregate": policy.aggregate,
+        "text_pairs": data.train.pairs is not None,
+        "train_truncated_share": result.truncated,
+        "precision": result.precision,
         "eval_batch_size": config.eval_batch_size,
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
@@ -146,31 +151,59 @@ def _write_json(path: Path, value) -> None:
     path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _write_history(path: Path, history) -> None:
+def write_json_atomically(path: Path, value) -> None:
+    """A JSON file that is either the old one or the complete new one, never half of either."""
+    descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(descriptor)
+    try:
+        _write_json(Path(temp), value)
+        os.chmod(temp, 0o666 & ~current_umask())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _write_history(path: Path, history, primary: str) -> None:
+    """One row per epoch: train loss, and the validation loss and headline metrics of the task."""
+    from bertfit.evaluation.metrics import HEADLINES
+
+    first = next((r.validation for r in history if r.validation), None)
+    keys = ["loss", *(key for _, key in HEADLINES[first["task"]] if key != "loss")] if first else ["loss", primary]
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["epoch", "train_loss", "validation_loss", "validation_accuracy", "validation_mcc",
-                         "validation_f1_macro", "learning_rate", "seconds"])  # fmt: skip
+        writer.writerow(["epoch", "train_loss", *(f"validation_{k}" for k in keys), "learning_rate", "seconds"])
         for record in history:
             val = record.validation or {}
-            writer.writerow([record.epoch, f"{record.train_loss:.6f}", _num(val.get("loss")), _num(val.get("accuracy")),
-                             _num(val.get("mcc")), _num(val.get("f1_macro")), f"{record.learning_rate:.3e}",
-                             f"{record.seconds:.2f}"])  # fmt: skip
+            writer.writerow([record.epoch, f"{record.train_loss:.6f}", *(_num(val.get(k)) for k in keys),
+                             f"{record.learning_rate:.3e}", f"{record.seconds:.2f}"])  # fmt: skip
 
 
 def _num(value) -> str:
     return "" if value is None else f"{value:.6f}"
 
 
-def _write_predictions(path: Path, split, probabilities: np.ndarray, labels) -> None:
-    predicted = probabilities.argmax(axis=1)
+def _write_predictions(path: Path, split, outputs: np.ndarray, task) -> None:
+    """The test split with gold and predicted labels (as the CLI would write them) and the scores."""
+    from bertfit.tasks import MULTI_LABEL, REGRESSION
+
+    predicted = task.label_names(task.decide(outputs))
+    if task.kind == MULTI_LABEL:
+        gold = [task.label_sep.join(sorted(names, key=task.labels.label2id.get)) for names in split.labels]
+    else:
+        gold = [f"{v:.6g}" if task.kind == REGRESSION else v for v in split.labels]
+    scores = ["error"] if task.kind == REGRESSION else [f"prob_{n}" for n in task.labels.names]
+    pair = ["text_pair"] if split.pairs is not None else []
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["row", "text", "gold", "predicted", *[f"prob_{n}" for n in labels.names], "misclassified"])
+        writer.writerow(["row", "text", *pair, "gold", "predicted", *scores, "misclassified"])
         for i, text in enumerate(split.texts):
-            guess = labels.names[predicted[i]]
-            writer.writerow([split.rows[i], text, split.labels[i], guess,
-                             *[f"{p:.6f}" for p in probabilities[i]], int(guess != split.labels[i])])  # fmt: skip
+            if task.kind == REGRESSION:
+                values, wrong = [f"{outputs[i] - split.labels[i]:.6g}"], ""
+            else:
+                values, wrong = [f"{p:.6f}" for p in outputs[i]], int(predicted[i] != gold[i])
+            writer.writerow([split.rows[i], text, *([split.pairs[i]] if pair else []), gold[i], predicted[i],
+                             *values, wrong])  # fmt: skip
 
 
 def _write_plots(folder: Path, result) -> None:
@@ -185,14 +218,14 @@ def _write_plots(folder: Path, result) -> None:
     if all(r.validation for r in result.history):
         ax.plot(epochs, [r.validation["loss"] for r in result.history], marker="o", label="validation")
     ax.axvline(result.best_epoch, color="grey", linestyle="--", label=f"kept epoch {result.best_epoch}")
-    ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss per epoch")
+    ax.set(xlabel="epoch", ylabel="loss", title="Loss per epoch")
     ax.legend()
     fig.tight_layout()
     fig.savefig(folder / "loss_curve.png", dpi=100)
     plt.close(fig)
 
     split = "test" if "test" in result.metrics else "validation" if "validation" in result.metrics else None
-    if split is None:
+    if split is None or "confusion_matrix" not in result.metrics[split]:
         return
     matrix = np.array(result.metrics[split]["confusion_matrix"])
     names = list(result.labels.names)
@@ -209,6 +242,9 @@ def _write_plots(folder: Path, result) -> None:
 
 
 def _write_card(path: Path, manifest: dict, result) -> None:
+    from bertfit.evaluation.metrics import summary_line
+    from bertfit.training.repeats import format_summary
+
     config = manifest["config"]
     data_name = config["data"]["dataset"] or config["data"]["train"]
     lines = [
@@ -227,16 +263,18 @@ def _write_card(path: Path, manifest: dict, result) -> None:
         "",
         "## Training",
         f"- data: {data_name} (rows: {manifest['data']['rows']})",
-        f"- architecture: {manifest['architecture']}, max length {manifest['max_length']} tokens "
+        f"- task: {manifest['task']}; architecture: {manifest['architecture']}, max length {manifest['max_length']} tokens "
         f"({100 * manifest['train_truncated_share']:.2f}% of training texts truncated), precision {manifest['precision']}",
         f"- epochs {len(result.history)}, kept epoch {manifest['best_epoch']}, seed {config['seed']}",
         "",
         "## Results",
-        "| split | rows | accuracy | MCC | F1 macro |",
-        "|---|---|---|---|---|",
+        "```",
+        *(summary_line(m, name) for name, m in result.metrics.items()),
+        "```",
     ]
-    for name, m in result.metrics.items():
-        lines.append(f"| {name} | {m['rows']} | {m['accuracy']:.4f} | {m['mcc']:.4f} | {m['f1_macro']:.4f} |")
+    if result.summary:
+        lines += ["", f"Over {len(result.summary['runs'])} runs ({result.summary['by']}), mean ± std:", "```",
+                  *format_summary(result.summary).splitlines(), "```"]  # fmt: skip
     if manifest["data"]["warnings"]:
         lines += ["", "## Data warnings", *[f"- {w}" for w in manifest["data"]["warnings"]]]
     lines += ["", "Files: `metrics.json`, `training_log.csv`, `predictions_test.csv`, `loss_curve.png`, "

@@ -61,15 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="labelled file (CSV, TSV, JSONL or Parquet)")
     evaluate.add_argument("--text-column")
     evaluate.add_argument("--label-column")
+    evaluate.add_argument("--text-pair-column", help="second-text column, for models trained on pairs")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
 
     predict = commands.add_parser("predict", parents=[common], help="predict labels for texts or a file")
     predict.add_argument("model_dir")
     predict.add_argument("--text", action="append", help="a text to classify (repeatable)")
+    predict.add_argument("--text-pair", action="append", help="the second text of each --text, for pair models")
     predict.add_argument("--input", help="file of texts (CSV, TSV, JSONL or Parquet)")
     predict.add_argument("--output", help="where to write the input's rows plus predictions")
     predict.add_argument("--text-column", help="text column of --input (inferred when unambiguous)")
+    predict.add_argument("--text-pair-column", help="second-text column of --input, for pair models")
     predict.add_argument("--json", action="store_true", help="print predictions as JSON lines")
     predict.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
 
@@ -80,6 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data", help="labelled file for the parity check (default: the model's validation split)")
     export.add_argument("--text-column")
     export.add_argument("--label-column")
+    export.add_argument("--text-pair-column")
+
+    embed = commands.add_parser("embed", parents=[common], help="write the fine-tuned sentence vectors of a file's texts")
+    embed.add_argument("model_dir")
+    embed.add_argument("--input", required=True, help="file of texts (CSV, TSV, JSONL or Parquet)")
+    embed.add_argument("--output", required=True, help=".npy (a rows x dims matrix), or .parquet/.jsonl (the input's "
+                       "columns plus an embedding column)")  # fmt: skip
+    embed.add_argument("--text-column", help="text column of --input (inferred when unambiguous)")
+
+    tune = commands.add_parser("tune", parents=[common], help="search learning rate, epochs, batch size and warmup "
+                               "with Optuna on the validation split")  # fmt: skip
+    tune.add_argument("--config", help="TOML or JSON file of options; flags override it")
+    tune.add_argument("--trials", type=int, default=10, help="trials to run (default: 10)")
+    tune.add_argument("--timeout", type=float, help="stop starting trials after this many seconds")
+    _add_dataclass_options(tune, DataConfig, "data")
+    _add_dataclass_options(tune, TrainConfig, "training (fixed unless searched)")
 
     commands.add_parser("datasets", parents=[common], help="list the registry's data sets and where their files are looked up")
     return parser
@@ -90,7 +109,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     data_values = dict(values.pop("data", {}) or {})
     data_names = {f.name for f in dataclasses.fields(DataConfig)}
     for name, value in vars(args).items():
-        if name in ("command", "config", "quiet"):
+        if name in ("command", "config", "quiet", "trials", "timeout"):
             continue
         (data_values if name in data_names else values)[name] = value
     values["data"] = data_values
@@ -119,6 +138,8 @@ class ProgressBar:
     def on_train_end(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+    def on_epoch_end(self, record, key: str) -> None: ...
 
 
 class RowCounter:
@@ -175,12 +196,17 @@ def _setup_logging(quiet: bool) -> None:
 # -- commands ----------------------------------------------------------------------------------
 def run_train(args: argparse.Namespace) -> int:
     from bertfit.evaluation import format_metrics
+    from bertfit.training.repeats import format_summary
     from bertfit.training.run import train
 
     config = config_from_args(args)
     result = train(config, ProgressBar(config.progress and not args.quiet and sys.stderr.isatty()))
     for name, metrics in result.metrics.items():
         print(format_metrics(metrics, name))
+    if result.summary:
+        print(f"over {len(result.summary['runs'])} runs ({result.summary['by']}s), mean ± std:")
+        print(format_summary(result.summary))
+        print(f"kept {result.summary['kept']}")
     print(f"saved {result.output_dir} (kept epoch {result.best_epoch} of {len(result.history)})")
     return 0
 
@@ -188,7 +214,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from bertfit.evaluation import evaluate_file, format_metrics
 
-    metrics = evaluate_file(args.model_dir, args.data, args.text_column, args.label_column, args.backend)
+    metrics = evaluate_file(args.model_dir, args.data, args.text_column, args.label_column, args.backend,
+                            args.text_pair_column)  # fmt: skip
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics, args.data))
     return 0
 
@@ -200,27 +227,64 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ConfigError("give --text (one or more) or --input FILE --output FILE")
     if args.input and not args.output:
         raise ConfigError("--input needs --output FILE for the predictions")
+    if args.text_pair and len(args.text_pair) != len(args.text or []):
+        raise ConfigError("give one --text-pair per --text")
     predictor = Predictor.load(args.model_dir, backend=args.backend)
+    if _needs_pairs(args.model_dir) and not (args.text_pair or args.text_pair_column):
+        raise ConfigError(f"{args.model_dir} was trained on text pairs: give --text-pair (or --text-pair-column)")
     if args.input:
         with RowCounter(not args.quiet and sys.stderr.isatty()) as counter:
-            count = predict_file(predictor, args.input, args.output, args.text_column, progress=counter.update_to)
+            count = predict_file(predictor, args.input, args.output, args.text_column, progress=counter.update_to,
+                                 pair_column=args.text_pair_column)  # fmt: skip
         print(f"wrote {count} predictions to {args.output}")
         return 0
-    for text, prediction in zip(args.text, predictor.predict(args.text)):
+    for text, prediction in zip(args.text, predictor.predict(args.text, args.text_pair)):
         if args.json:
-            print(json.dumps({"text": text, "label": prediction.label, "probability": prediction.probability,
-                              "probabilities": prediction.probabilities}, ensure_ascii=False))  # fmt: skip
+            print(json.dumps({"text": text, **prediction.to_dict()}, ensure_ascii=False))
+        elif prediction.value is not None:
+            print(f"{prediction.value:.4f}\t{text}")
         else:
             print(f"{prediction.label}\t{prediction.probability:.4f}\t{text}")
     return 0
 
 
+def _needs_pairs(model_dir: str) -> bool:
+    from pathlib import Path
+
+    from bertfit.inference import read_manifest
+
+    return bool(read_manifest(Path(model_dir)).get("text_pairs"))
+
+
 def run_export(args: argparse.Namespace) -> int:
     from bertfit.export import export_onnx, format_parity
 
-    report = export_onnx(args.model_dir, args.quantize, args.data, args.text_column, args.label_column)
+    report = export_onnx(args.model_dir, args.quantize, args.data, args.text_column, args.label_column,
+                         args.text_pair_column)  # fmt: skip
     print(format_parity(report))
     print(f"saved {args.model_dir}/onnx (parity.json holds these numbers)")
+    return 0
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    from bertfit.inference.embed import embed_file
+
+    with RowCounter(not args.quiet and sys.stderr.isatty()) as counter:
+        rows, dims = embed_file(args.model_dir, args.input, args.output, args.text_column, progress=counter.update_to)
+    print(f"wrote {rows} vectors of {dims} dimensions to {args.output}")
+    return 0
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    from bertfit.training.tune import format_tune, tune
+
+    if args.trials < 1:
+        raise ConfigError("--trials must be at least 1")
+    config = config_from_args(args)
+    if config.output is None:
+        config.output = str(config.output_dir.with_name(config.output_dir.name + "-tune"))
+    result = tune(config, args.trials, args.timeout, ProgressBar(config.progress and not args.quiet and sys.stderr.isatty()))
+    print(format_tune(result))
     return 0
 
 
@@ -238,6 +302,8 @@ COMMANDS = {
     "evaluate": run_evaluate,
     "predict": run_predict,
     "export": run_export,
+    "embed": run_embed,
+    "tune": run_tune,
     "datasets": run_datasets,
 }
 

@@ -21,6 +21,9 @@ CLASS_WEIGHTS = ("none", "balanced")
 POOLINGS = ("auto", "pooler", "mean", "cls")
 DUPLICATE_POLICIES = ("warn", "error", "drop")
 HEADER_MODES = ("auto", "yes", "no")
+TASKS = ("auto", "classification", "multi-label", "regression")  # bertfit.tasks names them
+LONG_TEXT = ("truncate", "window")
+WINDOW_AGGREGATES = ("mean", "max")
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -41,7 +44,15 @@ class DataConfig:
     split_seed: int = _opt(42, "seed of --split (kept apart from --seed so the split stays fixed across training seeds)")
     text_column: str | None = _opt(None, "text column: a name or a 0-based index (inferred when unambiguous)")
     label_column: str | None = _opt(None, "label column: a name or a 0-based index (inferred when unambiguous)")
+    text_pair_column: str | None = _opt(None, "second text of sentence pairs: a column name or 0-based index")
     header: str = _opt("auto", "whether CSV/TSV files have a header row: auto, yes or no", choices=HEADER_MODES)
+    task: str = _opt(
+        "auto",
+        "classification, multi-label or regression; auto: list labels or labels joined by --label-sep are "
+        "multi-label, numbers with fractions are regression, anything else classification",
+        choices=TASKS,
+    )
+    label_sep: str | None = _opt(None, "separator of multi-label label strings, e.g. ',' (default ',')")
     on_duplicates: str = _opt(
         "warn",
         "texts of validation/test that also occur in train: warn, error, or drop them from validation/test",
@@ -115,7 +126,28 @@ class TrainConfig:
         False,
         "also update the token embedding table (kept fixed by default: fewer weights to overfit, faster steps)",
     )
-    class_weights: str = _opt("none", "loss class weights: none or balanced", choices=CLASS_WEIGHTS)
+    class_weights: str = _opt(
+        "none", "loss weights: balanced weighs classes (multi-label: each label's positives) by rarity",
+        choices=CLASS_WEIGHTS,
+    )
+    long_text: str = _opt(
+        "truncate",
+        "texts longer than --max-length: truncate, or window (overlapping windows in training, evaluation and "
+        "prediction, their logits aggregated per text)",
+        choices=LONG_TEXT,
+    )
+    stride: int = _opt(64, "tokens shared by consecutive windows with --long-text window")
+    window_aggregate: str = _opt("mean", "how window logits combine into a text's: mean or max", choices=WINDOW_AGGREGATES)
+    threshold: str = _opt(
+        "auto",
+        "decision rule, fitted on validation: auto (argmax; multi-label: one threshold per label tuned for F1), "
+        "tune (binary: the positive class's threshold tuned for F1), or a probability such as 0.3",
+    )
+    target_recall: float | None = _opt(None, "binary: the highest threshold whose validation recall reaches this, e.g. 0.95")
+    positive_label: str | None = _opt(None, "binary: the class thresholds apply to (default the rarer one)")
+    calibrate: bool = _opt(True, "fit a temperature on validation so probabilities match frequencies (ECE reported)")
+    seeds: int = _opt(1, "train once per seed (--seed, --seed+1, ...), report mean ± std, keep the best model")
+    folds: int = _opt(0, "stratified K-fold over train+validation: report mean ± std, keep the best fold's model")
     seed: int = _opt(42, "random seed for splits, initialisation and batch order")
     precision: str = _opt("auto", "auto (bf16 where the CPU/GPU supports it), bf16 or fp32", choices=PRECISIONS)
     eval_batch_size: int = _opt(64, "texts per evaluation/prediction step")
@@ -180,10 +212,39 @@ class TrainConfig:
         for name, allowed in (("precision", PRECISIONS), ("class_weights", CLASS_WEIGHTS), ("pooling", POOLINGS)):
             if getattr(self, name) not in allowed:
                 found.append(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
+        found += self._task_problems()
         if self.data.on_duplicates not in DUPLICATE_POLICIES:
             found.append(f"--on-duplicates must be one of {', '.join(DUPLICATE_POLICIES)}")
         if self.data.header not in HEADER_MODES:
             found.append(f"--header must be one of {', '.join(HEADER_MODES)}")
+        return found
+
+    def _task_problems(self) -> list[str]:
+        found = []
+        if self.threshold not in ("auto", "tune"):
+            try:
+                if not 0 < float(self.threshold) < 1:
+                    found.append("--threshold must be auto, tune, or a probability between 0 and 1")
+            except ValueError:
+                found.append(f"--threshold must be auto, tune, or a probability, got {self.threshold!r}")
+        if self.target_recall is not None and not 0 < self.target_recall <= 1:
+            found.append("--target-recall must be in (0, 1]")
+        if self.long_text == "window":
+            if self.data.text_pair_column:
+                found.append("--long-text window works on single texts, not with --text-pair-column")
+            if self.stride < 0:
+                found.append("--stride must be 0 or more")
+        if self.seeds < 1:
+            found.append("--seeds must be at least 1")
+        if self.folds == 1 or self.folds < 0:
+            found.append("--folds must be 0 (off) or at least 2")
+        if self.folds and self.seeds > 1:
+            found.append("--folds and --seeds both repeat training; use one of them")
+        choices = (("task", self.data.task, TASKS), ("long-text", self.long_text, LONG_TEXT),
+                   ("window-aggregate", self.window_aggregate, WINDOW_AGGREGATES))  # fmt: skip
+        for flag, value, allowed in choices:
+            if value not in allowed:
+                found.append(f"--{flag} must be one of {', '.join(allowed)}")
         return found
 
     def validate(self) -> TrainConfig:

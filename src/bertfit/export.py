@@ -1,8 +1,9 @@
 """Export a model folder to ONNX (optionally int8-quantized) and prove it predicts what PyTorch does.
 
-The graph takes ``input_ids`` and ``attention_mask`` (any batch size and length) and returns class
-probabilities, so ONNX Runtime needs no post-processing. The parity check runs both models on the
-validation split and stores argmax agreement and the accuracy difference in ``onnx/parity.json``.
+The graph takes ``input_ids``, ``attention_mask`` (and ``token_type_ids`` where the model has them),
+any batch size and length, and returns the logits; the ``Predictor`` applies the saved task rules
+(windows, temperature, softmax/sigmoid, thresholds) after either backend. The parity check runs both
+on the validation split and stores decision agreement and the metric difference in ``onnx/parity.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from bertfit.errors import ConfigError, DataError
 from bertfit.inference.backends import ONNX_DIR, ONNX_FILES, OnnxBackend, require_onnxruntime
 from bertfit.inference.predictor import Predictor, read_manifest
 from bertfit.modeling import logits_of
+from bertfit.tasks import CLASSIFICATION
 
 log = logging.getLogger(__name__)
 
@@ -31,27 +33,29 @@ PARITY_FILE = "parity.json"
 OPSET = 17
 
 
-class _Probabilities(nn.Module):
-    """The classifier with softmax on top: what the exported graph computes."""
+class _Logits(nn.Module):
+    """The model with plain tensor inputs and a float32 logits output: what the exported graph computes."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        logits = logits_of(self.model(input_ids=input_ids, attention_mask=attention_mask))
-        return torch.softmax(logits.float(), dim=-1)
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *types: torch.Tensor) -> torch.Tensor:
+        extra = {"token_type_ids": types[0]} if types else {}
+        return logits_of(self.model(input_ids=input_ids, attention_mask=attention_mask, **extra)).float()
 
 
 @dataclass(frozen=True)
 class ParitySplit:
     source: str
     texts: list[str]
-    gold: list[int]
+    pairs: list[str] | None
+    gold: np.ndarray
 
 
 def export_onnx(model_dir: str | Path, quantize: str | None = None, data: str | None = None,
-                text_column: str | None = None, label_column: str | None = None) -> dict:  # fmt: skip
+                text_column: str | None = None, label_column: str | None = None,
+                pair_column: str | None = None) -> dict:  # fmt: skip
     """Write ``onnx/model.onnx`` (and ``model.int8.onnx`` with ``quantize="int8"``) into the folder,
     then check each against PyTorch on the validation split (or on ``data``). Returns the report."""
     if quantize not in (None, "int8"):
@@ -59,7 +63,7 @@ def export_onnx(model_dir: str | Path, quantize: str | None = None, data: str | 
     require_onnxruntime()
     folder = Path(model_dir)
     predictor = Predictor.load(folder, precision="fp32", device="cpu")
-    split = _parity_split(folder, predictor, data, text_column, label_column)  # fail on data before exporting
+    split = _parity_split(folder, predictor, data, text_column, label_column, pair_column)  # fail before exporting
     staging = Path(tempfile.mkdtemp(prefix=f".{ONNX_DIR}.tmp-", dir=folder))
     try:
         _export_graph(predictor, staging / ONNX_FILES["onnx"])
@@ -75,21 +79,22 @@ def export_onnx(model_dir: str | Path, quantize: str | None = None, data: str | 
 
 
 def _export_graph(predictor: Predictor, path: Path) -> None:
-    wrapped = _Probabilities(predictor.model).eval()
+    wrapped = _Logits(predictor.model).eval()
     # Two rows of different lengths, so the traced graph really uses the attention mask.
-    sample = predictor.tokenizer(["an example sentence to trace the graph with", "short"], padding=True,
-                                 return_tensors="pt")  # fmt: skip
+    sample = predictor.tokenizer(["an example sentence to trace the graph with", "short"],
+                                 ["and its pair", "a pair"], padding=True, return_tensors="pt")  # fmt: skip
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if predictor.token_types else [])
     dynamic = {0: "batch", 1: "sequence"}
     log.info("exporting %s", path.name)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the exporter warns about tracing details that do not apply here
         torch.onnx.export(
             wrapped,
-            (sample["input_ids"], sample["attention_mask"]),
+            tuple(sample[name] for name in names),
             str(path),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["probabilities"],
-            dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "probabilities": {0: "batch"}},
+            input_names=names,
+            output_names=["logits"],
+            dynamic_axes={**{name: dynamic for name in names}, "logits": {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter: seconds, not minutes, and ORT fuses its attention
         )
@@ -103,17 +108,20 @@ def _quantize_int8(source: Path, target: Path) -> None:
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
 
 
-def _parity_split(folder: Path, predictor: Predictor, data: str | None, text_column, label_column) -> ParitySplit:
-    from bertfit.evaluation import gold_ids
+def _parity_split(folder: Path, predictor: Predictor, data: str | None, text_column, label_column,
+                  pair_column) -> ParitySplit:  # fmt: skip
+    from bertfit.evaluation import gold_of_split
 
     manifest = read_manifest(folder)
     if data:
         from bertfit.data.load import read_labelled_file
 
-        split = read_labelled_file(data, text_column, label_column, name="parity")
+        if manifest.get("text_pairs") and pair_column is None:
+            raise ConfigError(f"{folder} was trained on text pairs: pass --text-pair-column too")
+        split = read_labelled_file(data, text_column, label_column, name="parity", pair_column=pair_column)
     else:
         split = _validation_split(manifest, folder)
-    return ParitySplit(split.source, split.texts, gold_ids(predictor.labels, manifest, split))
+    return ParitySplit(split.source, split.texts, split.pairs, gold_of_split(predictor.task, manifest, split))
 
 
 def _validation_split(manifest: dict, folder: Path):
@@ -132,29 +140,32 @@ def _validation_split(manifest: dict, folder: Path):
 
 
 def _parity(predictor: Predictor, staging: Path, split: ParitySplit) -> dict:
-    ids = predictor.encode(split.texts)
-    gold = np.asarray(split.gold)
-    reference = predictor.proba_of_ids(ids)
-    report = {"data": split.source, "rows": len(ids), "torch_fp32_accuracy": _accuracy(reference, gold)}
+    """Torch fp32 against each exported graph: same decisions, same metric, how far outputs move."""
+    from bertfit.evaluation import task_metrics
+
+    task = predictor.task
+    metric = "accuracy" if task.kind == CLASSIFICATION else task.primary_metric
+    encoded = predictor.encode(split.texts, split.pairs)
+    reference = predictor.outputs_of(encoded)
+    decided = task.decide(reference)
+    score = task_metrics(task, split.gold, reference)[metric]
+    report = {"data": split.source, "rows": len(split.texts), "metric": metric, "torch_fp32": score}
     for backend, name in ONNX_FILES.items():
         if not (staging / name).is_file():
             continue
-        exported = OnnxBackend(staging / name, backend).probabilities(ids, predictor.tokenizer.pad_token_id or 0,
-                                                                     predictor.batch_size)  # fmt: skip
-        accuracy = _accuracy(exported, gold)
+        exported = Predictor(OnnxBackend(staging / name, backend), predictor.tokenizer, task, predictor.policy,
+                             predictor.batch_size, predictor.token_types).outputs_of(encoded)  # fmt: skip
+        agree = task.decide(exported) == decided
+        exported_score = task_metrics(task, split.gold, exported)[metric]
         report[backend] = {
             "file": f"{ONNX_DIR}/{name}",
-            "argmax_agreement": float((exported.argmax(1) == reference.argmax(1)).mean()),
-            "accuracy": accuracy,
-            "accuracy_difference": accuracy - report["torch_fp32_accuracy"],
-            "max_probability_difference": float(np.abs(exported - reference).max()),
+            "agreement": float(agree.all(axis=1).mean() if agree.ndim == 2 else agree.mean()),
+            metric: exported_score,
+            "difference": exported_score - score,
+            "max_output_difference": float(np.abs(exported - reference).max()),
             "size_mb": round((staging / name).stat().st_size / 2**20, 1),
         }
     return report
-
-
-def _accuracy(probabilities: np.ndarray, gold: np.ndarray) -> float:
-    return float((probabilities.argmax(1) == gold).mean())
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
@@ -170,13 +181,14 @@ def _replace_dir(staging: Path, target: Path) -> None:
 
 
 def format_parity(report: dict) -> str:
-    lines = [f"parity on {report['data']} ({report['rows']} rows): torch fp32 accuracy {report['torch_fp32_accuracy']:.4f}"]
+    metric = report["metric"]
+    lines = [f"parity on {report['data']} ({report['rows']} rows): torch fp32 {metric} {report['torch_fp32']:.4f}"]
     for backend in ONNX_FILES:
         if backend in report:
             row = report[backend]
             lines.append(
-                f"  {backend:<9}  argmax agreement {row['argmax_agreement']:.4f}  accuracy {row['accuracy']:.4f} "
-                f"({row['accuracy_difference']:+.4f})  max |dp| {row['max_probability_difference']:.2e}  "
+                f"  {backend:<9}  agreement {row['agreement']:.4f}  {metric} {row[metric]:.4f} "
+                f"({row['difference']:+.4f})  max |d output| {row['max_output_difference']:.2e}  "
                 f"{row['size_mb']} MB  {row['file']}"
             )
     return "\n".join(lines)

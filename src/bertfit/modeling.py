@@ -80,7 +80,11 @@ def trained_pooling(source: str) -> str | None:
 
 
 # -- full and partial fine-tuning ----------------------------------------------------------
-def load_sequence_classifier(source: str, labels: LabelSet, **kwargs) -> nn.Module:
+PROBLEM_TYPES = {"classification": "single_label_classification", "multi-label": "multi_label_classification",
+                 "regression": "regression"}  # fmt: skip
+
+
+def load_sequence_classifier(source: str, labels: LabelSet, task: str = "classification", **kwargs) -> nn.Module:
     from transformers import AutoModelForSequenceClassification
 
     try:
@@ -89,6 +93,7 @@ def load_sequence_classifier(source: str, labels: LabelSet, **kwargs) -> nn.Modu
             num_labels=len(labels),
             id2label=labels.id2label,
             label2id=labels.label2id,
+            problem_type=PROBLEM_TYPES[task],
             **kwargs,
         )
     except load_errors() as err:
@@ -201,12 +206,12 @@ class PooledClassifier(nn.Module):
     def config(self):
         return self.encoder.config
 
-    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         return pool(hidden, attention_mask, self.pooling)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(input_ids, attention_mask).float())
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(input_ids, attention_mask, **extra).float())
 
 
 def load_encoder(source: str, **kwargs) -> nn.Module:
@@ -237,6 +242,11 @@ def describe_architecture(model: nn.Module) -> dict:
         return {"architecture": POOLED_CLASSIFIER, "pooling": model.pooling, "head": model.head_kind,
                 "frozen_encoder": model.frozen}  # fmt: skip
     return {"architecture": SEQUENCE_CLASSIFIER, "pooling": "pooler", "head": None, "frozen_encoder": False}
+
+
+def uses_token_types(config) -> bool:
+    """Whether the encoder has a token type (segment) embedding to tell the texts of a pair apart."""
+    return int(getattr(config, "type_vocab_size", 0) or 0) > 1
 
 
 def logits_of(output) -> torch.Tensor:

@@ -7,20 +7,22 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bertfit.config import DataConfig
 from bertfit.data.columns import TEXT_NAMES, column_by_name, infer_columns, infer_text_column, resolve_column
 from bertfit.data.labels import LabelSet, normalize_label
-from bertfit.data.readers import ReadOptions, read_table
+from bertfit.data.readers import ReadOptions, describe_rows, read_table
 from bertfit.data.registry import dataset_files, get_dataset
 from bertfit.data.splits import stratified_split
+from bertfit.data.targets import detect_task, raw_label, shape_labels
 from bertfit.errors import DataError
+from bertfit.tasks import CLASSIFICATION, MULTI_LABEL, REGRESSION
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
-MAX_LISTED_ROWS = 10
 
 
 @dataclass
@@ -30,8 +32,9 @@ class TextSplit:
     name: str
     source: str
     texts: list[str]
-    labels: list[str]
+    labels: list  # class names; tuples of names (multi-label); floats (regression)
     rows: list[int]
+    pairs: list[str] | None = None  # second texts of sentence pairs
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -42,13 +45,20 @@ class TextSplit:
             texts=[self.texts[i] for i in keep],
             labels=[self.labels[i] for i in keep],
             rows=[self.rows[i] for i in keep],
+            pairs=None if self.pairs is None else [self.pairs[i] for i in keep],
         )
+
+    def inputs(self) -> list[tuple[str, str]] | list[str]:
+        """What identifies a row's input: its text, or (text, pair)."""
+        return self.texts if self.pairs is None else list(zip(self.texts, self.pairs))
 
 
 @dataclass
 class LoadedData:
     splits: dict[str, TextSplit]
     labels: LabelSet
+    task: str = CLASSIFICATION
+    label_sep: str = ","
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -67,13 +77,20 @@ def read_labelled_file(
     label_column: str | int | None = None,
     options: ReadOptions = ReadOptions(),
     name: str = "data",
+    pair_column: str | int | None = None,
 ) -> TextSplit:
-    """Read one labelled file and check every row; raises ``DataError`` naming file, row and column."""
+    """Read one labelled file and check every row; raises ``DataError`` naming file, row and column.
+
+    Labels stay raw (names, or tuples of names for list cells) until the task is known."""
     path = Path(path)
     frame = read_table(path, options)
     source = str(path)
     text_col, label_col = _columns(frame, text_column, label_column, source)
-    return _to_split(frame, text_col, label_col, source, name)
+    split = _to_split(frame, text_col, label_col, source, name)
+    if pair_column is not None:
+        pair_col = resolve_column(frame, pair_column, "text pair", source)
+        split.pairs = checked_texts(frame[pair_col].tolist(), source, pair_col)
+    return split
 
 
 def read_text_file(path: str | Path, text_column: str | int | None = None, options: ReadOptions = ReadOptions()):
@@ -107,27 +124,17 @@ def checked_texts(values: list, source: str, column, first_row: int = 1) -> list
     texts = [v if isinstance(v, str) else normalize_label(v) or "" for v in values]
     empty = [first_row + i for i, text in enumerate(texts) if not text.strip()]
     if empty:
-        raise DataError(f"{source}, {_rows(empty)}, column {column!r}: empty or missing text")
+        raise DataError(f"{source}, {describe_rows(empty)}, column {column!r}: empty or missing text")
     return texts
 
 
 def _to_split(frame: pd.DataFrame, text_col, label_col, source: str, name: str) -> TextSplit:
     texts = checked_texts(frame[text_col].tolist(), source, text_col)
-    raw_labels = frame[label_col].tolist()
-    nested = [i + 1 for i, v in enumerate(raw_labels) if isinstance(v, (list, tuple, dict))]
-    if nested:
-        raise DataError(f"{source}, {_rows(nested)}, column {label_col!r}: list-valued labels are not supported")
-    labels = [normalize_label(v) for v in raw_labels]
+    labels = [raw_label(v) for v in frame[label_col].tolist()]
     missing = [i + 1 for i, v in enumerate(labels) if v is None]
     if missing:
-        raise DataError(f"{source}, {_rows(missing)}, column {label_col!r}: empty or missing label")
+        raise DataError(f"{source}, {describe_rows(missing)}, column {label_col!r}: empty or missing label")
     return TextSplit(name, source, texts, labels, list(range(1, len(texts) + 1)))
-
-
-def _rows(rows: list[int]) -> str:
-    shown = ", ".join(str(r) for r in rows[:MAX_LISTED_ROWS])
-    more = f" and {len(rows) - MAX_LISTED_ROWS} more" if len(rows) > MAX_LISTED_ROWS else ""
-    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
 # -- all splits ------------------------------------------------------------------------------
@@ -135,75 +142,106 @@ def load_data(config: DataConfig) -> LoadedData:
     """Read, split and check the data the options describe."""
     header = {"auto": None, "yes": True, "no": False}[config.header]
     display: dict[str, str] = {}
+    label_sep = config.label_sep
     if config.dataset:
         spec = get_dataset(config.dataset)
         paths = dataset_files(spec)
         options = ReadOptions(header=spec.header, quoting=spec.quoting)
-        text_col, label_col, display = spec.text_column, spec.label_column, spec.label_names
+        text_col, label_col, pair_col = spec.text_column, spec.label_column, spec.text_pair_column
+        display = spec.label_names
         files = {split: paths.get(split) for split in SPLITS}
         fractions, seed = spec.split, spec.split_seed
+        label_sep = label_sep or spec.label_sep
     else:
         options = ReadOptions(header=header)
-        text_col, label_col = config.text_column, config.label_column
+        text_col, label_col, pair_col = config.text_column, config.label_column, config.text_pair_column
         files = {split: getattr(config, split) for split in SPLITS}
         fractions, seed = config.split_fractions(), config.split_seed
 
     splits: dict[str, TextSplit] = {}
     for split in SPLITS:
         if files[split]:
-            splits[split] = read_labelled_file(files[split], text_col, label_col, options, split)
+            splits[split] = read_labelled_file(files[split], text_col, label_col, options, split, pair_col)
+    task, label_sep = detect_task(splits["train"].labels, config.task, label_sep, splits["train"].source)
+    splits = {name: shape_labels(split, task, label_sep) for name, split in splits.items()}
     if fractions is not None:
-        splits.update(_split_one(splits["train"], fractions, seed))
-    return check_splits(splits, config.on_duplicates, display)
+        splits.update(_split_one(splits["train"], fractions, seed, task))
+    return check_splits(splits, config.on_duplicates, display, task, label_sep)
 
 
-def _split_one(whole: TextSplit, fractions, seed: int) -> dict[str, TextSplit]:
-    train, validation, test = stratified_split(whole.labels, fractions, seed, whole.source)
+def _split_one(whole: TextSplit, fractions, seed: int, task: str) -> dict[str, TextSplit]:
+    train, validation, test = stratified_split(strata(whole.labels, task), fractions, seed, whole.source)
     parts = {"train": train, "validation": validation, "test": test}
     return {name: replace(whole.subset(rows), name=name) for name, rows in parts.items()}
 
 
-def check_splits(splits: dict[str, TextSplit], on_duplicates: str, display: dict[str, str]) -> LoadedData:
+def strata(labels: list, task: str) -> list[str]:
+    """What a stratified split keeps in proportion: the class; a row's rarest label; a value's quartile."""
+    if task == MULTI_LABEL:
+        counts = Counter(name for names in labels for name in names)
+        return [min(names, key=lambda n: (counts[n], n)) if names else "" for names in labels]
+    if task == REGRESSION:
+        edges = np.quantile(labels, [0.25, 0.5, 0.75]) if labels else []
+        return [str(int(np.searchsorted(edges, v))) for v in labels]
+    return labels
+
+
+def check_splits(splits: dict[str, TextSplit], on_duplicates: str, display: dict[str, str],
+                 task: str = CLASSIFICATION, label_sep: str = ",") -> LoadedData:  # fmt: skip
     """Cross-split checks: enough classes, unseen labels, texts shared between splits."""
     warnings: list[str] = []
     train = splits["train"]
-    train_classes = Counter(train.labels)
+    train_classes = Counter(label_names(train.labels, task))
     if len(train_classes) < 2:
         only = next(iter(train_classes), "none")
+        what = "different value" if task == REGRESSION else "class"
         raise DataError(
-            f"{train.source}: the training data has {len(train_classes)} class ({only!r}); "
-            "classification needs at least two labels"
+            f"{train.source}: the training data has {len(train_classes)} {what} ({only!r}); "
+            f"{task} needs at least two"
         )
     for name in ("validation", "test"):
         split = splits.get(name)
         if split is None:
             continue
-        unseen = sorted(set(split.labels) - set(train_classes))
-        if unseen:
+        unseen = sorted(set(label_names(split.labels, task)) - set(train_classes))
+        if unseen and task != REGRESSION:
             warnings.append(
                 f"{split.source}: {name} label(s) {', '.join(map(repr, unseen))} never occur in training; "
                 "the model cannot learn them"
             )
         splits[name] = _check_duplicates(train, split, on_duplicates, warnings)
-    all_labels = [label for split in splits.values() for label in split.labels]
-    label_set = LabelSet.from_values(all_labels, display)
+    if task == REGRESSION:
+        label_set = LabelSet(("value",))
+    else:
+        label_set = LabelSet.from_values([n for s in splits.values() for n in label_names(s.labels, task)], display)
     if display:
         for split in splits.values():
-            split.labels = [display.get(v, v) for v in split.labels]
+            split.labels = [_display(v, display) for v in split.labels]
     for message in warnings:
         log.warning(message)
-    return LoadedData(splits=splits, labels=label_set, warnings=warnings)
+    return LoadedData(splits=splits, labels=label_set, task=task, label_sep=label_sep, warnings=warnings)
+
+
+def label_names(labels: list, task: str) -> list:
+    """Every label name (a multi-label row gives several), or every value (regression)."""
+    return [name for names in labels for name in names] if task == MULTI_LABEL else labels
+
+
+def _display(value, display: dict[str, str]):
+    if isinstance(value, tuple):
+        return tuple(display.get(v, v) for v in value)
+    return display.get(value, value) if isinstance(value, str) else value
 
 
 def _check_duplicates(train: TextSplit, split: TextSplit, policy: str, warnings: list[str]) -> TextSplit:
-    seen = set(train.texts)
-    shared = [i for i, text in enumerate(split.texts) if text in seen]
+    seen = set(train.inputs())
+    shared = [i for i, text in enumerate(split.inputs()) if text in seen]
     if not shared:
         return split
     rows = [split.rows[i] for i in shared]
     message = (
         f"{split.source}: {len(shared)} of {len(split)} {split.name} texts also occur in the training data "
-        f"({_rows(rows)}), which inflates {split.name} scores"
+        f"({describe_rows(rows)}), which inflates {split.name} scores"
     )
     if policy == "error":
         raise DataError(message + "; remove them, or pass --on-duplicates warn or drop")

@@ -45,6 +45,8 @@ class DatasetSpec:
     text_column: str | int
     label_column: str | int
     header: bool
+    text_pair_column: str | int | None = None
+    label_sep: str | None = None  # multi-label ids joined in one cell
     quoting: int = csv.QUOTE_MINIMAL
     label_names: dict[str, str] = field(default_factory=dict)
     # A single file split by (train, validation, test) fractions with this seed.
@@ -54,6 +56,13 @@ class DatasetSpec:
 
 _COLA_ZIP = "https://nyu-mll.github.io/CoLA/cola_public_1.1.zip"
 _COLA_ZIP_SHA = "2cf856f46df11c143d38e0cf2f9f34ff2fdb088c521cd859f5c4b9581683278b"
+_AG_NEWS_URL = "https://raw.githubusercontent.com/mhjabreel/CharCnn_Keras/master/data/ag_news_csv/test.csv"
+_GOEMOTIONS_URL = "https://raw.githubusercontent.com/google-research/google-research/master/goemotions/data/"
+GOEMOTIONS_LABELS = (
+    "admiration amusement anger annoyance approval caring confusion curiosity desire disappointment disapproval "
+    "disgust embarrassment excitement fear gratitude grief joy love nervousness optimism pride realization relief "
+    "remorse sadness surprise neutral"
+).split()
 _SPAM_URL = "https://raw.githubusercontent.com/sylphsang/NLP/4f8085db55b40aa68ccc4819378f326aa6338138/spamdata_v2.csv"
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -104,6 +113,42 @@ DATASETS: dict[str, DatasetSpec] = {
         label_names={"0": "ham", "1": "spam"},
         split=(0.70, 0.15, 0.15),
         split_seed=2018,
+    ),
+    "ag_news": DatasetSpec(
+        name="ag_news",
+        description="AG News topics (4 classes), title + description as a text pair; only the official test "
+        "split is public offline, so it is split 80/10/10 with seed 42",
+        files={
+            "train": RemoteFile(
+                "test.csv", "521465c2428ed7f02f8d6db6ffdd4b5447c1c701962353eb2c40d548c3c85699", _AG_NEWS_URL
+            )
+        },
+        # Columns: class index 1-4, title, description.
+        text_column=1,
+        text_pair_column=2,
+        label_column=0,
+        header=False,
+        label_names={"1": "World", "2": "Sports", "3": "Business", "4": "Sci/Tech"},
+        split=(0.8, 0.1, 0.1),
+        split_seed=42,
+    ),
+    "goemotions": DatasetSpec(
+        name="goemotions",
+        description="GoEmotions: Reddit comments, multi-label over 27 emotions + neutral (official splits)",
+        files={
+            "train": RemoteFile("train.tsv", "1c254a142be5c00e80d819b9ae1bbd36d94b2eeb8f4b1271846508d57e57d9c5",
+                                _GOEMOTIONS_URL + "train.tsv"),
+            "validation": RemoteFile("dev.tsv", "575489c079c9de1097062a01738f998590d6b7ead66dd1c9fd1d2ba01fd8bc62",
+                                     _GOEMOTIONS_URL + "dev.tsv"),
+            "test": RemoteFile("test.tsv", "0587b2dd8b27b97352adbfc3fb083d46005c8946657fdc2b1ca8b1cc7f1f8be4",
+                               _GOEMOTIONS_URL + "test.tsv"),
+        },  # fmt: skip
+        # Columns: comment, comma-separated label ids (0-based into emotions.txt), comment id.
+        text_column=0,
+        label_column=1,
+        header=False,
+        label_sep=",",
+        label_names={str(i): name for i, name in enumerate(GOEMOTIONS_LABELS)},
     ),
 }
 

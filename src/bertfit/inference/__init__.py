@@ -1,6 +1,6 @@
 """Prediction from a saved model folder: the Predictor, its backends, and file-to-file prediction."""
 
-from bertfit.inference.backends import OnnxBackend, TorchBackend, predict_probabilities, run_batched
+from bertfit.inference.backends import OnnxBackend, TorchBackend, predict_logits, run_batched
 from bertfit.inference.files import predict_file
 from bertfit.inference.predictor import MANIFEST, Prediction, Predictor, read_manifest
 
@@ -11,7 +11,7 @@ __all__ = [
     "Predictor",
     "TorchBackend",
     "predict_file",
-    "predict_probabilities",
+    "predict_logits",
     "read_manifest",
     "run_batched",
 ]

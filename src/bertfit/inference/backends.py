@@ -1,12 +1,13 @@
-"""What computes class probabilities from token ids: the PyTorch model, or its ONNX export.
+"""What computes logits from token ids: the PyTorch model, or its ONNX export.
 
 Both run the same length-sorted batches (little padding) and return rows in input order, so a
-``Predictor`` gives the same answers whichever backend it holds, up to float rounding.
+``Predictor`` gives the same answers whichever backend it holds, up to float rounding. What the
+logits mean (softmax, sigmoid, a value) is the ``Task``'s business, applied after.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from torch import nn
 
 from bertfit.errors import ModelError
 from bertfit.modeling import logits_of
-from bertfit.training.batching import inference_batches, iterate_batches
+from bertfit.training.batching import Encoded, inference_batches, iterate_batches
 from bertfit.training.precision import autocast
 
 ONNX_DIR = "onnx"
@@ -24,17 +25,17 @@ BACKENDS = ("torch", *ONNX_FILES)
 
 
 def batched_rows(
-    ids: Sequence[Sequence[int]],
+    encoded: Encoded,
     pad_id: int,
     batch_size: int,
     score_batch: Callable[[dict[str, torch.Tensor]], np.ndarray],
 ) -> np.ndarray:
     """``score_batch`` over length-sorted batches, its rows put back in input order."""
     out: np.ndarray | None = None
-    for indices, batch in iterate_batches(ids, inference_batches([len(x) for x in ids], batch_size), pad_id):
+    for indices, batch in iterate_batches(encoded, inference_batches(encoded.lengths(), batch_size), pad_id):
         values = score_batch(batch)
         if out is None:
-            out = np.zeros((len(ids), values.shape[1]), dtype=np.float32)
+            out = np.zeros((len(encoded), values.shape[1]), dtype=np.float32)
         out[indices] = values
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
@@ -42,7 +43,7 @@ def batched_rows(
 @torch.inference_mode()
 def run_batched(
     forward: Callable[..., torch.Tensor],
-    ids: Sequence[Sequence[int]],
+    encoded: Encoded,
     pad_id: int,
     batch_size: int,
     precision: str,
@@ -54,25 +55,22 @@ def run_batched(
         with autocast(precision, device):
             return forward(**{k: v.to(device) for k, v in batch.items()}).float().cpu().numpy()
 
-    return batched_rows(ids, pad_id, batch_size, score_batch)
+    return batched_rows(encoded, pad_id, batch_size, score_batch)
 
 
-def predict_probabilities(
+def predict_logits(
     model: nn.Module,
-    ids: Sequence[Sequence[int]],
+    encoded: Encoded,
     pad_id: int,
     batch_size: int,
     precision: str,
     device: torch.device,
 ) -> np.ndarray:
-    """Class probabilities in input order, the model in eval mode for the call."""
+    """Logits in input order (one row per model input), the model in eval mode for the call."""
     was_training = model.training
     model.eval()
     try:
-        return run_batched(
-            lambda **batch: torch.softmax(logits_of(model(**batch)).float(), dim=-1),
-            ids, pad_id, batch_size, precision, device,
-        )  # fmt: skip
+        return run_batched(lambda **batch: logits_of(model(**batch)), encoded, pad_id, batch_size, precision, device)
     finally:
         model.train(was_training)
 
@@ -85,12 +83,12 @@ class TorchBackend:
         self.precision = precision
         self.device = device
 
-    def probabilities(self, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int) -> np.ndarray:
-        return predict_probabilities(self.model, ids, pad_id, batch_size, self.precision, self.device)
+    def logits(self, encoded: Encoded, pad_id: int, batch_size: int) -> np.ndarray:
+        return predict_logits(self.model, encoded, pad_id, batch_size, self.precision, self.device)
 
 
 class OnnxBackend:
-    """An exported graph (``bertfit export --onnx``) run by ONNX Runtime; its output is probabilities."""
+    """An exported graph (``bertfit export --onnx``) run by ONNX Runtime; its output is the logits."""
 
     def __init__(self, path: Path, name: str = "onnx", threads: int | None = None):
         ort = require_onnxruntime()
@@ -105,12 +103,14 @@ class OnnxBackend:
         self.precision = "int8" if name == "onnx-int8" else "fp32"
         self.inputs = {i.name for i in self.session.get_inputs()}
 
-    def probabilities(self, ids: Sequence[Sequence[int]], pad_id: int, batch_size: int) -> np.ndarray:
+    def logits(self, encoded: Encoded, pad_id: int, batch_size: int) -> np.ndarray:
         def score_batch(batch: dict[str, torch.Tensor]) -> np.ndarray:
             feed = {k: v.numpy() for k, v in batch.items() if k in self.inputs}
+            if "token_type_ids" in self.inputs and "token_type_ids" not in feed:  # single texts: all segment 0
+                feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
             return self.session.run(None, feed)[0]
 
-        return batched_rows(ids, pad_id, batch_size, score_batch)
+        return batched_rows(encoded, pad_id, batch_size, score_batch)
 
 
 def onnx_path(folder: Path, backend: str) -> Path:

@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bertfit.data.columns import resolve_column
 from bertfit.data.load import checked_texts, text_column_of
 from bertfit.data.stream import CHUNK_ROWS, TableWriter, iter_table
 from bertfit.inference.predictor import Predictor
+from bertfit.tasks import REGRESSION
 
 
 def predict_file(
@@ -19,30 +21,39 @@ def predict_file(
     text_column: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
     progress=None,
+    pair_column: str | None = None,
 ) -> int:
-    """Add ``predicted_label`` and one ``prob_<label>`` column per class to the input's columns.
+    """Add ``predicted_label`` and one ``prob_<label>`` column per class to the input's columns
+    (multi-label: the chosen labels joined by the label separator; regression: ``predicted_value``).
 
     The file streams through in chunks of ``chunk_rows``, so memory does not grow with its length;
     the output (CSV, TSV, JSONL or Parquet, by suffix) appears only once it is complete.
     ``progress(rows_done)`` is called after each chunk. Returns the row count.
     """
     source = str(input_path)
-    column = None
+    column = pair = None
     done = 0
     with TableWriter(output_path) as writer:
         for chunk in iter_table(input_path, chunk_rows):
-            column = text_column_of(chunk, text_column, source) if column is None else column
+            if column is None:
+                column = text_column_of(chunk, text_column, source)
+                pair = None if pair_column is None else resolve_column(chunk, pair_column, "text pair", source)
             texts = checked_texts(chunk[column].tolist(), source, column, first_row=done + 1)
-            writer.write(with_predictions(chunk, predictor.labels.names, predictor.predict_proba(texts)))
+            pairs = None if pair is None else checked_texts(chunk[pair].tolist(), source, pair, first_row=done + 1)
+            writer.write(with_predictions(chunk, predictor, predictor.predict_proba(texts, pairs)))
             done += len(chunk)
             if progress is not None:
                 progress(done)
     return done
 
 
-def with_predictions(frame: pd.DataFrame, names: tuple[str, ...], probabilities: np.ndarray) -> pd.DataFrame:
+def with_predictions(frame: pd.DataFrame, predictor: Predictor, outputs: np.ndarray) -> pd.DataFrame:
     frame = frame.copy()
-    frame["predicted_label"] = [names[i] for i in probabilities.argmax(axis=1)]
-    for i, name in enumerate(names):
-        frame[f"prob_{name}"] = probabilities[:, i]
+    task = predictor.task
+    if task.kind == REGRESSION:
+        frame["predicted_value"] = outputs
+        return frame
+    frame["predicted_label"] = task.label_names(task.decide(outputs))
+    for i, name in enumerate(task.labels.names):
+        frame[f"prob_{name}"] = outputs[:, i]
     return frame

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,15 +17,71 @@ import torch
 POOL_BATCHES = 50
 
 
-def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
-    """Token ids with [CLS]/[SEP] (or the model's own specials), truncated to ``max_length``."""
-    return tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+@dataclass(frozen=True)
+class TextPolicy:
+    """How texts become model inputs; saved with the model so prediction does what training did."""
+
+    max_length: int
+    long_text: str = "truncate"  # or "window": overlapping windows of max_length tokens
+    stride: int = 64  # tokens consecutive windows share
+    aggregate: str = "mean"  # how a text's window logits combine: mean or max
 
 
-def token_lengths(tokenizer, texts: Sequence[str]) -> np.ndarray:
+@dataclass
+class Encoded:
+    """Token ids, one row per model input. With windows a text gives several rows: ``owner[row]`` is
+    the text it came from (``None``: one row per text). ``types`` are token type ids of text pairs."""
+
+    ids: list[list[int]]
+    texts: int
+    types: list[list[int]] | None = None
+    owner: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def lengths(self) -> list[int]:
+        return [len(x) for x in self.ids]
+
+
+def encode_texts(tokenizer, texts: Sequence[str], policy: TextPolicy | int, pairs: Sequence[str] | None = None,
+                 token_types: bool = True) -> Encoded:  # fmt: skip
+    """Token ids with [CLS]/[SEP] (or the model's own specials), truncated or cut into windows.
+
+    Pairs are joined as the tokenizer joins them ([CLS] a [SEP] b [SEP]); ``token_types`` keeps their
+    segment ids, for models with a token type embedding (BERT does; RoBERTa, DistilBERT do not)."""
+    if isinstance(policy, int):
+        policy = TextPolicy(policy)
+    texts = list(texts)
+    if policy.long_text == "window":
+        stride = min(policy.stride, policy.max_length // 2)
+        out = tokenizer(texts, truncation=True, max_length=policy.max_length, stride=stride,
+                        return_overflowing_tokens=True)  # fmt: skip
+        return Encoded(out["input_ids"], len(texts), owner=np.asarray(out["overflow_to_sample_mapping"]))
+    if pairs is None:
+        return Encoded(tokenizer(texts, truncation=True, max_length=policy.max_length)["input_ids"], len(texts))
+    out = tokenizer(texts, list(pairs), truncation="longest_first", max_length=policy.max_length,
+                    return_token_type_ids=True)  # fmt: skip
+    return Encoded(out["input_ids"], len(texts), types=out["token_type_ids"] if token_types else None)
+
+
+def token_lengths(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
     """Untruncated token counts, special tokens included."""
-    ids = tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
-    return np.array([len(x) for x in ids])
+    ids = tokenizer(list(texts), list(pairs) if pairs is not None else None, truncation=False, verbose=False)
+    return np.array([len(x) for x in ids["input_ids"]])
+
+
+def aggregate_windows(logits: np.ndarray, encoded: Encoded, how: str) -> np.ndarray:
+    """One row of logits per text: its windows' mean or max (rows pass through without windows)."""
+    if encoded.owner is None:
+        return logits
+    combined = np.full((encoded.texts, logits.shape[1]), -np.inf if how == "max" else 0.0)
+    if how == "max":
+        np.maximum.at(combined, encoded.owner, logits)
+        return combined.astype(np.float32)
+    np.add.at(combined, encoded.owner, logits)
+    counts = np.bincount(encoded.owner, minlength=encoded.texts)[:, None]
+    return (combined / np.maximum(counts, 1)).astype(np.float32)
 
 
 def choose_max_length(lengths: np.ndarray, cap: int, coverage: float = 0.99) -> int:
@@ -52,19 +109,26 @@ def inference_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def collate(ids: Sequence[Sequence[int]], indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(encoded: Encoded, indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad the chosen rows to the longest among them."""
+    ids = encoded.ids
     width = max(len(ids[i]) for i in indices)
     input_ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(indices), width), dtype=torch.long)
     for row, i in enumerate(indices):
         input_ids[row, : len(ids[i])] = torch.tensor(ids[i], dtype=torch.long)
         attention_mask[row, : len(ids[i])] = 1
-    return {"input_ids": input_ids, "attention_mask": attention_mask}
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if encoded.types is not None:
+        token_type_ids = torch.zeros((len(indices), width), dtype=torch.long)
+        for row, i in enumerate(indices):
+            token_type_ids[row, : len(ids[i])] = torch.tensor(encoded.types[i], dtype=torch.long)
+        batch["token_type_ids"] = token_type_ids
+    return batch
 
 
 def iterate_batches(
-    ids: Sequence[Sequence[int]], batches: list[list[int]], pad_id: int
+    encoded: Encoded, batches: list[list[int]], pad_id: int
 ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
     for indices in batches:
-        yield indices, collate(ids, indices, pad_id)
+        yield indices, collate(encoded, indices, pad_id)

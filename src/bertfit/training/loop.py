@@ -36,6 +36,9 @@ class Callbacks:
 
     def on_train_end(self) -> None: ...
 
+    def on_epoch_end(self, record: EpochResult, key: str) -> None:
+        """After validation scoring; ``record.validation[key]`` is the primary metric (tuning prunes on it)."""
+
 
 def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float, eps: float) -> torch.optim.Optimizer:
     """AdamW with two groups: weight matrices decay; biases and LayerNorm weights (1-D) do not."""

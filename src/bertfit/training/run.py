@@ -14,9 +14,10 @@ from torch import nn
 
 from bertfit.config import TrainConfig
 from bertfit.data.labels import LabelSet
-from bertfit.data.load import LoadedData, load_data
-from bertfit.evaluation import classification_metrics, primary_metric
-from bertfit.inference import Predictor, predict_probabilities, run_batched
+from bertfit.data.load import LoadedData, TextSplit, load_data
+from bertfit.evaluation import task_metrics
+from bertfit.evaluation.calibration import calibrate
+from bertfit.inference import Predictor, predict_logits, run_batched
 from bertfit.modeling import (
     PooledClassifier,
     build_pooled_classifier,
@@ -29,8 +30,13 @@ from bertfit.modeling import (
     reinit_top_layers,
     resolve_model_source,
     trained_pooling,
+    uses_token_types,
 )
+from bertfit.tasks import REGRESSION, Task
 from bertfit.training.batching import (
+    Encoded,
+    TextPolicy,
+    aggregate_windows,
     choose_max_length,
     encode_texts,
     iterate_batches,
@@ -49,11 +55,26 @@ class TrainResult:
     metrics: dict[str, dict]
     history: list[EpochResult]
     best_epoch: int
-    labels: LabelSet
-    max_length: int
     predictor: Predictor
     data: LoadedData
+    source: str = ""
+    precision: str = "fp32"
+    truncated: float = 0.0
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)  # validation/test outputs, for the folder
+    summary: dict | None = None  # mean and std over seeds or folds
     manifest: dict = field(default_factory=dict)
+
+    @property
+    def task(self) -> Task:
+        return self.predictor.task
+
+    @property
+    def labels(self) -> LabelSet:
+        return self.predictor.labels
+
+    @property
+    def max_length(self) -> int:
+        return self.predictor.max_length
 
 
 def set_seed(seed: int) -> None:
@@ -63,36 +84,58 @@ def set_seed(seed: int) -> None:
 
 
 def train(config: TrainConfig, callbacks: Callbacks = Callbacks()) -> TrainResult:
-    """Fine-tune, keep the best epoch by the validation primary metric, score, and save the folder."""
+    """Fine-tune, keep the best epoch by the validation primary metric, score, and save the folder.
+
+    With ``seeds`` > 1 or ``folds`` the run repeats and the folder holds the best run's model and
+    every run's metrics with their mean and standard deviation."""
     from bertfit.artifacts import check_output_free, write_model_folder
+    from bertfit.training.repeats import fit_repeated
 
     config.validate()
-    output_dir = config.output_dir
-    check_output_free(output_dir, config.overwrite)
+    check_output_free(config.output_dir, config.overwrite)
     data = load_data(config.data)  # every data problem surfaces before a model is loaded
-    set_seed(config.seed)
+    if config.seeds > 1 or config.folds:
+        result = fit_repeated(config, data, callbacks)
+    else:
+        result = fit_once(config, data, callbacks)
+    result.manifest = write_model_folder(config, result)
+    return result
 
+
+def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callbacks()) -> TrainResult:
+    """One training run on loaded data: fit, calibrate on validation, score validation and test."""
+    set_seed(config.seed)
     source = resolve_model_source(config.model)
     tokenizer = load_tokenizer(source)
-    model = _build_model(config, source, data.labels)
-    max_length, truncated = _pick_max_length(config, tokenizer, model.config, data.train.texts)
+    task = Task(data.task, data.labels, label_sep=data.label_sep)
+    if task.kind == REGRESSION:
+        task = task.with_target_scale(data.train.labels)
+    model = _build_model(config, source, task)
+    policy, truncated = _text_policy(config, tokenizer, model.config, data.train)
     device = default_device()
     precision = resolve_precision(config.precision, device)
     model.to(device)
-    log.info("model %s on %s, %s, max length %d", config.model, device, precision, max_length)
+    log.info("model %s on %s, %s, max length %d", config.model, device, precision, policy.max_length)
 
-    ids = {name: encode_texts(tokenizer, split.texts, max_length) for name, split in data.splits.items()}
-    gold = {name: data.labels.encode(split.labels) for name, split in data.splits.items()}
+    types = uses_token_types(model.config)
+    encoded = {name: encode_texts(tokenizer, split.texts, policy, split.pairs, types) for name, split in data.splits.items()}
+    gold = {name: task.gold(split.labels) for name, split in data.splits.items()}
     pad_id = tokenizer.pad_token_id or 0
-    history, best_epoch = _fit(config, model, ids, gold, data.labels, pad_id, precision, device, callbacks)
+    targets = task.targets(data.train.labels)
+    history, best_epoch = _fit(config, model, task, encoded, gold, targets, pad_id, precision, device, callbacks)
 
-    predictor = Predictor.from_model(model, tokenizer, data.labels, max_length, precision, device, config.eval_batch_size)
-    probabilities = {name: predictor.proba_of_ids(ids[name]) for name in ("validation", "test") if data.get(name)}
-    metrics = {name: classification_metrics(gold[name], p, data.labels) for name, p in probabilities.items()}
-
-    result = TrainResult(output_dir, metrics, history, best_epoch, data.labels, max_length, predictor, data)
-    result.manifest = write_model_folder(config, result, probabilities, source, precision, truncated)
-    return result
+    predictor = Predictor.from_model(model, tokenizer, task, policy, precision, device, config.eval_batch_size)
+    logits = {name: predictor.logits_of(encoded[name]) for name in ("validation", "test") if data.get(name)}
+    if "validation" in logits:
+        predictor.task = calibrate(predictor.task, logits["validation"], gold["validation"],
+                                   temperature=config.calibrate, threshold=config.threshold,
+                                   target_recall=config.target_recall, positive_label=config.positive_label)  # fmt: skip
+    outputs = {name: predictor.task.outputs(values) for name, values in logits.items()}
+    metrics = {name: task_metrics(predictor.task, gold[name], outputs[name]) for name in outputs}
+    if "validation" in metrics and "ece" in metrics["validation"]:
+        metrics["validation"]["ece_uncalibrated"] = task_metrics(task, gold["validation"], task.outputs(logits["validation"]))["ece"]
+    return TrainResult(config.output_dir, metrics, history, best_epoch, predictor, data, source, precision,
+                       truncated, outputs)  # fmt: skip
 
 
 def resolve_pooling(setting: str, source: str, freeze_all: bool) -> str:
@@ -103,14 +146,14 @@ def resolve_pooling(setting: str, source: str, freeze_all: bool) -> str:
     return trained_pooling(source) or ("mean" if freeze_all else "pooler")
 
 
-def _build_model(config: TrainConfig, source: str, labels: LabelSet) -> nn.Module:
+def _build_model(config: TrainConfig, source: str, task: Task) -> nn.Module:
     pooling = resolve_pooling(config.pooling, source, config.freeze_all)
     if config.freeze_all:
-        return build_pooled_classifier(load_encoder(source), labels, pooling, "dense", frozen=True)
+        return build_pooled_classifier(load_encoder(source), task.labels, pooling, "dense", frozen=True)
     if pooling == "pooler":
-        model = load_sequence_classifier(source, labels)
+        model = load_sequence_classifier(source, task.labels, task.kind)
     else:
-        model = build_pooled_classifier(load_encoder(source), labels, pooling, "linear", frozen=False)
+        model = build_pooled_classifier(load_encoder(source), task.labels, pooling, "linear", frozen=False)
     if config.reinit_layers:
         reinit_top_layers(model, config.reinit_layers)
     if config.frozen_layers:
@@ -120,9 +163,18 @@ def _build_model(config: TrainConfig, source: str, labels: LabelSet) -> nn.Modul
     return model
 
 
-def _pick_max_length(config: TrainConfig, tokenizer, model_config, texts: list[str]) -> tuple[int, float]:
+def _text_policy(config: TrainConfig, tokenizer, model_config, train: TextSplit) -> tuple[TextPolicy, float]:
+    max_length, longer = _pick_max_length(config, tokenizer, model_config, train)
+    policy = TextPolicy(max_length, config.long_text, config.stride, config.window_aggregate)
+    if config.long_text == "window" and longer:
+        log.info("long texts are cut into windows of %d tokens overlapping by %d; window logits combine by %s",
+                 max_length, min(config.stride, max_length // 2), config.window_aggregate)  # fmt: skip
+    return policy, longer
+
+
+def _pick_max_length(config: TrainConfig, tokenizer, model_config, train: TextSplit) -> tuple[int, float]:
     cap = model_max_length(tokenizer, model_config)
-    lengths = token_lengths(tokenizer, texts)
+    lengths = token_lengths(tokenizer, train.texts, train.pairs)
     if config.max_length == "auto":
         max_length = choose_max_length(lengths, cap)
     else:
@@ -131,45 +183,42 @@ def _pick_max_length(config: TrainConfig, tokenizer, model_config, texts: list[s
             log.warning("--max-length %s is above the model's limit; using %d", config.max_length, cap)
     truncated = float((lengths > max_length).mean()) if len(lengths) else 0.0
     log.info(
-        "max length %d tokens (longest training text %d); %.2f%% of training texts truncated",
+        "max length %d tokens (longest training text %d); %.2f%% of training texts %s",
         max_length,
         int(lengths.max()) if len(lengths) else 0,
         100 * truncated,
+        "are longer (windowed)" if config.long_text == "window" else "truncated",
     )
     return max_length, truncated
 
 
-def class_weights(gold: list[int], num_labels: int) -> torch.Tensor:
-    """'balanced' weights n / (k * count), as scikit-learn computes them; unseen classes weigh 1."""
-    counts = np.bincount(gold, minlength=num_labels).astype(np.float64)
-    weights = np.where(counts > 0, len(gold) / (num_labels * np.maximum(counts, 1)), 1.0)
-    return torch.tensor(weights, dtype=torch.float32)
-
-
-def _fit(config, model, ids, gold, labels, pad_id, precision, device, callbacks) -> tuple[list[EpochResult], int]:
+def _fit(config, model, task: Task, encoded, gold, targets, pad_id, precision, device,
+         callbacks) -> tuple[list[EpochResult], int]:  # fmt: skip
     """Run the loop, score validation after each epoch, and leave the best epoch's weights in ``model``."""
-    weights = class_weights(gold["train"], len(labels)).to(device) if config.class_weights == "balanced" else None
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
-    if isinstance(model, PooledClassifier) and model.frozen:
-        trainable, epoch_batches, steps, score = _frozen_setup(config, model, ids, gold, pad_id, precision, device)
-    else:
-        trainable, epoch_batches, steps, score = _full_setup(config, model, ids, gold, pad_id, precision, device)
+    loss_fn = task.loss(gold["train"], config.class_weights)
+    if isinstance(loss_fn, nn.Module):
+        loss_fn.to(device)
+    setup = _frozen_setup if isinstance(model, PooledClassifier) and model.frozen else _full_setup
+    targets = _row_targets(targets, encoded["train"])
+    trainable, epoch_batches, steps, validation_logits = setup(config, model, targets, encoded, pad_id, precision,
+                                                               device)  # fmt: skip
     epochs = config.resolved_epochs
     optimizer = build_optimizer(trainable, config.resolved_learning_rate, config.weight_decay, config.adam_epsilon)
     scheduler = build_scheduler(optimizer, steps * epochs, config.warmup_ratio)
-    key = primary_metric(len(labels))
+    key = task.primary_metric
     history: list[EpochResult] = []
     best_score, best_epoch, best_state = -np.inf, epochs, None
     for record in fit(trainable, epoch_batches, steps, epochs, optimizer, scheduler, loss_fn,
                       config.max_grad_norm, precision, device, callbacks):  # fmt: skip
-        probabilities = score()
-        if probabilities is not None:
-            record.validation = classification_metrics(gold["validation"], probabilities, labels)
+        logits = validation_logits()
+        if logits is not None:
+            record.validation = task_metrics(task, gold["validation"], task.outputs(logits))
             if record.validation[key] > best_score:
                 best_score, best_epoch = record.validation[key], record.epoch
                 best_state = {k: v.detach().clone() for k, v in trainable.state_dict().items()}
         history.append(record)
         _log_epoch(record, epochs, key)
+        callbacks.on_epoch_end(record, key)
     if best_state is not None:
         trainable.load_state_dict(best_state)
         log.info("kept epoch %d (validation %s %.4f)", best_epoch, key, best_score)
@@ -183,53 +232,59 @@ def _log_epoch(record: EpochResult, epochs: int, key: str) -> None:
     log.info(line)
 
 
-def _full_setup(config, model, ids, gold, pad_id, precision, device):
-    lengths = [len(x) for x in ids["train"]]
-    labels = torch.tensor(gold["train"])
+def _row_targets(targets: torch.Tensor, encoded: Encoded) -> torch.Tensor:
+    """One target per training row: a text's windows all carry its label."""
+    return targets if encoded.owner is None else targets[torch.from_numpy(encoded.owner)]
+
+
+def _full_setup(config, model, targets, encoded, pad_id, precision, device):
+    train = encoded["train"]
+    lengths = train.lengths()
 
     def epoch_batches(epoch: int) -> Iterable:
         order = training_batches(lengths, config.batch_size, seed=config.seed * 1000 + epoch)
-        for indices, batch in iterate_batches(ids["train"], order, pad_id):
-            yield batch, labels[indices]
+        for indices, batch in iterate_batches(train, order, pad_id):
+            yield batch, targets[indices]
 
-    def score():
-        if not ids.get("validation"):
+    def validation_logits():
+        validation = encoded.get("validation")
+        if not validation:
             return None
-        return predict_probabilities(model, ids["validation"], pad_id, config.eval_batch_size, precision, device)
+        logits = predict_logits(model, validation, pad_id, config.eval_batch_size, precision, device)
+        return aggregate_windows(logits, validation, config.window_aggregate)
 
     steps = -(-len(lengths) // config.batch_size)
-    return model, epoch_batches, steps, score
+    return model, epoch_batches, steps, validation_logits
 
 
-def _frozen_setup(config, model, ids, gold, pad_id, precision, device):
+def _frozen_setup(config, model, targets, encoded, pad_id, precision, device):
     """The encoder never changes, so its pooled output is computed once and the head trains on it."""
     features = {
-        name: _encode_features(model, ids[name], pad_id, config.eval_batch_size, precision, device)
+        name: _encode_features(model, encoded[name], pad_id, config.eval_batch_size, precision, device)
         for name in ("train", "validation")
-        if ids.get(name)
+        if encoded.get(name)
     }
-    labels = torch.tensor(gold["train"])
 
     def epoch_batches(epoch: int) -> Iterable:
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        order = torch.randperm(len(labels), generator=generator)
+        order = torch.randperm(len(targets), generator=generator)
         for start in range(0, len(order), config.batch_size):
             rows = order[start : start + config.batch_size]
-            yield {"features": features["train"][rows]}, labels[rows]
+            yield {"features": features["train"][rows]}, targets[rows]
 
     @torch.inference_mode()
-    def score():
+    def validation_logits():
         if "validation" not in features:
             return None
         model.head.eval()
-        probabilities = torch.softmax(model.head(features["validation"].to(device)), dim=-1).cpu().numpy()
+        logits = model.head(features["validation"].to(device)).float().cpu().numpy()
         model.head.train()
-        return probabilities
+        return aggregate_windows(logits, encoded["validation"], config.window_aggregate)
 
-    steps = -(-len(labels) // config.batch_size)
-    return model.head, epoch_batches, steps, score
+    steps = -(-len(targets) // config.batch_size)
+    return model.head, epoch_batches, steps, validation_logits
 
 
-def _encode_features(model: PooledClassifier, ids, pad_id, batch_size, precision, device) -> torch.Tensor:
+def _encode_features(model: PooledClassifier, encoded, pad_id, batch_size, precision, device) -> torch.Tensor:
     model.eval()
-    return torch.from_numpy(run_batched(model.features, ids, pad_id, batch_size, precision, device))
+    return torch.from_numpy(run_batched(model.features, encoded, pad_id, batch_size, precision, device))

@@ -1,0 +1,91 @@
+"""Sentence vectors from a fine-tuned model: what its classifier head sees, for search, clustering
+or a downstream model.
+
+- encoder + pooling + head models (the default): the pooled vector the head reads;
+- Hugging Face sequence classifiers: the mean of the last hidden states over real tokens.
+Long texts cut into windows get the mean of their windows' vectors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bertfit.data.load import checked_texts, text_column_of
+from bertfit.data.readers import file_format
+from bertfit.data.stream import CHUNK_ROWS, TableWriter, current_umask, iter_table
+from bertfit.errors import ConfigError
+from bertfit.inference.backends import run_batched
+from bertfit.inference.predictor import Predictor
+from bertfit.modeling import PooledClassifier, pool
+from bertfit.training.batching import aggregate_windows
+
+VECTOR_FORMATS = ("npy", "parquet", "jsonl")
+
+
+def sentence_vectors(predictor: Predictor, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
+    """One float32 vector per text, in input order."""
+    model = predictor.model
+    backend = predictor.backend
+    if isinstance(model, PooledClassifier):
+        forward = model.features
+    else:
+        encoder = model.base_model
+
+        def forward(input_ids, attention_mask, **extra):
+            hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+            return pool(hidden, attention_mask, "mean")
+
+    encoded = predictor.encode(texts, pairs)
+    model.eval()
+    vectors = run_batched(forward, encoded, predictor.tokenizer.pad_token_id or 0, predictor.batch_size,
+                          backend.precision, backend.device)  # fmt: skip
+    return aggregate_windows(vectors, encoded, "mean")
+
+
+def embed_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, text_column: str | None = None,
+               chunk_rows: int = CHUNK_ROWS, progress=None) -> tuple[int, int]:  # fmt: skip
+    """Write the vectors of every text in ``input_path``: a (rows, dims) ``.npy`` matrix, or the input's
+    columns plus an ``embedding`` list column (``.parquet``, ``.jsonl``). Returns (rows, dims)."""
+    output_path = Path(output_path)
+    kind = output_path.suffix.lstrip(".").lower()
+    kind = file_format(output_path) if kind in ("parquet", "pq", "jsonl", "ndjson") else kind
+    if kind not in VECTOR_FORMATS:
+        raise ConfigError(f"{output_path}: write vectors to .npy, .parquet or .jsonl")
+    predictor = Predictor.load(model_dir)
+    source, column, done, dims = str(input_path), None, 0, 0
+    matrices: list[np.ndarray] = []
+    writer = TableWriter(output_path) if kind != "npy" else None
+    with writer or contextlib.nullcontext():
+        for chunk in iter_table(input_path, chunk_rows):
+            column = text_column_of(chunk, text_column, source) if column is None else column
+            texts = checked_texts(chunk[column].tolist(), source, column, first_row=done + 1)
+            vectors = sentence_vectors(predictor, texts)
+            dims = vectors.shape[1]
+            if writer is None:
+                matrices.append(vectors)
+            else:
+                writer.write(chunk.assign(embedding=list(vectors)))
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
+    if writer is None:
+        _save_npy(output_path, np.concatenate(matrices) if matrices else np.zeros((0, 0), np.float32))
+    return done, dims
+
+
+def _save_npy(path: Path, matrix: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            np.save(handle, matrix)
+        os.chmod(temp, 0o666 & ~current_umask())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
