@@ -334,3 +334,40 @@ def test_tune_searches_on_validation_and_writes_a_config(tiny_bert, sentiment_cs
     # The written config trains as it is.
     assert main(["train", "--config", str(output / "best_config.json"), "--output", str(tmp_path / "m"),
                  "--epochs", "1", "--no-progress"]) == 0  # fmt: skip
+
+
+# -- the pieces, without a model -------------------------------------------------------------
+@pytest.mark.parametrize("labels, requested, expected", [
+    (["pos", "neg"], "auto", "classification"),
+    (["0", "1", "2"], "auto", "classification"),
+    (["3.5", "1", "4.25"], "auto", "regression"),
+    (["joy,love", "anger"], "auto", "multi-label"),
+    ([("joy", "love"), ("anger",)], "auto", "multi-label"),
+    (["joy,love", "anger"], "classification", "classification"),
+])  # fmt: skip
+def test_task_detection(labels, requested, expected):
+    from bertfit.data.targets import detect_task
+
+    assert detect_task(labels, requested, None, "f.csv")[0] == expected
+
+
+def test_window_logits_aggregate_per_text():
+    from bertfit.training.batching import Encoded, aggregate_windows
+
+    encoded = Encoded([[1], [2], [3]], texts=2, owner=np.array([0, 0, 1]))
+    logits = np.array([[1.0, -1.0], [3.0, 0.0], [0.0, 2.0]])
+    np.testing.assert_allclose(aggregate_windows(logits, encoded, "mean"), [[2.0, -0.5], [0.0, 2.0]])
+    np.testing.assert_allclose(aggregate_windows(logits, encoded, "max"), [[3.0, 0.0], [0.0, 2.0]])
+
+
+def test_thresholds_decide_and_round_trip_through_the_manifest():
+    from bertfit.data.labels import LabelSet
+    from bertfit.tasks import CLASSIFICATION, MULTI_LABEL, Task
+
+    binary = Task(CLASSIFICATION, LabelSet(("ham", "spam")), positive=1, thresholds=(0.3,))
+    assert binary.decide(np.array([[0.75, 0.25], [0.65, 0.35]])).tolist() == [0, 1]
+    labels = LabelSet(("a", "b", "c"))
+    multi = Task(MULTI_LABEL, labels, thresholds=(0.5, 0.2, 0.9), temperature=1.5)
+    assert multi.label_names(multi.decide(np.array([[0.6, 0.3, 0.8]]))) == ["a,b"]
+    again = Task.from_manifest({"labels": list(labels.names), **multi.to_manifest()})
+    assert again == multi

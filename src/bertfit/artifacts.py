@@ -247,6 +247,7 @@ def _write_card(path: Path, manifest: dict, result) -> None:
 
     config = manifest["config"]
     data_name = config["data"]["dataset"] or config["data"]["train"]
+    pairs = manifest["text_pairs"]
     lines = [
         f"# Text classifier fine-tuned from {manifest['base_model']}",
         "",
@@ -254,11 +255,11 @@ def _write_card(path: Path, manifest: dict, result) -> None:
         "",
         "## Use",
         "```",
-        f"bertfit predict {result.output_dir} --text \"your text\"",
+        f"bertfit predict {result.output_dir} --text \"your text\"" + (" --text-pair \"its pair\"" if pairs else ""),
         "```",
         "```python",
         "from bertfit import Predictor",
-        f"Predictor.load({str(result.output_dir)!r}).predict([\"your text\"])",
+        f"Predictor.load({str(result.output_dir)!r}).predict([\"your text\"]" + (", [\"its pair\"])" if pairs else ")"),
         "```",
         "",
         "## Training",

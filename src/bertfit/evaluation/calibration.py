@@ -98,7 +98,11 @@ def calibrate(task: Task, logits: np.ndarray, gold: np.ndarray, *, temperature: 
         else:
             chosen = tuple([float(threshold)] * len(task.labels))
         return replace(task, thresholds=chosen)
-    if len(task.labels) != 2 or (threshold == "auto" and target_recall is None):
+    if threshold == "auto" and target_recall is None:
+        return task
+    if len(task.labels) != 2:
+        log.warning("--threshold/--target-recall apply to binary and multi-label tasks; %d classes use argmax",
+                    len(task.labels))  # fmt: skip
         return task
     positive = _positive_class(task, gold, positive_label)
     scores, is_positive = outputs[:, positive], gold == positive

@@ -126,16 +126,24 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
 
     predictor = Predictor.from_model(model, tokenizer, task, policy, precision, device, config.eval_batch_size)
     logits = {name: predictor.logits_of(encoded[name]) for name in ("validation", "test") if data.get(name)}
-    if "validation" in logits:
-        predictor.task = calibrate(predictor.task, logits["validation"], gold["validation"],
-                                   temperature=config.calibrate, threshold=config.threshold,
-                                   target_recall=config.target_recall, positive_label=config.positive_label)  # fmt: skip
-    outputs = {name: predictor.task.outputs(values) for name, values in logits.items()}
-    metrics = {name: task_metrics(predictor.task, gold[name], outputs[name]) for name in outputs}
-    if "validation" in metrics and "ece" in metrics["validation"]:
-        metrics["validation"]["ece_uncalibrated"] = task_metrics(task, gold["validation"], task.outputs(logits["validation"]))["ece"]
+    predictor.task, outputs, metrics = _calibrate_and_score(config, task, logits, gold)
     return TrainResult(config.output_dir, metrics, history, best_epoch, predictor, data, source, precision,
                        truncated, outputs)  # fmt: skip
+
+
+def _calibrate_and_score(config: TrainConfig, task: Task, logits: dict, gold: dict) -> tuple[Task, dict, dict]:
+    """Fit temperature and thresholds on validation, then score validation and test with them."""
+    fitted = task
+    if "validation" in logits:
+        fitted = calibrate(task, logits["validation"], gold["validation"], temperature=config.calibrate,
+                           threshold=config.threshold, target_recall=config.target_recall,
+                           positive_label=config.positive_label)  # fmt: skip
+    outputs = {name: fitted.outputs(values) for name, values in logits.items()}
+    metrics = {name: task_metrics(fitted, gold[name], outputs[name]) for name in outputs}
+    if "ece" in metrics.get("validation", {}):
+        plain = task.outputs(logits["validation"])
+        metrics["validation"]["ece_uncalibrated"] = task_metrics(task, gold["validation"], plain)["ece"]
+    return fitted, outputs, metrics
 
 
 def resolve_pooling(setting: str, source: str, freeze_all: bool) -> str:
