@@ -41,14 +41,14 @@ class Prediction:
     label: str
     probability: float
     probabilities: dict[str, float]
-    labels: tuple[str, ...] = ()
+    labels: tuple[str, ...] | None = None
     value: float | None = None
 
     def to_dict(self) -> dict:
         if self.value is not None:
             return {"value": self.value}
         out = {"label": self.label, "probability": self.probability, "probabilities": self.probabilities}
-        return {**out, "labels": list(self.labels)} if self.labels or self.label == "" else out
+        return out if self.labels is None else {**out, "labels": list(self.labels)}
 
 
 class Predictor:
