@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataclass_options(tune, DataConfig, "data")
     _add_dataclass_options(tune, TrainConfig, "training (fixed unless searched)")
 
+    serve = commands.add_parser("serve", parents=[common], help="serve a model folder over HTTP, with a page to try it")
+    serve.add_argument("model_dir")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
+    serve.add_argument("--max-texts", type=int, default=256, help="texts per request (default: 256)")
+    serve.add_argument("--max-chars", type=int, default=20_000, help="characters per text (default: 20000)")
+
     commands.add_parser("datasets", parents=[common], help="list the registry's data sets and where their files are looked up")
     return parser
 
@@ -288,6 +296,18 @@ def run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_serve(args: argparse.Namespace) -> int:
+    from bertfit.serving.app import ServeLimits, create_app, require_fastapi
+
+    _, uvicorn = require_fastapi()
+    if args.max_texts < 1 or args.max_chars < 1:
+        raise ConfigError("--max-texts and --max-chars must be at least 1")
+    app = create_app(args.model_dir, args.backend, ServeLimits(args.max_texts, args.max_chars))
+    log.info("serving %s on http://%s:%d (page at /, API docs at /docs)", args.model_dir, args.host, args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def run_datasets(args: argparse.Namespace) -> int:
     from bertfit.data.registry import DATASETS, data_dir
 
@@ -304,6 +324,7 @@ COMMANDS = {
     "export": run_export,
     "embed": run_embed,
     "tune": run_tune,
+    "serve": run_serve,
     "datasets": run_datasets,
 }
 

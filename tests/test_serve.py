@@ -1,0 +1,139 @@
+"""`bertfit serve`: every endpoint and its error answers, micro-batching, and a real server on loopback."""
+
+import asyncio
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from bertfit.cli import main
+from conftest import write_csv, sentiment_rows
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tiny_bert):
+    folder = tmp_path_factory.mktemp("serve") / "m"
+    data = write_csv(folder.parent / "data.csv", sentiment_rows(80))
+    args = ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(tiny_bert), "--output",
+            str(folder), "--epochs", "1", "--no-progress", "-q"]  # fmt: skip
+    assert main(args) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client(model_dir):
+    from fastapi.testclient import TestClient
+
+    from bertfit.serving.app import ServeLimits, create_app
+
+    with TestClient(create_app(model_dir, limits=ServeLimits(max_texts=4, max_chars=200))) as test_client:
+        yield test_client
+
+
+def test_health_model_and_page(client):
+    assert client.get("/health").json()["status"] == "ok"
+    info = client.get("/model").json()
+    assert info["labels"] == ["neg", "pos"] and info["task"] == "classification"
+    assert "accuracy" in info["metrics"]["test"] and info["config"]["epochs"] == 1
+    page = client.get("/")
+    assert page.status_code == 200 and "<textarea" in page.text
+    assert client.get("/docs").status_code == 200
+
+
+def test_predict_one_text_and_a_batch_in_order(client):
+    one = client.post("/predict", json={"text": "a lovely day"})
+    assert one.status_code == 200
+    [prediction] = one.json()["predictions"]
+    assert prediction["label"] in ("neg", "pos") and set(prediction["probabilities"]) == {"neg", "pos"}
+    assert "value" not in prediction
+    texts = ["a lovely day", "an awful day", "quite a day 😀", "café déjà vu — 東京"]
+    batch = client.post("/predict", json={"texts": texts}).json()["predictions"]
+    assert len(batch) == 4
+    assert batch[0]["probabilities"] == pytest.approx(prediction["probabilities"], abs=1e-5)
+
+
+@pytest.mark.parametrize("send, status, message", [
+    ({"content": b'{"texts": ["a",', "headers": {"Content-Type": "application/json"}}, 422, "invalid request"),
+    ({"json": {"texts": []}}, 422, "no texts given"),
+    ({"json": {"texts": ["a"] * 5}}, 413, "5 texts in one request; the limit is 4"),
+    ({"json": {"text": "x" * 201}}, 413, "text 0 has 201 characters; the limit is 200"),
+    ({"content": b"a lovely day", "headers": {"Content-Type": "text/plain"}}, 422, "invalid request"),
+    ({"json": {"text": "a", "texts": ["b"]}}, 422, "give exactly one of text or texts"),
+    ({"json": {"text": "a", "text_pair": "b"}}, 422, "this model takes single texts"),
+    ({"json": {"text": "   "}}, 422, "empty text"),
+    ({"json": {"text": "a", "colour": "red"}}, 422, "colour"),
+])  # fmt: skip
+def test_bad_requests_get_clear_json_errors(client, send, status, message):
+    answer = client.post("/predict", **send)
+    assert answer.status_code == status
+    assert message in answer.json()["error"]
+
+
+class _CountingPredictor:
+    """Stands in for a Predictor: records each call's size."""
+
+    def __init__(self):
+        self.calls = []
+
+    def predict_proba(self, texts, pairs=None):
+        self.calls.append(len(texts))
+        return np.array([[len(t), 0.0] for t in texts])
+
+
+def test_concurrent_requests_share_model_calls():
+    from bertfit.serving.batching import BatchLimits, MicroBatcher
+
+    async def scenario():
+        predictor = _CountingPredictor()
+        batcher = MicroBatcher(predictor, BatchLimits(max_batch=64, max_wait_ms=50))
+        batcher.start()
+        texts = [["x" * (i + 1)] for i in range(10)]
+        answers = await asyncio.gather(*(batcher.predict(t) for t in texts))
+        await batcher.stop()
+        return predictor.calls, answers
+
+    calls, answers = asyncio.run(scenario())
+    assert sum(calls) == 10 and len(calls) < 10
+    assert [int(a[0, 0]) for a in answers] == list(range(1, 11))  # each request got its own rows
+
+
+def test_a_full_queue_refuses_at_once():
+    from bertfit.serving.batching import BatchLimits, MicroBatcher, Overloaded
+
+    async def scenario():
+        batcher = MicroBatcher(_CountingPredictor(), BatchLimits(max_queue=3))
+        with pytest.raises(Overloaded):
+            await batcher.predict(["a", "b", "c", "d"])
+
+    asyncio.run(scenario())
+
+
+def test_real_server_on_a_free_loopback_port(model_dir):
+    import httpx
+    import uvicorn
+
+    from bertfit.serving.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(model_dir), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 30
+        while not server.started and time.time() < deadline:
+            time.sleep(0.05)
+        assert server.started
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/health").json()["status"] == "ok"
+        answer = httpx.post(f"{base}/predict", json={"texts": ["a lovely day", "ünïcödé 🎉"]})
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
