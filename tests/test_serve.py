@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bertfit.cli import main
-from conftest import write_csv, sentiment_rows
+from conftest import sentiment_rows, write_csv
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
