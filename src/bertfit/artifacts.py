@@ -16,7 +16,7 @@ import numpy as np
 
 from bertfit import __version__
 from bertfit.config import TrainConfig
-from bertfit.data.stream import current_umask
+from bertfit.data.stream import atomic_output, current_umask
 from bertfit.errors import OutputExistsError
 from bertfit.inference import MANIFEST
 from bertfit.modeling import HEAD_FILE, PooledClassifier
@@ -153,15 +153,8 @@ def _write_json(path: Path, value) -> None:
 
 def write_json_atomically(path: Path, value) -> None:
     """A JSON file that is either the old one or the complete new one, never half of either."""
-    descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(descriptor)
-    try:
-        _write_json(Path(temp), value)
-        os.chmod(temp, 0o666 & ~current_umask())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as temp:
+        _write_json(temp, value)
 
 
 def _write_history(path: Path, history, primary: str) -> None:

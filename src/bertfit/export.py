@@ -110,14 +110,13 @@ def _quantize_int8(source: Path, target: Path) -> None:
 
 def _parity_split(folder: Path, predictor: Predictor, data: str | None, text_column, label_column,
                   pair_column) -> ParitySplit:  # fmt: skip
-    from bertfit.evaluation import gold_of_split
+    from bertfit.evaluation.scoring import gold_of_split, require_pair_column
 
     manifest = read_manifest(folder)
     if data:
         from bertfit.data.load import read_labelled_file
 
-        if manifest.get("text_pairs") and pair_column is None:
-            raise ConfigError(f"{folder} was trained on text pairs: pass --text-pair-column too")
+        require_pair_column(manifest, folder, pair_column)
         split = read_labelled_file(data, text_column, label_column, name="parity", pair_column=pair_column)
     else:
         split = _validation_split(manifest, folder)

@@ -6,6 +6,7 @@ decided on the first chunk and kept for the rest.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import tempfile
@@ -116,10 +117,8 @@ class TableWriter:
         self._parquet = None
 
     def __enter__(self) -> TableWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        os.close(descriptor)
-        self._temp = Path(temp)
+        self._swap = contextlib.ExitStack()
+        self._temp = self._swap.enter_context(atomic_output(self.path))
         if self.kind != "parquet":
             self._handle = open(self._temp, "w", encoding="utf-8", newline="")
         return self
@@ -149,11 +148,24 @@ class TableWriter:
             self._handle.close()
         if self._parquet is not None:
             self._parquet.close()
-        if error is None:
-            os.chmod(self._temp, 0o666 & ~current_umask())
-            os.replace(self._temp, self.path)
-        else:
-            self._temp.unlink(missing_ok=True)
+        self._swap.__exit__(kind, error, traceback)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``: moved onto it with the umask's permissions when the block
+    ends cleanly, removed when it raises. Readers see the old file or the complete new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(descriptor)
+    temp = Path(name)
+    try:
+        yield temp
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    os.chmod(temp, 0o666 & ~current_umask())
+    os.replace(temp, path)
 
 
 def current_umask() -> int:

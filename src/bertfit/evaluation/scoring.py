@@ -23,12 +23,17 @@ def evaluate_file(
     from bertfit.inference import Predictor, read_manifest
 
     manifest = read_manifest(Path(model_dir))
-    if manifest.get("text_pairs") and pair_column is None:
-        raise ConfigError(f"{model_dir} was trained on text pairs: pass --text-pair-column too")
+    require_pair_column(manifest, model_dir, pair_column)
     split = read_labelled_file(data_path, text_column, label_column, ReadOptions(), "evaluation", pair_column)
     predictor = Predictor.load(model_dir, backend=backend)
     gold = gold_of_split(predictor.task, manifest, split)
     return task_metrics(predictor.task, gold, predictor.predict_proba(split.texts, split.pairs))
+
+
+def require_pair_column(manifest: dict, model_dir, pair_column) -> None:
+    """A model trained on text pairs scores only files that give the second text too."""
+    if manifest.get("text_pairs") and pair_column is None:
+        raise ConfigError(f"{model_dir} was trained on text pairs: pass --text-pair-column too")
 
 
 def gold_of_split(task: Task, manifest: dict, split):
@@ -47,10 +52,10 @@ def gold_of_split(task: Task, manifest: dict, split):
         return label if label in known else aliases.get(label, label)
 
     labels = [tuple(map(name, v)) if isinstance(v, tuple) else name(v) for v in split.labels]
-    unknown_rows = [i for i, v in enumerate(labels) if any(n not in known for n in (v if isinstance(v, tuple) else [v]))]
+    unknown_by_row = {i: sorted(set(v if isinstance(v, tuple) else (v,)) - set(known)) for i, v in enumerate(labels)}
+    unknown_rows = [i for i, names in unknown_by_row.items() if names]
     if unknown_rows:
-        unknown = sorted({n for i in unknown_rows for n in (labels[i] if isinstance(labels[i], tuple) else [labels[i]])
-                          if n not in known})  # fmt: skip
+        unknown = sorted({n for i in unknown_rows for n in unknown_by_row[i]})
         raise DataError(
             f"{split.source}: label(s) {', '.join(map(repr, unknown))} "
             f"({describe_rows([split.rows[i] for i in unknown_rows])}) "

@@ -9,15 +9,13 @@ Long texts cut into windows get the mean of their windows' vectors.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from bertfit.data.load import checked_texts, text_column_of
 from bertfit.data.readers import file_format
-from bertfit.data.stream import CHUNK_ROWS, TableWriter, current_umask, iter_table
+from bertfit.data.stream import CHUNK_ROWS, TableWriter, atomic_output, iter_table
 from bertfit.errors import ConfigError
 from bertfit.inference.backends import run_batched
 from bertfit.inference.predictor import Predictor
@@ -79,13 +77,5 @@ def embed_file(model_dir: str | Path, input_path: str | Path, output_path: str |
 
 
 def _save_npy(path: Path, matrix: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.save(handle, matrix)
-        os.chmod(temp, 0o666 & ~current_umask())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as temp, open(temp, "wb") as handle:
+        np.save(handle, matrix)

@@ -74,7 +74,8 @@ def _concat(train: TextSplit, validation: TextSplit | None) -> TextSplit:
 
 def summarise(runs: list[dict]) -> dict:
     """Per split and scalar metric: mean, sample standard deviation, and every run's value."""
-    summary: dict[str, dict] = {}
+    first = runs[0].get("test") or runs[0].get("validation") or {}
+    summary: dict = {"task": first.get("task", "classification")}
     for split in ("validation", "test"):
         present = [m[split] for m in runs if split in m]
         if not present:
@@ -97,8 +98,7 @@ def format_summary(summary: dict) -> str:
         if split not in summary:
             continue
         values = summary[split]
-        kind = "regression" if "pearson" in values else "multi-label" if "f1_micro" in values else "classification"
-        for _, key in HEADLINES[kind]:
+        for _, key in HEADLINES[summary["task"]]:
             if key in values:
                 row = values[key]
                 runs = ", ".join(f"{v:.4f}" for v in row["values"])
