@@ -4,6 +4,7 @@ never leaves a half-written folder and an existing one is only replaced once the
 from __future__ import annotations
 
 import csv
+import ctypes
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ def write_model_folder(config: TrainConfig, result) -> dict:
     target = result.output_dir
     check_output_free(target, config.overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         manifest = _manifest(config, result)
@@ -60,6 +62,12 @@ def write_model_folder(config: TrainConfig, result) -> dict:
     return manifest
 
 
+def _remove_leftovers(target: Path) -> None:
+    """A process killed while saving leaves its temporary sibling behind; the next save clears it."""
+    for leftover in target.parent.glob(f".{target.name}.tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def _use_umask_permissions(folder: Path) -> None:
     """Temp folders and files are private (0700/0600); the finished folder gets normal permissions."""
     umask = current_umask()
@@ -72,10 +80,24 @@ def _swap_into_place(staging: Path, target: Path) -> None:
     if not target.exists():
         os.replace(staging, target)
         return
+    if _exchange(staging, target):  # staging now holds the old folder
+        shutil.rmtree(staging, ignore_errors=True)
+        return
     retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
     os.replace(target, retired / target.name)
     os.replace(staging, target)
     shutil.rmtree(retired, ignore_errors=True)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE), so no moment exists where the
+    target is missing; False where the system or file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0
 
 
 def _save_model(predictor, folder: Path) -> None:

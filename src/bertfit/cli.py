@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", parents=[common], help="fine-tune, evaluate and save a model folder")
     train.add_argument("--config", help="TOML or JSON file of options ([data] table for data options); flags override it")
+    train.add_argument("--resume", metavar="OUTPUT_DIR", help="continue a killed run (trained with --save-every) from its "
+                       "newest checkpoint, with the options it was started with")  # fmt: skip
     _add_dataclass_options(train, DataConfig, "data")
     _add_dataclass_options(train, TrainConfig, "training")
 
@@ -117,7 +119,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     data_values = dict(values.pop("data", {}) or {})
     data_names = {f.name for f in dataclasses.fields(DataConfig)}
     for name, value in vars(args).items():
-        if name in ("command", "config", "quiet", "trials", "timeout"):
+        if name in ("command", "config", "quiet", "trials", "timeout", "resume"):
             continue
         (data_values if name in data_names else values)[name] = value
     values["data"] = data_values
@@ -132,11 +134,12 @@ class ProgressBar:
         self.enabled = enabled
         self.bar = None
 
-    def on_train_begin(self, total_steps: int) -> None:
+    def on_train_begin(self, total_steps: int, done: int = 0) -> None:
         if self.enabled:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total_steps, desc="training", unit="step", dynamic_ncols=True, leave=False)
+            self.bar = tqdm(total=total_steps, initial=done, desc="training", unit="step", dynamic_ncols=True,
+                            leave=False)  # fmt: skip
 
     def on_step(self, loss: float) -> None:
         if self.bar is not None:
@@ -205,10 +208,14 @@ def _setup_logging(quiet: bool) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from bertfit.evaluation import format_metrics
     from bertfit.training.repeats import format_summary
-    from bertfit.training.run import train
+    from bertfit.training.run import resume, train
 
-    config = config_from_args(args)
-    result = train(config, ProgressBar(config.progress and not args.quiet and sys.stderr.isatty()))
+    if args.resume:
+        _refuse_options_with_resume(args)
+        result = resume(args.resume, ProgressBar(not args.quiet and sys.stderr.isatty()))
+    else:
+        config = config_from_args(args)
+        result = train(config, ProgressBar(config.progress and not args.quiet and sys.stderr.isatty()))
     for name, metrics in result.metrics.items():
         print(format_metrics(metrics, name))
     if result.summary:
@@ -217,6 +224,14 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"kept {result.summary['kept']}")
     print(f"saved {result.output_dir} (kept epoch {result.best_epoch} of {len(result.history)})")
     return 0
+
+
+def _refuse_options_with_resume(args: argparse.Namespace) -> None:
+    given = sorted(name for name in vars(args) if name not in ("command", "config", "quiet", "resume"))
+    given += ["config"] if args.config else []
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ConfigError(f"--resume continues the run with the options it was started with; drop {flags}")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

@@ -148,6 +148,8 @@ class TrainConfig:
     calibrate: bool = _opt(True, "fit a temperature on validation so probabilities match frequencies (ECE reported)")
     seeds: int = _opt(1, "train once per seed (--seed, --seed+1, ...), report mean ± std, keep the best model")
     folds: int = _opt(0, "stratified K-fold over train+validation: report mean ± std, keep the best fold's model")
+    save_every: int = _opt(0, "write a checkpoint every N training steps to <output>.checkpoint, so `bertfit train "
+                           "--resume OUTPUT` can continue a killed run (0: off)")
     seed: int = _opt(42, "random seed for splits, initialisation and batch order")
     precision: str = _opt("auto", "auto (bf16 where the CPU/GPU supports it), bf16 or fp32", choices=PRECISIONS)
     eval_batch_size: int = _opt(64, "texts per evaluation/prediction step")
@@ -238,6 +240,10 @@ class TrainConfig:
             found.append("--seeds must be at least 1")
         if self.folds == 1 or self.folds < 0:
             found.append("--folds must be 0 (off) or at least 2")
+        if self.save_every < 0:
+            found.append("--save-every must be 0 (off) or a number of steps")
+        if self.save_every and (self.seeds > 1 or self.folds):
+            found.append("--save-every checkpoints single runs; drop --seeds/--folds or --save-every")
         if self.folds and self.seeds > 1:
             found.append("--folds and --seeds both repeat training; use one of them")
         choices = (("task", self.data.task, TASKS), ("long-text", self.long_text, LONG_TEXT),

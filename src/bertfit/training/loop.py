@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from bertfit.modeling import logits_of
+from bertfit.training.checkpoint import LoopPosition
 from bertfit.training.precision import autocast
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
@@ -30,7 +31,8 @@ class EpochResult:
 class Callbacks:
     """Hooks for rendering progress; the library's default does nothing."""
 
-    def on_train_begin(self, total_steps: int) -> None: ...
+    def on_train_begin(self, total_steps: int, done: int = 0) -> None:
+        """``done`` steps were already taken by the run this one resumes."""
 
     def on_step(self, loss: float) -> None: ...
 
@@ -71,14 +73,25 @@ def fit(
     precision: str,
     device: torch.device,
     callbacks: Callbacks = Callbacks(),
+    start: LoopPosition | None = None,
+    on_step_end: Callable[[int, LoopPosition], None] | None = None,
 ) -> Iterator[EpochResult]:
-    """Train ``epochs`` epochs; ``epoch_batches(epoch)`` gives that epoch's (inputs, labels) batches."""
+    """Train ``epochs`` epochs; ``epoch_batches(epoch)`` gives that epoch's (inputs, labels) batches.
+
+    ``start`` resumes a run: that epoch's first ``start.step`` batches are drawn and skipped, so the
+    sampler stands exactly where the interrupted run stopped. ``on_step_end(global_step, position)``
+    runs after every optimizer step (checkpointing hooks in there)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
-    callbacks.on_train_begin(steps_per_epoch * epochs)
-    for epoch in range(1, epochs + 1):
+    start = start or LoopPosition()
+    global_step = (start.epoch - 1) * steps_per_epoch + start.step
+    callbacks.on_train_begin(steps_per_epoch * epochs, done=global_step)
+    for epoch in range(start.epoch, epochs + 1):
         model.train()
-        started, total, count = time.perf_counter(), 0.0, 0
-        for inputs, labels in epoch_batches(epoch):
+        resumed = start if epoch == start.epoch else LoopPosition(epoch)
+        started, total, count = time.perf_counter(), resumed.loss_total, resumed.loss_count
+        for step, (inputs, labels) in enumerate(epoch_batches(epoch), 1):
+            if step <= resumed.step:
+                continue
             inputs = {k: v.to(device) for k, v in inputs.items()}
             with autocast(precision, device):
                 logits = logits_of(model(**inputs))
@@ -92,5 +105,8 @@ def fit(
             total += loss.item() * len(labels)
             count += len(labels)
             callbacks.on_step(loss.item())
+            global_step += 1
+            if on_step_end is not None:
+                on_step_end(global_step, LoopPosition(epoch, step, total, count))
         yield EpochResult(epoch, total / max(count, 1), time.perf_counter() - started, scheduler.get_last_lr()[0])
     callbacks.on_train_end()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from torch import nn
 from bertfit.config import TrainConfig
 from bertfit.data.labels import LabelSet
 from bertfit.data.load import LoadedData, TextSplit, load_data
+from bertfit.errors import OutputExistsError
 from bertfit.evaluation import task_metrics
 from bertfit.evaluation.calibration import calibrate
 from bertfit.inference import Predictor, predict_logits, run_batched
@@ -43,6 +45,7 @@ from bertfit.training.batching import (
     token_lengths,
     training_batches,
 )
+from bertfit.training.checkpoint import Checkpoint, Checkpointer, checkpoint_dir, read_checkpoint
 from bertfit.training.loop import Callbacks, EpochResult, build_optimizer, build_scheduler, fit
 from bertfit.training.precision import default_device, resolve_precision
 
@@ -83,26 +86,49 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train(config: TrainConfig, callbacks: Callbacks = Callbacks()) -> TrainResult:
+def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: Checkpoint | None = None) -> TrainResult:
     """Fine-tune, keep the best epoch by the validation primary metric, score, and save the folder.
 
     With ``seeds`` > 1 or ``folds`` the run repeats and the folder holds the best run's model and
-    every run's metrics with their mean and standard deviation."""
+    every run's metrics with their mean and standard deviation. ``checkpoint`` continues a killed
+    run (see ``resume``)."""
     from bertfit.artifacts import check_output_free, write_model_folder
     from bertfit.training.repeats import fit_repeated
 
     config.validate()
     check_output_free(config.output_dir, config.overwrite)
+    if checkpoint is None:
+        _clear_stale_checkpoints(config)
     data = load_data(config.data)  # every data problem surfaces before a model is loaded
     if config.seeds > 1 or config.folds:
         result = fit_repeated(config, data, callbacks)
     else:
-        result = fit_once(config, data, callbacks)
+        result = fit_once(config, data, callbacks, checkpoint)
     result.manifest = write_model_folder(config, result)
+    shutil.rmtree(checkpoint_dir(config.output_dir), ignore_errors=True)  # the folder is whole: no longer needed
     return result
 
 
-def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callbacks()) -> TrainResult:
+def resume(output_dir: str | Path, callbacks: Callbacks = Callbacks()) -> TrainResult:
+    """Continue a run trained with ``save_every`` from its newest checkpoint, with its own options."""
+    checkpoint = read_checkpoint(Path(output_dir))
+    config = TrainConfig.from_dict(checkpoint.config)
+    log.info("resuming %s at epoch %d, step %d", config.output_dir, checkpoint.position.epoch, checkpoint.position.step)
+    return train(config, callbacks, checkpoint)
+
+
+def _clear_stale_checkpoints(config: TrainConfig) -> None:
+    stale = checkpoint_dir(config.output_dir)
+    if not stale.exists():
+        return
+    if not config.overwrite:
+        raise OutputExistsError(f"{stale} holds an unfinished run: continue it with `bertfit train --resume "
+                                f"{config.output_dir}`, or pass --overwrite to start over")  # fmt: skip
+    shutil.rmtree(stale)
+
+
+def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callbacks(),
+             checkpoint: Checkpoint | None = None) -> TrainResult:  # fmt: skip
     """One training run on loaded data: fit, calibrate on validation, score validation and test."""
     set_seed(config.seed)
     source = resolve_model_source(config.model)
@@ -122,7 +148,8 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     gold = {name: task.gold(split.labels) for name, split in data.splits.items()}
     pad_id = tokenizer.pad_token_id or 0
     targets = task.targets(data.train.labels)
-    history, best_epoch = _fit(config, model, task, encoded, gold, targets, pad_id, precision, device, callbacks)
+    history, best_epoch = _fit(config, model, task, encoded, gold, targets, pad_id, precision, device, callbacks,
+                               checkpoint)  # fmt: skip
 
     predictor = Predictor.from_model(model, tokenizer, task, policy, precision, device, config.eval_batch_size)
     logits = {name: predictor.logits_of(encoded[name]) for name in ("validation", "test") if data.get(name)}
@@ -201,7 +228,7 @@ def _pick_max_length(config: TrainConfig, tokenizer, model_config, train: TextSp
 
 
 def _fit(config, model, task: Task, encoded, gold, targets, pad_id, precision, device,
-         callbacks) -> tuple[list[EpochResult], int]:  # fmt: skip
+         callbacks, checkpoint: Checkpoint | None = None) -> tuple[list[EpochResult], int]:  # fmt: skip
     """Run the loop, score validation after each epoch, and leave the best epoch's weights in ``model``."""
     loss_fn = task.loss(gold["train"], config.class_weights)
     if isinstance(loss_fn, nn.Module):
@@ -216,8 +243,22 @@ def _fit(config, model, task: Task, encoded, gold, targets, pad_id, precision, d
     key = task.primary_metric
     history: list[EpochResult] = []
     best_score, best_epoch, best_state = -np.inf, epochs, None
+    start = None
+    if checkpoint is not None:
+        best_state = checkpoint.restore(trainable, optimizer, scheduler)
+        history = [EpochResult(**record) for record in checkpoint.history]
+        if best_state is not None:
+            best_score, best_epoch = checkpoint.best_score, checkpoint.best_epoch
+        start = checkpoint.position
+    saver = Checkpointer(checkpoint_dir(config.output_dir), config.save_every, config.to_dict())
+
+    def save_if_due(global_step: int, position) -> None:
+        if saver.due(global_step):
+            saver.save(global_step, position, trainable, optimizer, scheduler, history, best_score, best_epoch,
+                       best_state)  # fmt: skip
+
     for record in fit(trainable, epoch_batches, steps, epochs, optimizer, scheduler, loss_fn,
-                      config.max_grad_norm, precision, device, callbacks):  # fmt: skip
+                      config.max_grad_norm, precision, device, callbacks, start, save_if_due):  # fmt: skip
         logits = validation_logits()
         if logits is not None:
             record.validation = task_metrics(task, gold["validation"], task.outputs(logits))

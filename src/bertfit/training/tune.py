@@ -37,8 +37,8 @@ class _PruneOnValidation(Callbacks):
     def __init__(self, trial, inner: Callbacks):
         self.trial, self.inner = trial, inner
 
-    def on_train_begin(self, total_steps: int) -> None:
-        self.inner.on_train_begin(total_steps)
+    def on_train_begin(self, total_steps: int, done: int = 0) -> None:
+        self.inner.on_train_begin(total_steps, done)
 
     def on_step(self, loss: float) -> None:
         self.inner.on_step(loss)
