@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 
 DEMO_DIR := runs/sms_spam
 
-.PHONY: demo test test-fast install install-dev clean
+.PHONY: demo test test-fast install install-dev browser clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,16 @@ demo: $(BIN)/.installed
 		--text "WINNER!! You have been selected to receive a £900 prize reward. Call 09061701461 to claim now." \
 		--text "Are we still meeting for lunch tomorrow at 12?"
 
-test: $(BIN)/.installed-dev
+# The browser tests need Debian's Chromium and its driver; installed where we may (root with apt-get),
+# otherwise those tests skip and say why.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			apt-get install -y -q chromium chromium-driver >/dev/null || echo "could not install chromium; browser tests will skip"; \
+		else echo "chromium/chromedriver missing and not root: browser tests will skip"; fi; \
+	fi
+
+test: $(BIN)/.installed-dev browser
 	$(BIN)/python -m pytest
 
 test-fast: $(BIN)/.installed-dev

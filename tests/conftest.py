@@ -4,6 +4,10 @@ environment (data dir, hub offline) so no test touches the network or the user's
 from __future__ import annotations
 
 import random
+import socket
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -95,3 +99,38 @@ def tiny_models(tmp_path_factory, default_tokenizer) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_bert(tiny_models) -> Path:
     return tiny_models["bert"]
+
+
+@pytest.fixture(scope="session")
+def small_model_dir(tmp_path_factory, tiny_bert) -> Path:
+    """A tiny binary sentiment model folder (one epoch), for serving and report tests."""
+    from bertfit.cli import main
+
+    folder = tmp_path_factory.mktemp("small-model") / "m"
+    data = write_csv(folder.parent / "data.csv", sentiment_rows(80))
+    args = ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(tiny_bert), "--output",
+            str(folder), "--epochs", "1", "--no-progress", "-q"]  # fmt: skip
+    assert main(args) == 0
+    return folder
+
+
+@contextmanager
+def live_server(app):
+    """Run ``app`` with uvicorn on a free loopback port in a thread; yields its base URL."""
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.time() + 30
+        while not server.started and time.time() < deadline:
+            time.sleep(0.05)
+        assert server.started, "the server did not start within 30 s"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -1,37 +1,26 @@
 """`bertfit serve`: every endpoint and its error answers, micro-batching, and a real server on loopback."""
 
 import asyncio
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
 
-from bertfit.cli import main
-from conftest import sentiment_rows, write_csv
+from conftest import live_server
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tiny_bert):
-    folder = tmp_path_factory.mktemp("serve") / "m"
-    data = write_csv(folder.parent / "data.csv", sentiment_rows(80))
-    args = ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(tiny_bert), "--output",
-            str(folder), "--epochs", "1", "--no-progress", "-q"]  # fmt: skip
-    assert main(args) == 0
-    return folder
+LIMITS = {"max_texts": 4, "max_chars": 200}
 
 
 @pytest.fixture(scope="module")
-def client(model_dir):
+def client(small_model_dir):
     from fastapi.testclient import TestClient
 
     from bertfit.serving.app import ServeLimits, create_app
 
-    with TestClient(create_app(model_dir, limits=ServeLimits(max_texts=4, max_chars=200))) as test_client:
+    with TestClient(create_app(small_model_dir, limits=ServeLimits(**LIMITS))) as test_client:
         yield test_client
 
 
@@ -57,7 +46,7 @@ def test_predict_one_text_and_a_batch_in_order(client):
     assert batch[0]["probabilities"] == pytest.approx(prediction["probabilities"], abs=1e-5)
 
 
-@pytest.mark.parametrize("send, status, message", [
+BAD_REQUESTS = [
     ({"content": b'{"texts": ["a",', "headers": {"Content-Type": "application/json"}}, 422, "invalid request"),
     ({"json": {"texts": []}}, 422, "no texts given"),
     ({"json": {"texts": ["a"] * 5}}, 413, "5 texts in one request; the limit is 4"),
@@ -67,7 +56,10 @@ def test_predict_one_text_and_a_batch_in_order(client):
     ({"json": {"text": "a", "text_pair": "b"}}, 422, "this model takes single texts"),
     ({"json": {"text": "   "}}, 422, "empty text"),
     ({"json": {"text": "a", "colour": "red"}}, 422, "colour"),
-])  # fmt: skip
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("send, status, message", BAD_REQUESTS)
 def test_bad_requests_get_clear_json_errors(client, send, status, message):
     answer = client.post("/predict", **send)
     assert answer.status_code == status
@@ -113,27 +105,19 @@ def test_a_full_queue_refuses_at_once():
     asyncio.run(scenario())
 
 
-def test_real_server_on_a_free_loopback_port(model_dir):
+def test_real_server_on_a_free_loopback_port(small_model_dir):
     import httpx
-    import uvicorn
 
-    from bertfit.serving.app import create_app
+    from bertfit.serving.app import ServeLimits, create_app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(model_dir), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.time() + 30
-        while not server.started and time.time() < deadline:
-            time.sleep(0.05)
-        assert server.started
-        base = f"http://127.0.0.1:{port}"
+    with live_server(create_app(small_model_dir, limits=ServeLimits(**LIMITS))) as base:
         assert httpx.get(f"{base}/health").json()["status"] == "ok"
-        answer = httpx.post(f"{base}/predict", json={"texts": ["a lovely day", "ünïcödé 🎉"]})
-        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 2
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        assert httpx.get(f"{base}/model").json()["labels"] == ["neg", "pos"]
+        for page, marker in (("/", "<textarea"), ("/docs", "swagger"), ("/report", 'id="wrong"')):
+            answer = httpx.get(base + page)
+            assert answer.status_code == 200 and marker in answer.text, page
+        answer = httpx.post(f"{base}/predict", json={"texts": ["a lovely day", "ünïcödé 🎉", "東京"]})
+        assert answer.status_code == 200 and len(answer.json()["predictions"]) == 3
+        for send, status, message in BAD_REQUESTS:
+            answer = httpx.post(f"{base}/predict", **send)
+            assert answer.status_code == status and message in answer.json()["error"], send

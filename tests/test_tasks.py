@@ -4,6 +4,7 @@ and the bad-input messages of each shape."""
 import csv
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,19 @@ def test_multi_class_with_balanced_class_weights(tiny_bert, tmp_path, capsys):
     answer = json.loads(capsys.readouterr().out)
     assert set(answer["probabilities"]) == {"neg", "neutral", "pos"}
     assert abs(sum(answer["probabilities"].values()) - 1) < 1e-5
+    page = report_text(output / "report.html")
+    assert "one-vs-rest" in page
+    assert read_json(output / "bertfit.json")["data"]["profile"]["labels"]["train"]["neutral"] == 36  # 60 split 0.6/0.2/0.2
+
+
+def report_text(path: Path) -> str:
+    """report.html's text, after checking it has every section."""
+    from bertfit.evaluation.report import SECTIONS
+
+    page = path.read_text(encoding="utf-8")
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in page, section
+    return page
 
 
 def test_a_test_label_never_seen_in_training_is_named(tiny_bert, tmp_path, capsys):
@@ -87,6 +101,7 @@ def test_multi_label_end_to_end(tiny_bert, tmp_path, capsys):
         assert key in test
     assert test["f1_macro"] > 0.6
     assert read_json(output / "config.json")["problem_type"] == "multi_label_classification"
+    assert "one threshold per label" in report_text(output / "report.html")
 
     capsys.readouterr()
     assert main(["predict", str(output), "--text", "a dog and a lovely day", "--json"]) == 0
@@ -185,6 +200,9 @@ def test_regression_end_to_end(tiny_bert, tmp_path, capsys):
     assert main(["predict", str(output), "--text", "a lovely day", "--json"]) == 0
     value = json.loads(capsys.readouterr().out)["value"]
     assert 0 < value < 6
+    assert main(["report", str(output), "--output", str(tmp_path / "again.html")]) == 0
+    page = report_text(tmp_path / "again.html")
+    assert "Largest absolute errors" in page and "a regression model has no classes" in page
 
 
 def test_non_numeric_regression_label_is_named(tmp_path, capsys):

@@ -53,6 +53,7 @@ def write_model_folder(config: TrainConfig, result) -> dict:
             _write_predictions(staging / PREDICTIONS_FILE, result.data.splits["test"], result.outputs["test"], result.task)
         _write_plots(staging, result)
         _write_card(staging / "README.md", manifest, result)
+        _write_report(staging)
         _use_umask_permissions(staging)
         _swap_into_place(staging, target)
     except BaseException:
@@ -129,6 +130,7 @@ def _versions() -> dict[str, str]:
 
 
 def _manifest(config: TrainConfig, result) -> dict:
+    from bertfit.data.profile import data_profile
     from bertfit.modeling import describe_architecture
 
     data, policy, predictor = result.data, result.predictor.policy, result.predictor
@@ -154,6 +156,7 @@ def _manifest(config: TrainConfig, result) -> dict:
             "rows": {name: len(split) for name, split in data.splits.items()},
             "sources": {name: split.source for name, split in data.splits.items()},
             "warnings": data.warnings,
+            "profile": data_profile(data, result.token_lengths, policy.max_length),
         },
         "config": config.to_dict(),
         "versions": _versions(),
@@ -256,6 +259,16 @@ def _write_plots(folder: Path, result) -> None:
     plt.close(fig)
 
 
+def _write_report(folder: Path) -> None:
+    """report.html is a view of the files above: a failure to draw it must not cost the trained model."""
+    from bertfit.evaluation.report import write_report
+
+    try:
+        write_report(folder)
+    except Exception as err:  # noqa: BLE001 - the model folder is complete without it
+        log.warning("could not write report.html (%s); `bertfit report %s` retries", err, folder)
+
+
 def _write_card(path: Path, manifest: dict, result) -> None:
     from bertfit.evaluation.metrics import summary_line
     from bertfit.training.repeats import format_summary
@@ -293,6 +306,7 @@ def _write_card(path: Path, manifest: dict, result) -> None:
                   *format_summary(result.summary).splitlines(), "```"]  # fmt: skip
     if manifest["data"]["warnings"]:
         lines += ["", "## Data warnings", *[f"- {w}" for w in manifest["data"]["warnings"]]]
-    lines += ["", "Files: `metrics.json`, `training_log.csv`, `predictions_test.csv`, `loss_curve.png`, "
+    lines += ["", "Files: `report.html` (data, training curves, errors), `metrics.json`, `training_log.csv`, "
+              "`predictions_test.csv`, `loss_curve.png`, "
               "`confusion_matrix.png`, `bertfit.json` (the full training config)."]  # fmt: skip
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -110,6 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-texts", type=int, default=256, help="texts per request (default: 256)")
     serve.add_argument("--max-chars", type=int, default=20_000, help="characters per text (default: 20000)")
 
+    report = commands.add_parser("report", parents=[common], help="write report.html: data, training curves, errors")
+    report.add_argument("model_dir")
+    report.add_argument("--output", help="where to write it (default: MODEL_DIR/report.html)")
+
     commands.add_parser("datasets", parents=[common], help="list the registry's data sets and where their files are looked up")
     return parser
 
@@ -323,6 +327,13 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_report(args: argparse.Namespace) -> int:
+    from bertfit.evaluation.report import write_report
+
+    print(f"wrote {write_report(args.model_dir, args.output)}")
+    return 0
+
+
 def run_datasets(args: argparse.Namespace) -> int:
     from bertfit.data.registry import DATASETS, data_dir
 
@@ -340,6 +351,7 @@ COMMANDS = {
     "embed": run_embed,
     "tune": run_tune,
     "serve": run_serve,
+    "report": run_report,
     "datasets": run_datasets,
 }
 

@@ -91,7 +91,19 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
     async def page():
         return PAGE.read_text(encoding="utf-8")
 
+    @app.get("/report", response_class=HTMLResponse)
+    def report():  # a plain def: FastAPI runs it in a worker thread, since drawing the plots blocks
+        return _report_page(folder)
+
     return app
+
+
+def _report_page(folder: Path) -> str:
+    """The folder's report.html, or one drawn now for folders saved without it."""
+    from bertfit.evaluation.report import REPORT_FILE, build_report
+
+    saved = folder / REPORT_FILE
+    return saved.read_text(encoding="utf-8") if saved.is_file() else build_report(folder)
 
 
 def _check(texts: list, pairs: list | None, pair_model: bool, limits: ServeLimits) -> tuple | None:

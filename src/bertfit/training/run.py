@@ -15,7 +15,7 @@ from torch import nn
 
 from bertfit.config import TrainConfig
 from bertfit.data.labels import LabelSet
-from bertfit.data.load import LoadedData, TextSplit, load_data
+from bertfit.data.load import LoadedData, load_data
 from bertfit.errors import OutputExistsError
 from bertfit.evaluation import task_metrics
 from bertfit.evaluation.calibration import calibrate
@@ -66,6 +66,7 @@ class TrainResult:
     outputs: dict[str, np.ndarray] = field(default_factory=dict)  # validation/test outputs, for the folder
     summary: dict | None = None  # mean and std over seeds or folds
     manifest: dict = field(default_factory=dict)
+    token_lengths: np.ndarray | None = None  # of the training texts, for the data profile
 
     @property
     def task(self) -> Task:
@@ -137,7 +138,8 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     if task.kind == REGRESSION:
         task = task.with_target_scale(data.train.labels)
     model = _build_model(config, source, task)
-    policy, truncated = _text_policy(config, tokenizer, model.config, data.train)
+    lengths = token_lengths(tokenizer, data.train.texts, data.train.pairs)
+    policy, truncated = _text_policy(config, tokenizer, model.config, lengths)
     device = default_device()
     precision = resolve_precision(config.precision, device)
     model.to(device)
@@ -155,7 +157,7 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     logits = {name: predictor.logits_of(encoded[name]) for name in ("validation", "test") if data.get(name)}
     predictor.task, outputs, metrics = _calibrate_and_score(config, task, logits, gold)
     return TrainResult(config.output_dir, metrics, history, best_epoch, predictor, data, source, precision,
-                       truncated, outputs)  # fmt: skip
+                       truncated, outputs, token_lengths=lengths)  # fmt: skip
 
 
 def _calibrate_and_score(config: TrainConfig, task: Task, logits: dict, gold: dict) -> tuple[Task, dict, dict]:
@@ -198,8 +200,8 @@ def _build_model(config: TrainConfig, source: str, task: Task) -> nn.Module:
     return model
 
 
-def _text_policy(config: TrainConfig, tokenizer, model_config, train: TextSplit) -> tuple[TextPolicy, float]:
-    max_length, longer = _pick_max_length(config, tokenizer, model_config, train)
+def _text_policy(config: TrainConfig, tokenizer, model_config, lengths: np.ndarray) -> tuple[TextPolicy, float]:
+    max_length, longer = _pick_max_length(config, tokenizer, model_config, lengths)
     policy = TextPolicy(max_length, config.long_text, config.stride, config.window_aggregate)
     if config.long_text == "window" and longer:
         log.info("long texts are cut into windows of %d tokens overlapping by %d; window logits combine by %s",
@@ -207,9 +209,8 @@ def _text_policy(config: TrainConfig, tokenizer, model_config, train: TextSplit)
     return policy, longer
 
 
-def _pick_max_length(config: TrainConfig, tokenizer, model_config, train: TextSplit) -> tuple[int, float]:
+def _pick_max_length(config: TrainConfig, tokenizer, model_config, lengths: np.ndarray) -> tuple[int, float]:
     cap = model_max_length(tokenizer, model_config)
-    lengths = token_lengths(tokenizer, train.texts, train.pairs)
     if config.max_length == "auto":
         max_length = choose_max_length(lengths, cap)
     else:
