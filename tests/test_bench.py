@@ -49,3 +49,15 @@ def test_prediction_benchmark_prints_its_tables(tiny_bert):
     assert names[:2] == ["bertfit torch", "bertfit torch fp32"] and "pipeline (batch_size 32)" in names
     assert "agreement" in body
     assert [r.split("|")[1].strip() for r in _rows(body, "| rows |")] == ["20", "200"]
+
+
+def test_serving_benchmark_prints_its_table(small_model_dir):
+    pytest.importorskip("fastapi")
+    from bench import serve_load
+
+    body = serve_load.main(["--model-dir", str(small_model_dir), "--requests", "60", "--clients", "4", "--idle", "5",
+                            "--no-append"])  # fmt: skip
+    rows = _rows(body, "| server |")
+    assert [r.split("|")[1].strip() for r in rows] == list(serve_load.MODES)
+    assert all(r.split("|")[2].strip() == "60" and r.split("|")[3].strip() == "0" for r in rows)  # all answered, no errors
+    assert rows[-1].rstrip(" |").endswith("1.00×")

@@ -240,3 +240,16 @@ def test_corrupt_model_folder_is_one_clear_line(tiny_bert, sentiment_csv, tmp_pa
     capsys.readouterr()
     assert main(["predict", str(output), "--text", "hello"]) == 4
     assert f"error: {output}: cannot load the model" in capsys.readouterr().err
+
+
+def test_tensorboard_logs_steps_and_epochs(tiny_bert, sentiment_csv, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert main(train_args(sentiment_csv, tiny_bert, tmp_path / "m", "--tensorboard")) == 0
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "m" / "run-1"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("train/loss")]
+    assert steps == list(range(1, 13))  # 96 training rows in batches of 16, 2 epochs
+    assert [e.step for e in events.Scalars("validation/mcc")] == [6, 12]
+    assert "train/learning_rate" in events.Tags()["scalars"]

@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
     serve.add_argument("--max-texts", type=int, default=256, help="texts per request (default: 256)")
     serve.add_argument("--max-chars", type=int, default=20_000, help="characters per text (default: 20000)")
+    serve.add_argument("--max-batch", type=int, default=64, help="texts per model call when requests are "
+                       "micro-batched; 1 answers one request at a time (default: 64)")  # fmt: skip
+    serve.add_argument("--max-wait-ms", type=float, default=0.0, help="how long a request waits for others to "
+                       "share its model call; 0 still batches what queued during the previous call (default: 0)")  # fmt: skip
+    serve.add_argument("--max-queue", type=int, default=2048, help="texts waiting beyond which requests get 503 "
+                       "(default: 2048)")  # fmt: skip
 
     report = commands.add_parser("report", parents=[common], help="write report.html: data, training curves, errors")
     report.add_argument("model_dir")
@@ -317,11 +323,13 @@ def run_tune(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     from bertfit.serving.app import ServeLimits, create_app, require_fastapi
+    from bertfit.serving.batching import BatchLimits
 
     _, uvicorn = require_fastapi()
-    if args.max_texts < 1 or args.max_chars < 1:
-        raise ConfigError("--max-texts and --max-chars must be at least 1")
-    app = create_app(args.model_dir, args.backend, ServeLimits(args.max_texts, args.max_chars))
+    if min(args.max_texts, args.max_chars, args.max_batch, args.max_queue) < 1 or args.max_wait_ms < 0:
+        raise ConfigError("--max-texts, --max-chars, --max-batch and --max-queue must be at least 1; --max-wait-ms 0 or more")
+    batching = BatchLimits(args.max_batch, args.max_wait_ms, args.max_queue)
+    app = create_app(args.model_dir, args.backend, ServeLimits(args.max_texts, args.max_chars), batching)
     log.info("serving %s on http://%s:%d (page at /, API docs at /docs)", args.model_dir, args.host, args.port)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -102,6 +102,8 @@ class TrainConfig:
     model: str = _opt(DEFAULT_MODEL, "model: the packaged default, a hub name, or a local model folder")
     output: str | None = _opt(None, "output model folder (default runs/<data set name>)")
     overwrite: bool = _opt(False, "replace an existing output folder")
+    trust_remote_code: bool = _opt(False, "let a hub model run its own Python code (needed by a few custom "
+                                   "architectures; off: only architectures transformers ships load)")  # fmt: skip
     max_length: str = _opt("auto", "max tokens per text, or 'auto': cover 99%% of training texts, capped by the model")
     epochs: int | None = _opt(None, "training epochs (default 6; 10 with --freeze all)")
     batch_size: int = _opt(32, "texts per training step")
@@ -154,6 +156,8 @@ class TrainConfig:
     precision: str = _opt("auto", "auto (bf16 where the CPU/GPU supports it), bf16 or fp32", choices=PRECISIONS)
     eval_batch_size: int = _opt(64, "texts per evaluation/prediction step")
     progress: bool = _opt(True, "show progress bars")
+    tensorboard: bool = _opt(False, "log loss, learning rate and validation metrics for TensorBoard under "
+                             "<output's folder>/tensorboard/<output name> (needs the tensorboard extra)")  # fmt: skip
 
     # -- strategy-dependent defaults -------------------------------------------------------
     @property

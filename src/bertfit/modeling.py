@@ -51,11 +51,11 @@ def resolve_model_source(name: str) -> str:
     return name
 
 
-def load_tokenizer(source: str):
+def load_tokenizer(source: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(source)
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except load_errors() as err:
         raise ModelError(f"cannot load the tokenizer of {source!r}: {_first_line(err)}") from None
 
@@ -84,7 +84,8 @@ PROBLEM_TYPES = {"classification": "single_label_classification", "multi-label":
                  "regression": "regression"}  # fmt: skip
 
 
-def load_sequence_classifier(source: str, labels: LabelSet, task: str = "classification", **kwargs) -> nn.Module:
+def load_sequence_classifier(source: str, labels: LabelSet, task: str = "classification",
+                             trust_remote_code: bool = False) -> nn.Module:  # fmt: skip
     from transformers import AutoModelForSequenceClassification
 
     try:
@@ -94,10 +95,23 @@ def load_sequence_classifier(source: str, labels: LabelSet, task: str = "classif
             id2label=labels.id2label,
             label2id=labels.label2id,
             problem_type=PROBLEM_TYPES[task],
-            **kwargs,
+            **safe_loading(trust_remote_code),
         )
     except load_errors() as err:
-        raise ModelError(f"cannot load {source!r} as a sequence classifier: {_first_line(err)}") from None
+        raise ModelError(f"cannot load {source!r} as a sequence classifier: {describe_load_error(err)}") from None
+
+
+def safe_loading(trust_remote_code: bool = False) -> dict:
+    """Weights from safetensors only (a pickled checkpoint can run code as it loads), and no Python
+    code from the model's folder or hub repository unless the user asked for it."""
+    return {"use_safetensors": True, "trust_remote_code": trust_remote_code}
+
+
+def describe_load_error(err: Exception) -> str:
+    text = _first_line(err)
+    if "safetensors" in text or "model.safetensors" in str(err):
+        return text + " (bertfit loads weights from safetensors files only, never pickled .bin/.pt files)"
+    return text
 
 
 def encoder_layers(encoder: nn.Module) -> nn.ModuleList:
@@ -214,17 +228,18 @@ class PooledClassifier(nn.Module):
         return self.head(self.features(input_ids, attention_mask, **extra).float())
 
 
-def load_encoder(source: str, **kwargs) -> nn.Module:
+def load_encoder(source: str, trust_remote_code: bool = False) -> nn.Module:
     from transformers import AutoModel
 
+    safe = safe_loading(trust_remote_code)
     try:
         try:
             # No pooler: bertfit pools itself, and an unused layer would only cost time.
-            return AutoModel.from_pretrained(source, add_pooling_layer=False, **kwargs)
+            return AutoModel.from_pretrained(source, add_pooling_layer=False, **safe)
         except TypeError:  # encoders without a pooler option (DistilBERT, DeBERTa-v2)
-            return AutoModel.from_pretrained(source, **kwargs)
+            return AutoModel.from_pretrained(source, **safe)
     except load_errors() as err:
-        raise ModelError(f"cannot load the encoder {source!r}: {_first_line(err)}") from None
+        raise ModelError(f"cannot load the encoder {source!r}: {describe_load_error(err)}") from None
 
 
 def build_pooled_classifier(

@@ -24,15 +24,20 @@ ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
 BACKENDS = ("torch", *ONNX_FILES)
 
 
+CPU_BATCH_TOKENS = 1024  # padded tokens per CPU batch (see inference_batches)
+
+
 def batched_rows(
     encoded: Encoded,
     pad_id: int,
     batch_size: int,
     score_batch: Callable[[dict[str, torch.Tensor]], np.ndarray],
+    max_tokens: int | None = CPU_BATCH_TOKENS,
 ) -> np.ndarray:
     """``score_batch`` over length-sorted batches, its rows put back in input order."""
     out: np.ndarray | None = None
-    for indices, batch in iterate_batches(encoded, inference_batches(encoded.lengths(), batch_size), pad_id):
+    batches = inference_batches(encoded.lengths(), batch_size, max_tokens)
+    for indices, batch in iterate_batches(encoded, batches, pad_id):
         values = score_batch(batch)
         if out is None:
             out = np.zeros((len(encoded), values.shape[1]), dtype=np.float32)
@@ -55,7 +60,8 @@ def run_batched(
         with autocast(precision, device):
             return forward(**{k: v.to(device) for k, v in batch.items()}).float().cpu().numpy()
 
-    return batched_rows(encoded, pad_id, batch_size, score_batch)
+    # A GPU wants the biggest batches it can hold; the token cap is for CPUs.
+    return batched_rows(encoded, pad_id, batch_size, score_batch, CPU_BATCH_TOKENS if device.type == "cpu" else None)
 
 
 def predict_logits(
@@ -110,7 +116,7 @@ class OnnxBackend:
                 feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
             return self.session.run(None, feed)[0]
 
-        return batched_rows(encoded, pad_id, batch_size, score_batch)
+        return batched_rows(encoded, pad_id, batch_size, score_batch)  # CPU execution: token-capped batches
 
 
 def onnx_path(folder: Path, backend: str) -> Path:

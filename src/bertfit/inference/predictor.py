@@ -20,9 +20,11 @@ from bertfit.modeling import (
     POOLED_CLASSIFIER,
     SEQUENCE_CLASSIFIER,
     PooledClassifier,
+    describe_load_error,
     load_encoder,
     load_errors,
     load_tokenizer,
+    safe_loading,
     uses_token_types,
 )
 from bertfit.tasks import CLASSIFICATION, MULTI_LABEL, REGRESSION, Task
@@ -80,8 +82,9 @@ class Predictor:
 
     @classmethod
     def load(cls, folder: str | Path, precision: str | None = None, device: str | None = None,
-             backend: str = "torch") -> Predictor:  # fmt: skip
-        """Rebuild a saved model folder; weights load from safetensors only, no code runs from it.
+             backend: str = "torch", trust_remote_code: bool = False) -> Predictor:  # fmt: skip
+        """Rebuild a saved model folder; weights load from safetensors only, and no code runs from it
+        unless ``trust_remote_code`` (for models whose architecture ships as code).
 
         ``backend``: ``torch`` (the saved model), ``onnx`` or ``onnx-int8`` (after ``bertfit export``).
         """
@@ -90,13 +93,13 @@ class Predictor:
         folder = Path(folder)
         manifest = read_manifest(folder)
         task = Task.from_manifest(manifest)
-        tokenizer = load_tokenizer(str(folder))
+        tokenizer = load_tokenizer(str(folder), trust_remote_code)
         policy = policy_of(manifest)
         batch_size = int(manifest.get("eval_batch_size", 64))
         if backend != "torch":
             onnx = OnnxBackend(onnx_path(folder, backend), backend)
             return cls(onnx, tokenizer, task, policy, batch_size, "token_type_ids" in onnx.inputs)
-        model = _load_model(folder, manifest, task.labels)
+        model = _load_model(folder, manifest, task.labels, trust_remote_code)
         return cls.from_model(model, tokenizer, task, policy, precision or manifest.get("precision", "auto"),
                               torch.device(device) if device else None, batch_size)  # fmt: skip
 
@@ -174,20 +177,20 @@ def read_manifest(folder: Path) -> dict:
         raise ModelError(f"{path}: unreadable ({err.msg})") from None
 
 
-def _load_model(folder: Path, manifest: dict, labels: LabelSet) -> nn.Module:
+def _load_model(folder: Path, manifest: dict, labels: LabelSet, trust_remote_code: bool = False) -> nn.Module:
     from transformers import AutoModelForSequenceClassification
 
     architecture = manifest.get("architecture", SEQUENCE_CLASSIFIER)
     try:
         if architecture == SEQUENCE_CLASSIFIER:
-            return AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
+            return AutoModelForSequenceClassification.from_pretrained(folder, **safe_loading(trust_remote_code))
         if architecture == POOLED_CLASSIFIER:
             from safetensors.torch import load_file
 
-            encoder = load_encoder(str(folder), use_safetensors=True)
+            encoder = load_encoder(str(folder), trust_remote_code)
             head = HEADS[manifest["head"]](encoder.config.hidden_size, len(labels))
             head.load_state_dict(load_file(folder / HEAD_FILE))
             return PooledClassifier(encoder, head, manifest["pooling"], manifest["head"], manifest["frozen_encoder"])
     except load_errors() as err:
-        raise ModelError(f"{folder}: cannot load the model: {str(err).splitlines()[0]}") from None
+        raise ModelError(f"{folder}: cannot load the model: {describe_load_error(err)}") from None
     raise ModelError(f"{folder}: unknown architecture {architecture!r} in {MANIFEST}")

@@ -2,7 +2,9 @@
 
 One worker task takes the first waiting request and every request queued behind it (up to
 ``max_batch`` texts), optionally waits ``max_wait_ms`` for more, runs the predictor once in a thread
-(the event loop stays free to accept requests), and hands each request its own rows. With no wait
+(the event loop stays free to accept requests), and hands each request its own rows. That thread is
+always the same one: PyTorch's OpenMP threads belong to the thread that calls the model, so calls
+hopping across a thread pool would start a new team of busy-waiting threads each time. With no wait
 (the default) an idle server answers at once, and under load batches still form: requests queue up
 while the model runs, and the next call takes them all. The queue is bounded by texts waiting:
 past ``max_queue`` new requests are refused at once (the server answers 503), never left to pile up.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +46,7 @@ class MicroBatcher:
         self.batch_sizes: list[int] = []  # texts per model call, for tests and /health
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._worker: asyncio.Task | None = None
+        self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bertfit-model")
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._run())
@@ -54,6 +58,7 @@ class MicroBatcher:
                 await self._worker
             except asyncio.CancelledError:
                 pass
+        self._model_thread.shutdown(wait=False)
 
     async def predict(self, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
         """The predictor's outputs for ``texts``, computed together with other waiting requests."""
@@ -92,7 +97,8 @@ class MicroBatcher:
         pairs = [p for r in batch for p in r.pairs] if batch[0].pairs is not None else None
         self.batch_sizes.append(len(texts))
         try:
-            outputs = await asyncio.to_thread(self.predictor.predict_proba, texts, pairs)
+            call = self.predictor.predict_proba
+            outputs = await asyncio.get_running_loop().run_in_executor(self._model_thread, call, texts, pairs)
         except Exception as err:  # one bad batch must not stop the worker: each request gets the error
             for request in batch:
                 if not request.future.done():

@@ -100,6 +100,10 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     check_output_free(config.output_dir, config.overwrite)
     if checkpoint is None:
         _clear_stale_checkpoints(config)
+    if config.tensorboard:
+        from bertfit.training.tensorboard import CallbackList, TensorBoardLogger, tensorboard_dir
+
+        callbacks = CallbackList(callbacks, TensorBoardLogger(tensorboard_dir(config.output_dir)))
     data = load_data(config.data)  # every data problem surfaces before a model is loaded
     if config.seeds > 1 or config.folds:
         result = fit_repeated(config, data, callbacks)
@@ -133,7 +137,7 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     """One training run on loaded data: fit, calibrate on validation, score validation and test."""
     set_seed(config.seed)
     source = resolve_model_source(config.model)
-    tokenizer = load_tokenizer(source)
+    tokenizer = load_tokenizer(source, config.trust_remote_code)
     task = Task(data.task, data.labels, label_sep=data.label_sep)
     if task.kind == REGRESSION:
         task = task.with_target_scale(data.train.labels)
@@ -186,11 +190,13 @@ def resolve_pooling(setting: str, source: str, freeze_all: bool) -> str:
 def _build_model(config: TrainConfig, source: str, task: Task) -> nn.Module:
     pooling = resolve_pooling(config.pooling, source, config.freeze_all)
     if config.freeze_all:
-        return build_pooled_classifier(load_encoder(source), task.labels, pooling, "dense", frozen=True)
+        return build_pooled_classifier(load_encoder(source, config.trust_remote_code), task.labels, pooling, "dense",
+                                       frozen=True)  # fmt: skip
     if pooling == "pooler":
-        model = load_sequence_classifier(source, task.labels, task.kind)
+        model = load_sequence_classifier(source, task.labels, task.kind, config.trust_remote_code)
     else:
-        model = build_pooled_classifier(load_encoder(source), task.labels, pooling, "linear", frozen=False)
+        model = build_pooled_classifier(load_encoder(source, config.trust_remote_code), task.labels, pooling, "linear",
+                                        frozen=False)  # fmt: skip
     if config.reinit_layers:
         reinit_top_layers(model, config.reinit_layers)
     if config.frozen_layers:
