@@ -106,7 +106,11 @@ class TrainConfig:
                                    "architectures; off: only architectures transformers ships load)")  # fmt: skip
     max_length: str = _opt("auto", "max tokens per text, or 'auto': cover 99%% of training texts, capped by the model")
     epochs: int | None = _opt(None, "training epochs (default 6; 10 with --freeze all)")
-    batch_size: int = _opt(32, "texts per training step")
+    batch_size: int = _opt(32, "texts per training batch (under torchrun: in all processes together)")
+    grad_accum: int = _opt(1, "batches whose gradients add up to one optimizer step (the effective batch is "
+                           "batch-size x grad-accum): a large batch in little memory")  # fmt: skip
+    gradient_checkpointing: bool = _opt(False, "recompute encoder activations in the backward pass instead of "
+                                        "keeping them: less memory, about a third more time")  # fmt: skip
     learning_rate: float | None = _opt(None, "peak learning rate (default 1e-4; 1e-3 with --freeze all)")
     warmup_ratio: float = _opt(0.1, "share of steps spent warming the learning rate up linearly")
     weight_decay: float = _opt(0.01, "AdamW weight decay (never applied to biases and LayerNorm weights)")
@@ -200,7 +204,7 @@ class TrainConfig:
         text = str(self.freeze).lower()
         if text not in ("none", "all") and not (text.isdigit()):
             found.append(f"--freeze must be none, all, or a number of layers, got {self.freeze!r}")
-        for name in ("batch_size", "eval_batch_size"):
+        for name in ("batch_size", "eval_batch_size", "grad_accum"):
             if getattr(self, name) < 1:
                 found.append(f"--{name.replace('_', '-')} must be at least 1")
         if self.reinit_layers < 0:

@@ -43,6 +43,16 @@ class Encoded:
     def lengths(self) -> list[int]:
         return [len(x) for x in self.ids]
 
+    def select(self, texts: Sequence[int]) -> Encoded:
+        """The inputs of the chosen texts only, the texts renumbered in the order given."""
+        if self.owner is None:
+            types = None if self.types is None else [self.types[i] for i in texts]
+            return Encoded([self.ids[i] for i in texts], len(texts), types)
+        position = {text: k for k, text in enumerate(texts)}
+        rows = [row for row, text in enumerate(self.owner) if text in position]
+        owner = np.array([position[self.owner[row]] for row in rows], dtype=np.int64)
+        return Encoded([self.ids[row] for row in rows], len(texts), owner=owner)
+
 
 def encode_texts(tokenizer, texts: Sequence[str], policy: TextPolicy | int, pairs: Sequence[str] | None = None,
                  token_types: bool = True) -> Encoded:  # fmt: skip

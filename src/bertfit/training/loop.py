@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -64,7 +65,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_r
 def fit(
     model: nn.Module,
     epoch_batches: Callable[[int], Iterable[Batch]],
-    steps_per_epoch: int,
+    batches_per_epoch: int,
     epochs: int,
     optimizer: torch.optim.Optimizer,
     scheduler,
@@ -75,15 +76,18 @@ def fit(
     callbacks: Callbacks = Callbacks(),
     start: LoopPosition | None = None,
     on_step_end: Callable[[int, LoopPosition], None] | None = None,
+    accumulate: int = 1,
 ) -> Iterator[EpochResult]:
-    """Train ``epochs`` epochs; ``epoch_batches(epoch)`` gives that epoch's (inputs, labels) batches.
+    """Train ``epochs`` epochs; ``epoch_batches(epoch)`` gives that epoch's ``batches_per_epoch``
+    (inputs, labels) batches, and every ``accumulate`` of them make one optimizer step.
 
     ``start`` resumes a run: that epoch's first ``start.step`` batches are drawn and skipped, so the
     sampler stands exactly where the interrupted run stopped. ``on_step_end(global_step, position)``
     runs after every optimizer step (checkpointing hooks in there)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
+    steps_per_epoch = optimizer_steps(batches_per_epoch, accumulate)
     start = start or LoopPosition()
-    global_step = (start.epoch - 1) * steps_per_epoch + start.step
+    global_step = (start.epoch - 1) * steps_per_epoch + optimizer_steps(start.step, accumulate)
     callbacks.on_train_begin(steps_per_epoch * epochs, done=global_step)
     for epoch in range(start.epoch, epochs + 1):
         model.train()
@@ -92,21 +96,34 @@ def fit(
         for step, (inputs, labels) in enumerate(epoch_batches(epoch), 1):
             if step <= resumed.step:
                 continue
-            inputs = {k: v.to(device) for k, v in inputs.items()}
-            with autocast(precision, device):
-                logits = logits_of(model(**inputs))
-            loss = loss_fn(logits.float(), labels.to(device))
-            loss.backward()
+            # The last group of an epoch may be short; its gradients are averaged over what it has.
+            group_start = (step - 1) // accumulate * accumulate
+            group_size = min(accumulate, batches_per_epoch - group_start)
+            closes_group = step - group_start >= group_size
+            # Under DDP, gradients are only exchanged on the batch that closes a group.
+            exchange = nullcontext() if closes_group or not hasattr(model, "no_sync") else model.no_sync()
+            with exchange:
+                inputs = {k: v.to(device) for k, v in inputs.items()}
+                with autocast(precision, device):
+                    logits = logits_of(model(**inputs))
+                loss = loss_fn(logits.float(), labels.to(device))
+                (loss / group_size).backward()
+            total += loss.item() * len(labels)
+            count += len(labels)
+            if not closes_group:
+                continue
             if max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            total += loss.item() * len(labels)
-            count += len(labels)
             callbacks.on_step(loss.item())
             global_step += 1
             if on_step_end is not None:
                 on_step_end(global_step, LoopPosition(epoch, step, total, count))
         yield EpochResult(epoch, total / max(count, 1), time.perf_counter() - started, scheduler.get_last_lr()[0])
     callbacks.on_train_end()
+
+
+def optimizer_steps(batches: int, accumulate: int) -> int:
+    return -(-batches // accumulate)

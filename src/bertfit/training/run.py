@@ -16,7 +16,7 @@ from torch import nn
 from bertfit.config import TrainConfig
 from bertfit.data.labels import LabelSet
 from bertfit.data.load import LoadedData, load_data
-from bertfit.errors import OutputExistsError
+from bertfit.errors import ConfigError, OutputExistsError
 from bertfit.evaluation import task_metrics
 from bertfit.evaluation.calibration import calibrate
 from bertfit.inference import Predictor, predict_logits, run_batched
@@ -35,6 +35,7 @@ from bertfit.modeling import (
     uses_token_types,
 )
 from bertfit.tasks import REGRESSION, Task
+from bertfit.training import distributed
 from bertfit.training.batching import (
     Encoded,
     TextPolicy,
@@ -46,7 +47,7 @@ from bertfit.training.batching import (
     training_batches,
 )
 from bertfit.training.checkpoint import Checkpoint, Checkpointer, checkpoint_dir, read_checkpoint
-from bertfit.training.loop import Callbacks, EpochResult, build_optimizer, build_scheduler, fit
+from bertfit.training.loop import Callbacks, EpochResult, build_optimizer, build_scheduler, fit, optimizer_steps
 from bertfit.training.precision import default_device, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -97,21 +98,35 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     from bertfit.training.repeats import fit_repeated
 
     config.validate()
+    ranks = distributed.from_environment()
+    _check_distributed(config, ranks)
     check_output_free(config.output_dir, config.overwrite)
-    if checkpoint is None:
+    if checkpoint is None and ranks.is_main:
         _clear_stale_checkpoints(config)
-    if config.tensorboard:
+    if config.tensorboard and ranks.is_main:
         from bertfit.training.tensorboard import CallbackList, TensorBoardLogger, tensorboard_dir
 
         callbacks = CallbackList(callbacks, TensorBoardLogger(tensorboard_dir(config.output_dir)))
+    if not ranks.is_main:
+        callbacks = Callbacks()  # one progress bar, from rank 0
     data = load_data(config.data)  # every data problem surfaces before a model is loaded
-    if config.seeds > 1 or config.folds:
-        result = fit_repeated(config, data, callbacks)
-    else:
-        result = fit_once(config, data, callbacks, checkpoint)
-    result.manifest = write_model_folder(config, result)
-    shutil.rmtree(checkpoint_dir(config.output_dir), ignore_errors=True)  # the folder is whole: no longer needed
+    distributed.start(ranks)
+    try:
+        if config.seeds > 1 or config.folds:
+            result = fit_repeated(config, data, callbacks)
+        else:
+            result = fit_once(config, data, callbacks, checkpoint)
+        if ranks.is_main:
+            result.manifest = write_model_folder(config, result)
+            shutil.rmtree(checkpoint_dir(config.output_dir), ignore_errors=True)  # the folder is whole
+    finally:
+        distributed.stop(ranks)
     return result
+
+
+def _check_distributed(config: TrainConfig, ranks: distributed.Distributed) -> None:
+    if ranks.active and (config.seeds > 1 or config.folds or config.save_every):
+        raise ConfigError("--seeds, --folds and --save-every run in a single process; launch without torchrun")
 
 
 def resume(output_dir: str | Path, callbacks: Callbacks = Callbacks()) -> TrainResult:
@@ -144,7 +159,8 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     model = _build_model(config, source, task)
     lengths = token_lengths(tokenizer, data.train.texts, data.train.pairs)
     policy, truncated = _text_policy(config, tokenizer, model.config, lengths)
-    device = default_device()
+    ranks = distributed.from_environment()
+    device = ranks.device() or default_device()
     precision = resolve_precision(config.precision, device)
     model.to(device)
     log.info("model %s on %s, %s, max length %d", config.model, device, precision, policy.max_length)
@@ -155,10 +171,12 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     pad_id = tokenizer.pad_token_id or 0
     targets = task.targets(data.train.labels)
     history, best_epoch = _fit(config, model, task, encoded, gold, targets, pad_id, precision, device, callbacks,
-                               checkpoint)  # fmt: skip
+                               checkpoint, ranks)  # fmt: skip
 
     predictor = Predictor.from_model(model, tokenizer, task, policy, precision, device, config.eval_batch_size)
-    logits = {name: predictor.logits_of(encoded[name]) for name in ("validation", "test") if data.get(name)}
+    logits = {name: distributed.gather_rows(ranks, encoded[name].texts,
+                                            lambda rows, inputs=encoded[name]: predictor.logits_of(inputs.select(rows)))
+              for name in ("validation", "test") if data.get(name)}  # fmt: skip
     predictor.task, outputs, metrics = _calibrate_and_score(config, task, logits, gold)
     return TrainResult(config.output_dir, metrics, history, best_epoch, predictor, data, source, precision,
                        truncated, outputs, token_lengths=lengths)  # fmt: skip
@@ -197,6 +215,9 @@ def _build_model(config: TrainConfig, source: str, task: Task) -> nn.Module:
     else:
         model = build_pooled_classifier(load_encoder(source, config.trust_remote_code), task.labels, pooling, "linear",
                                         frozen=False)  # fmt: skip
+    if config.gradient_checkpointing:
+        encoder = model.encoder if isinstance(model, PooledClassifier) else model
+        encoder.activation_checkpointing_enable({"use_reentrant": False})  # was gradient_checkpointing_enable
     if config.reinit_layers:
         reinit_top_layers(model, config.reinit_layers)
     if config.frozen_layers:
@@ -234,19 +255,20 @@ def _pick_max_length(config: TrainConfig, tokenizer, model_config, lengths: np.n
     return max_length, truncated
 
 
-def _fit(config, model, task: Task, encoded, gold, targets, pad_id, precision, device,
-         callbacks, checkpoint: Checkpoint | None = None) -> tuple[list[EpochResult], int]:  # fmt: skip
+def _fit(config, model, task: Task, encoded, gold, targets, pad_id, precision, device, callbacks,
+         checkpoint: Checkpoint | None = None,
+         ranks: distributed.Distributed = distributed.Distributed()) -> tuple[list[EpochResult], int]:  # fmt: skip
     """Run the loop, score validation after each epoch, and leave the best epoch's weights in ``model``."""
     loss_fn = task.loss(gold["train"], config.class_weights)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(device)
     setup = _frozen_setup if isinstance(model, PooledClassifier) and model.frozen else _full_setup
     targets = _row_targets(targets, encoded["train"])
-    trainable, epoch_batches, steps, validation_logits = setup(config, model, targets, encoded, pad_id, precision,
-                                                               device)  # fmt: skip
+    trainable, epoch_batches, batches, validation_logits = setup(config, model, targets, encoded, pad_id, precision,
+                                                                 device, ranks)  # fmt: skip
     epochs = config.resolved_epochs
     optimizer = build_optimizer(trainable, config.resolved_learning_rate, config.weight_decay, config.adam_epsilon)
-    scheduler = build_scheduler(optimizer, steps * epochs, config.warmup_ratio)
+    scheduler = build_scheduler(optimizer, optimizer_steps(batches, config.grad_accum) * epochs, config.warmup_ratio)
     key = task.primary_metric
     history: list[EpochResult] = []
     best_score, best_epoch, best_state = -np.inf, epochs, None
@@ -264,8 +286,9 @@ def _fit(config, model, task: Task, encoded, gold, targets, pad_id, precision, d
             saver.save(global_step, position, trainable, optimizer, scheduler, history, best_score, best_epoch,
                        best_state)  # fmt: skip
 
-    for record in fit(trainable, epoch_batches, steps, epochs, optimizer, scheduler, loss_fn,
-                      config.max_grad_norm, precision, device, callbacks, start, save_if_due):  # fmt: skip
+    for record in fit(distributed.wrap(trainable, ranks), epoch_batches, batches, epochs, optimizer, scheduler,
+                      loss_fn, config.max_grad_norm, precision, device, callbacks, start, save_if_due,
+                      config.grad_accum):  # fmt: skip
         logits = validation_logits()
         if logits is not None:
             record.validation = task_metrics(task, gold["validation"], task.outputs(logits))
@@ -293,27 +316,37 @@ def _row_targets(targets: torch.Tensor, encoded: Encoded) -> torch.Tensor:
     return targets if encoded.owner is None else targets[torch.from_numpy(encoded.owner)]
 
 
-def _full_setup(config, model, targets, encoded, pad_id, precision, device):
+def _full_setup(config, model, targets, encoded, pad_id, precision, device, ranks):
     train = encoded["train"]
     lengths = train.lengths()
 
-    def epoch_batches(epoch: int) -> Iterable:
+    def rank_batches(epoch: int) -> list[list[int]]:
+        """This rank's slice of each global batch (all of it in a single process)."""
         order = training_batches(lengths, config.batch_size, seed=config.seed * 1000 + epoch)
-        for indices, batch in iterate_batches(train, order, pad_id):
+        # Under DDP every rank needs a share of every batch: a last batch smaller than the world is left out.
+        return [ranks.slice(batch) for batch in order if len(batch) >= ranks.world_size]
+
+    def epoch_batches(epoch: int) -> Iterable:
+        for indices, batch in iterate_batches(train, rank_batches(epoch), pad_id):
             yield batch, targets[indices]
 
+    validation = encoded.get("validation")
+
     def validation_logits():
-        validation = encoded.get("validation")
         if not validation:
             return None
-        logits = predict_logits(model, validation, pad_id, config.eval_batch_size, precision, device)
-        return aggregate_windows(logits, validation, config.window_aggregate)
 
-    steps = -(-len(lengths) // config.batch_size)
-    return model, epoch_batches, steps, validation_logits
+        def score(rows: list[int]) -> np.ndarray:
+            inputs = validation if len(rows) == validation.texts else validation.select(rows)
+            logits = predict_logits(model, inputs, pad_id, config.eval_batch_size, precision, device)
+            return aggregate_windows(logits, inputs, config.window_aggregate)
+
+        return distributed.gather_rows(ranks, validation.texts, score)
+
+    return model, epoch_batches, len(rank_batches(1)), validation_logits
 
 
-def _frozen_setup(config, model, targets, encoded, pad_id, precision, device):
+def _frozen_setup(config, model, targets, encoded, pad_id, precision, device, ranks):
     """The encoder never changes, so its pooled output is computed once and the head trains on it."""
     features = {
         name: _encode_features(model, encoded[name], pad_id, config.eval_batch_size, precision, device)
@@ -324,8 +357,8 @@ def _frozen_setup(config, model, targets, encoded, pad_id, precision, device):
     def epoch_batches(epoch: int) -> Iterable:
         generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
         order = torch.randperm(len(targets), generator=generator)
-        for start in range(0, len(order), config.batch_size):
-            rows = order[start : start + config.batch_size]
+        for start in range(0, len(order) - ranks.world_size + 1, config.batch_size):
+            rows = order[start : start + config.batch_size][ranks.rank :: ranks.world_size]
             yield {"features": features["train"][rows]}, targets[rows]
 
     @torch.inference_mode()
@@ -337,8 +370,8 @@ def _frozen_setup(config, model, targets, encoded, pad_id, precision, device):
         model.head.train()
         return aggregate_windows(logits, encoded["validation"], config.window_aggregate)
 
-    steps = -(-len(targets) // config.batch_size)
-    return model.head, epoch_batches, steps, validation_logits
+    batches = len(range(0, len(targets) - ranks.world_size + 1, config.batch_size))
+    return model.head, epoch_batches, batches, validation_logits
 
 
 def _encode_features(model: PooledClassifier, encoded, pad_id, batch_size, precision, device) -> torch.Tensor:

@@ -1,0 +1,89 @@
+"""Scaling out: gradient accumulation, gradient checkpointing, and DDP under torchrun (gloo, CPU)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from bertfit.cli import main
+from bertfit.training.loop import build_optimizer, build_scheduler, fit
+
+LEARN = ["--epochs", "4", "--learning-rate", "3e-3", "--train-word-embeddings", "--pooling", "mean"]
+
+
+class _Linear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer = nn.Linear(6, 3)
+
+    def forward(self, features):
+        return self.layer(features)
+
+
+def _train_linear(batches, accumulate: int) -> dict[str, torch.Tensor]:
+    model = _Linear()
+    optimizer = build_optimizer(model, 0.1, 0.0, 1e-8)
+    scheduler = build_scheduler(optimizer, 2, 0.0)
+    epochs = fit(model, lambda epoch: iter(batches), len(batches), 1, optimizer, scheduler, nn.CrossEntropyLoss(),
+                 0.0, "fp32", torch.device("cpu"), accumulate=accumulate)  # fmt: skip
+    list(epochs)
+    return model.state_dict()
+
+
+def test_accumulated_batches_step_like_one_big_batch():
+    generator = torch.Generator().manual_seed(1)
+    features, labels = torch.randn(16, 6, generator=generator), torch.randint(0, 3, (16,), generator=generator)
+    quarters = [({"features": features[i : i + 4]}, labels[i : i + 4]) for i in range(0, 16, 4)]
+    halves = [({"features": features[i : i + 8]}, labels[i : i + 8]) for i in range(0, 16, 8)]
+    accumulated, plain = _train_linear(quarters, accumulate=2), _train_linear(halves, accumulate=1)
+    for name in plain:
+        torch.testing.assert_close(accumulated[name], plain[name])
+
+
+def train_args(data, model, output, *extra) -> list[str]:
+    return ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(model), "--output", str(output),
+            "--batch-size", "16", "--no-progress", *LEARN, *extra]  # fmt: skip
+
+
+def test_gradient_checkpointing_trains_the_same_model(tiny_bert, sentiment_csv, tmp_path):
+    assert main(train_args(sentiment_csv, tiny_bert, tmp_path / "plain")) == 0
+    assert main(train_args(sentiment_csv, tiny_bert, tmp_path / "checkpointed", "--gradient-checkpointing")) == 0
+    plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    checkpointed = json.loads((tmp_path / "checkpointed" / "metrics.json").read_text())
+    for split in ("validation", "test"):
+        assert checkpointed[split]["loss"] == pytest.approx(plain[split]["loss"], abs=1e-4)
+        assert checkpointed[split]["confusion_matrix"] == plain[split]["confusion_matrix"]
+
+
+def _train_losses(folder) -> list[float]:
+    with open(folder / "training_log.csv", newline="") as handle:
+        return [float(row["train_loss"]) for row in csv.DictReader(handle)]
+
+
+def test_torchrun_two_processes_train_like_one(tiny_bert, sentiment_csv, tmp_path):
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    assert main(train_args(sentiment_csv, tiny_bert, single)) == 0
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "bertfit", *train_args(sentiment_csv, tiny_bert, ddp)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stderr.count("distributed training: 2 processes (gloo)") == 1  # rank 0 alone logs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "sentiment.csv", "single"]  # rank 0 alone writes
+    from bertfit import Predictor
+
+    assert len(Predictor.load(ddp).predict(["a lovely day", "an awful day"])) == 2
+    losses = _train_losses(ddp)
+    assert losses[-1] < losses[0] * 0.8  # it learns
+    # Same global batches and steps; only the dropout masks and float rounding differ.
+    one, two = (json.loads((folder / "metrics.json").read_text())["test"] for folder in (single, ddp))
+    assert abs(one["accuracy"] - two["accuracy"]) <= 0.1
+    assert abs(one["loss"] - two["loss"]) <= 0.1
