@@ -71,8 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model_dir")
     predict.add_argument("--text", action="append", help="a text to classify (repeatable)")
     predict.add_argument("--text-pair", action="append", help="the second text of each --text, for pair models")
-    predict.add_argument("--input", help="file of texts (CSV, TSV, JSONL or Parquet)")
-    predict.add_argument("--output", help="where to write the input's rows plus predictions")
+    predict.add_argument("--input", help="file of texts (CSV, TSV, JSONL or Parquet), or a folder or glob of such "
+                         "shards")  # fmt: skip
+    predict.add_argument("--output", help="where to write the input's rows plus predictions (a folder for shards)")
+    predict.add_argument("--engine", default="local", choices=["local", "ray"], help="local (this process) or ray "
+                         "(Ray Data: an actor pool on the cluster at RAY_ADDRESS, or a local one) (default: local)")  # fmt: skip
+    predict.add_argument("--workers", type=int, default=2, help="Ray actors, each holding the model (default: 2)")
     predict.add_argument("--text-column", help="text column of --input (inferred when unambiguous)")
     predict.add_argument("--text-pair-column", help="second-text column of --input, for pair models")
     predict.add_argument("--json", action="store_true", help="print predictions as JSON lines")
@@ -255,6 +259,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from bertfit.inference import Predictor, predict_file
+    from bertfit.inference.shards import is_sharded
 
     if bool(args.text) == bool(args.input):
         raise ConfigError("give --text (one or more) or --input FILE --output FILE")
@@ -262,6 +267,8 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ConfigError("--input needs --output FILE for the predictions")
     if args.text_pair and len(args.text_pair) != len(args.text or []):
         raise ConfigError("give one --text-pair per --text")
+    if args.engine == "ray" or (args.input and is_sharded(args.input)):
+        return _predict_shards(args)
     predictor = Predictor.load(args.model_dir, backend=args.backend)
     if _needs_pairs(args.model_dir) and not (args.text_pair or args.text_pair_column):
         raise ConfigError(f"{args.model_dir} was trained on text pairs: give --text-pair (or --text-pair-column)")
@@ -278,6 +285,32 @@ def run_predict(args: argparse.Namespace) -> int:
             print(f"{prediction.value:.4f}\t{text}")
         else:
             print(f"{prediction.label}\t{prediction.probability:.4f}\t{text}")
+    return 0
+
+
+def _predict_shards(args: argparse.Namespace) -> int:
+    """A folder or glob of files in, a folder of scored files out; here or on Ray."""
+    from pathlib import Path
+
+    from bertfit.inference import Predictor
+    from bertfit.inference.shards import input_shards, predict_shards_local, predict_shards_ray
+
+    if not args.input:
+        raise ConfigError("--engine ray predicts files: give --input FILES --output FOLDER")
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    files, output = input_shards(args.input), Path(args.output)
+    if output.exists() and (not output.is_dir() or any(output.iterdir())):
+        raise ConfigError(f"{output}: the output folder must be new or empty")
+    if args.engine == "ray":
+        rows = predict_shards_ray(args.model_dir, files, output, args.backend, args.text_column, args.text_pair_column,
+                                  args.workers)  # fmt: skip
+    else:
+        predictor = Predictor.load(args.model_dir, backend=args.backend)
+        with RowCounter(not args.quiet and sys.stderr.isatty()) as counter:
+            rows = predict_shards_local(predictor, files, output, args.text_column, args.text_pair_column,
+                                        counter.update_to)  # fmt: skip
+    print(f"wrote {rows} predictions from {len(files)} files to {output}/")
     return 0
 
 

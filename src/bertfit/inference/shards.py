@@ -1,0 +1,169 @@
+"""Prediction over many files: a folder or glob of shards in, a folder of scored shards out.
+
+``local`` streams each shard through ``predict_file`` in this process, keeping its file name.
+``ray`` hands the shards to Ray Data: ``map_batches`` over a pool of actors, each of which loads the
+model once, then Ray writes the scored rows as shards of its own naming. Both add the same columns
+(``predicted_label`` and ``prob_<label>``, or ``predicted_value``) to the input's.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from pathlib import Path
+
+from bertfit.data.readers import file_format
+from bertfit.errors import BertfitError, ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+PATH_COLUMN = "__bertfit_source_file"  # added while reading, so errors can name a row's file
+
+
+def input_shards(spec: str) -> list[Path]:
+    """A folder's data files, a glob's matches, or one file; sorted, so runs see the same order."""
+    path = Path(spec)
+    if path.is_dir():
+        files = [p for p in sorted(path.iterdir()) if p.is_file() and not p.name.startswith((".", "_"))]
+    elif any(char in spec for char in "*?["):
+        files = [Path(p) for p in sorted(glob.glob(spec)) if Path(p).is_file()]
+    else:
+        files = [path] if path.is_file() else []
+    if not files:
+        raise DataError(f"{spec}: no input files (give a file, a folder of files, or a glob such as 'data/*.parquet')")
+    kinds = {file_format(p) for p in files}
+    if len(kinds) > 1:
+        raise DataError(f"{spec}: shards of one input must share a format, found {', '.join(sorted(kinds))}")
+    return files
+
+
+def is_sharded(spec: str) -> bool:
+    return Path(spec).is_dir() or any(char in spec for char in "*?[")
+
+
+def predict_shards_local(predictor, files: list[Path], output_dir: Path, text_column: str | None = None,
+                         pair_column: str | None = None, progress=None) -> int:  # fmt: skip
+    from bertfit.inference.files import predict_file
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    done = 0
+    for file in files:
+        done += predict_file(predictor, file, output_dir / file.name, text_column, pair_column=pair_column,
+                             progress=None if progress is None else (lambda rows, base=done: progress(base + rows)))  # fmt: skip
+    return done
+
+
+class _Scorer:
+    """One Ray actor: loads the model once and scores every batch it is handed."""
+
+    def __init__(self, model_dir: str, backend: str, text_column: str | None, pair_column: str | None):
+        from bertfit.inference.predictor import Predictor
+
+        self.predictor = Predictor.load(model_dir, backend=backend)
+        self.text_column, self.pair_column = text_column, pair_column
+        self.model_dir = model_dir
+
+    def __call__(self, frame):
+        from bertfit.data.columns import resolve_column
+        from bertfit.data.load import checked_texts, text_column_of
+        from bertfit.inference.files import with_predictions
+
+        # Ray's batches span files and do not keep file row numbers: errors name the batch's files,
+        # and their row numbers count within the batch.
+        files = ", ".join(sorted(set(frame.pop(PATH_COLUMN)))) if PATH_COLUMN in frame else "input"
+        source = f"{files} (a Ray batch)"
+        column = text_column_of(frame, self.text_column, source)
+        texts = checked_texts(frame[column].tolist(), source, column)
+        pairs = None
+        if self.pair_column is not None:
+            pair = resolve_column(frame, self.pair_column, "text pair", source)
+            pairs = checked_texts(frame[pair].tolist(), source, pair)
+        return with_predictions(frame, self.predictor, self.predictor.predict_proba(texts, pairs))
+
+
+def predict_shards_ray(model_dir: str, files: list[Path], output_dir: Path, backend: str = "torch",
+                       text_column: str | None = None, pair_column: str | None = None, workers: int = 2,
+                       batch_size: int = 1024, cpus_per_worker: float = 0.5) -> int:  # fmt: skip
+    """Score the shards with Ray Data on the cluster at ``RAY_ADDRESS``, or a local one started here."""
+    ray = require_ray()
+    if not ray.is_initialized():
+        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
+    kind = file_format(files[0])
+    dataset = _read(ray.data, [str(f) for f in files], kind)
+    # Actors ask for less than a whole CPU each: the read and write tasks need CPU slots too, and a
+    # pool holding every slot starves them (the job then waits forever).
+    scored = dataset.map_batches(
+        _Scorer,
+        fn_constructor_args=(str(Path(model_dir).resolve()), backend, text_column, pair_column),
+        batch_format="pandas",
+        batch_size=batch_size,
+        compute=ray.data.ActorPoolStrategy(size=workers),
+        num_cpus=cpus_per_worker,
+    )
+    try:
+        _write(scored, str(output_dir), kind)
+    except Exception as err:  # Ray wraps an actor's exception in its own; show ours as ours
+        cause = _bertfit_cause(err)
+        if cause is not None:
+            raise cause from None
+        raise
+    return sum(_rows_in(output_dir, kind))
+
+
+def _bertfit_cause(err: BaseException) -> BertfitError | None:
+    """bertfit's own error inside Ray's wrapper. Ray passes the actor's exception on as the text of
+    its traceback only, so the error is rebuilt from its last ``bertfit.errors.<Kind>: message`` line."""
+    import re
+
+    from bertfit import errors
+
+    found = re.findall(r"bertfit\.errors\.(\w+): (.+)", str(err))
+    if not found:
+        return None
+    kind = getattr(errors, found[-1][0], None)
+    return kind(found[-1][1].strip()) if isinstance(kind, type) and issubclass(kind, BertfitError) else None
+
+
+def _read(data, paths: list[str], kind: str):
+    where = {"include_paths": True}
+    if kind == "parquet":
+        dataset = data.read_parquet(paths, **where)
+    elif kind == "jsonl":
+        dataset = data.read_json(paths, lines=True, **where)
+    else:
+        import pyarrow.csv
+
+        delimiter = "\t" if kind == "tsv" else ","
+        dataset = data.read_csv(paths, parse_options=pyarrow.csv.ParseOptions(delimiter=delimiter), **where)
+    return dataset.rename_columns({"path": PATH_COLUMN})
+
+
+def _write(dataset, folder: str, kind: str) -> None:
+    if kind == "parquet":
+        dataset.write_parquet(folder)
+    elif kind == "jsonl":
+        dataset.write_json(folder)  # one JSON object per line
+    else:
+        import pyarrow.csv
+
+        delimiter = "\t" if kind == "tsv" else ","
+        dataset.write_csv(folder, arrow_csv_args_fn=lambda: {"write_options": pyarrow.csv.WriteOptions(delimiter=delimiter)})
+
+
+def _rows_in(folder: Path, kind: str):
+    from bertfit.data.stream import iter_table
+
+    for file in sorted(Path(folder).iterdir()):
+        if file.is_file() and not file.name.startswith((".", "_")):
+            yield sum(len(chunk) for chunk in iter_table(file))
+
+
+def require_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise ConfigError("--engine ray needs Ray Data: pip install 'bertfit[ray]'") from None
+    return ray
