@@ -61,3 +61,14 @@ def test_serving_benchmark_prints_its_table(small_model_dir):
     assert [r.split("|")[1].strip() for r in rows] == list(serve_load.MODES)
     assert all(r.split("|")[2].strip() == "60" and r.split("|")[3].strip() == "0" for r in rows)  # all answered, no errors
     assert rows[-1].rstrip(" |").endswith("1.00×")
+
+
+def test_ray_prediction_benchmark_prints_its_table(small_model_dir):
+    pytest.importorskip("ray")
+    from bench import ray_predict
+
+    body = ray_predict.main(["--model-dir", str(small_model_dir), "--rows", "200", "--shards", "2", "--no-append"])
+    rows = _rows(body, "| engine |")
+    assert [r.split("|")[1].strip() for r in rows] == ["local engine (this process)", "Ray Data, 1 actor",
+                                                       "Ray Data, 2 actors"]  # fmt: skip
+    assert all(r.split("|")[2].strip() == "200" for r in rows)

@@ -227,6 +227,8 @@ def _write_predictions(path: Path, split, outputs: np.ndarray, task) -> None:
 def _write_plots(folder: Path, result) -> None:
     import matplotlib
 
+    from bertfit.evaluation.report import draw_confusion_matrix
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -248,12 +250,7 @@ def _write_plots(folder: Path, result) -> None:
     matrix = np.array(result.metrics[split]["confusion_matrix"])
     names = list(result.labels.names)
     fig, ax = plt.subplots(figsize=(1.2 * len(names) + 3, 1.2 * len(names) + 2))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
-    ax.set(xlabel="predicted", ylabel="gold", title=f"Confusion matrix ({split})")
+    draw_confusion_matrix(ax, matrix, names, split)
     fig.tight_layout()
     fig.savefig(folder / "confusion_matrix.png", dpi=100)
     plt.close(fig)

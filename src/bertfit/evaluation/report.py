@@ -239,13 +239,18 @@ def _confusion_section(metrics: dict, manifest: dict) -> str:
     names = manifest.get("labels", [str(i) for i in range(len(matrix))])
     size = 1.0 * len(names) + 2.5
     fig, ax = _figure(min(size + 1, 12), min(size, 11))
+    draw_confusion_matrix(ax, matrix, names, split)
+    return _image(fig, "confusion matrix")
+
+
+def draw_confusion_matrix(ax, matrix: np.ndarray, names: list[str], split: str) -> None:
+    """Counts in cells shaded by size, gold labels down, predicted across."""
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
     ax.set(xlabel="predicted", ylabel="gold", title=f"Confusion matrix ({split})")
-    return _image(fig, "confusion matrix")
 
 
 def _per_class_section(metrics: dict) -> str:

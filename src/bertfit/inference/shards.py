@@ -85,15 +85,18 @@ class _Scorer:
 
 def predict_shards_ray(model_dir: str, files: list[Path], output_dir: Path, backend: str = "torch",
                        text_column: str | None = None, pair_column: str | None = None, workers: int = 2,
-                       batch_size: int = 1024, cpus_per_worker: float = 0.5) -> int:  # fmt: skip
+                       batch_size: int = 1024, cpus_per_worker: float | None = None) -> int:  # fmt: skip
     """Score the shards with Ray Data on the cluster at ``RAY_ADDRESS``, or a local one started here."""
     ray = require_ray()
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
     kind = file_format(files[0])
-    dataset = _read(ray.data, [str(f) for f in files], kind)
-    # Actors ask for less than a whole CPU each: the read and write tasks need CPU slots too, and a
-    # pool holding every slot starves them (the job then waits forever).
+    # At least two blocks per actor, so every actor has work even when the shards are few.
+    dataset = _read(ray.data, [str(f) for f in files], kind, blocks=max(len(files), 2 * workers))
+    if cpus_per_worker is None:
+        # The read and write tasks need a whole CPU slot, and a pool holding every slot starves
+        # them (the job then waits forever): the actors share what is left after one.
+        cpus_per_worker = max(0.1, min(1.0, (ray.cluster_resources().get("CPU", 2) - 1) / workers))
     scored = dataset.map_batches(
         _Scorer,
         fn_constructor_args=(str(Path(model_dir).resolve()), backend, text_column, pair_column),
@@ -126,8 +129,8 @@ def _bertfit_cause(err: BaseException) -> BertfitError | None:
     return kind(found[-1][1].strip()) if isinstance(kind, type) and issubclass(kind, BertfitError) else None
 
 
-def _read(data, paths: list[str], kind: str):
-    where = {"include_paths": True}
+def _read(data, paths: list[str], kind: str, blocks: int):
+    where = {"include_paths": True, "override_num_blocks": blocks}
     if kind == "parquet":
         dataset = data.read_parquet(paths, **where)
     elif kind == "jsonl":
