@@ -91,8 +91,9 @@ def predict_shards_ray(model_dir: str, files: list[Path], output_dir: Path, back
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
     kind = file_format(files[0])
-    # At least two blocks per actor, so every actor has work even when the shards are few.
-    dataset = _read(ray.data, [str(f) for f in files], kind, blocks=max(len(files), 2 * workers))
+    # At least two blocks per actor, so every actor has work: Ray merges small files into one block
+    # otherwise, and one actor then scores everything.
+    dataset = _read(ray.data, [str(f) for f in files], kind).repartition(max(len(files), 2 * workers))
     if cpus_per_worker is None:
         # The read and write tasks need a whole CPU slot, and a pool holding every slot starves
         # them (the job then waits forever): the actors share what is left after one.
@@ -129,8 +130,8 @@ def _bertfit_cause(err: BaseException) -> BertfitError | None:
     return kind(found[-1][1].strip()) if isinstance(kind, type) and issubclass(kind, BertfitError) else None
 
 
-def _read(data, paths: list[str], kind: str, blocks: int):
-    where = {"include_paths": True, "override_num_blocks": blocks}
+def _read(data, paths: list[str], kind: str):
+    where = {"include_paths": True}
     if kind == "parquet":
         dataset = data.read_parquet(paths, **where)
     elif kind == "jsonl":
