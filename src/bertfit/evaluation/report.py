@@ -16,7 +16,7 @@ import numpy as np
 
 from bertfit.evaluation.metrics import HEADLINES
 from bertfit.inference import read_manifest
-from bertfit.tasks import MULTI_LABEL, REGRESSION
+from bertfit.tasks import MULTI_LABEL, REGRESSION, Task
 
 REPORT_FILE = "report.html"
 MOST_WRONG = 15
@@ -194,8 +194,8 @@ def _training_section(history: list[dict], manifest: dict) -> str:
         return _missing("no training_log.csv in this folder")
     epochs = [int(r["epoch"]) for r in history]
     key = next((k for k in history[0] if k.startswith("validation_") and k != "validation_loss"), None)
-    primary = f"validation_{_primary_metric(manifest)}"
-    key = primary if primary in history[0] else key
+    metric = Task.from_manifest(manifest).primary_metric
+    key = f"validation_{metric}" if f"validation_{metric}" in history[0] else key
     fig, (loss_ax, metric_ax) = _figure(9, 3.4, columns=2)
     loss_ax.plot(epochs, [float(r["train_loss"]) for r in history], marker="o", label="train")
     if all(r.get("validation_loss") for r in history):
@@ -211,17 +211,8 @@ def _training_section(history: list[dict], manifest: dict) -> str:
         ax.xaxis.get_major_locator().set_params(integer=True)
         if best:
             ax.axvline(best, color="grey", linestyle="--")
-    note = f"<p>The dashed line marks the kept epoch ({best}), chosen by validation {_primary_metric(manifest)}.</p>"
+    note = f"<p>The dashed line marks the kept epoch ({best}), chosen by validation {metric}.</p>"
     return _image(fig, "training curves") + note
-
-
-def _primary_metric(manifest: dict) -> str:
-    task = manifest.get("task", "classification")
-    if task == REGRESSION:
-        return "pearson"
-    if task == MULTI_LABEL:
-        return "f1_macro"
-    return "mcc" if len(manifest.get("labels", [])) == 2 else "f1_macro"
 
 
 def _test_metrics(metrics: dict) -> tuple[str, dict] | tuple[None, None]:

@@ -36,15 +36,25 @@ def predict_file(
     with TableWriter(output_path) as writer:
         for chunk in iter_table(input_path, chunk_rows):
             if column is None:
-                column = text_column_of(chunk, text_column, source)
-                pair = None if pair_column is None else resolve_column(chunk, pair_column, "text pair", source)
-            texts = checked_texts(chunk[column].tolist(), source, column, first_row=done + 1)
-            pairs = None if pair is None else checked_texts(chunk[pair].tolist(), source, pair, first_row=done + 1)
+                column, pair = input_columns(chunk, text_column, pair_column, source)
+            texts, pairs = checked_inputs(chunk, column, pair, source, first_row=done + 1)
             writer.write(with_predictions(chunk, predictor, predictor.predict_proba(texts, pairs)))
             done += len(chunk)
             if progress is not None:
                 progress(done)
     return done
+
+
+def input_columns(frame: pd.DataFrame, text_column, pair_column, source: str) -> tuple[object, object]:
+    """The text column (named or inferred) and the pair column (only if named)."""
+    pair = None if pair_column is None else resolve_column(frame, pair_column, "text pair", source)
+    return text_column_of(frame, text_column, source), pair
+
+
+def checked_inputs(frame: pd.DataFrame, column, pair, source: str, first_row: int = 1) -> tuple[list, list | None]:
+    """The frame's texts and pair texts; an empty one stops the run, named by row."""
+    texts = checked_texts(frame[column].tolist(), source, column, first_row)
+    return texts, None if pair is None else checked_texts(frame[pair].tolist(), source, pair, first_row)
 
 
 def with_predictions(frame: pd.DataFrame, predictor: Predictor, outputs: np.ndarray) -> pd.DataFrame:

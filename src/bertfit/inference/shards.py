@@ -18,7 +18,6 @@ from bertfit.errors import BertfitError, ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("local", "ray")
 PATH_COLUMN = "__bertfit_source_file"  # added while reading, so errors can name a row's file
 
 
@@ -63,23 +62,15 @@ class _Scorer:
 
         self.predictor = Predictor.load(model_dir, backend=backend)
         self.text_column, self.pair_column = text_column, pair_column
-        self.model_dir = model_dir
 
     def __call__(self, frame):
-        from bertfit.data.columns import resolve_column
-        from bertfit.data.load import checked_texts, text_column_of
-        from bertfit.inference.files import with_predictions
+        from bertfit.inference.files import checked_inputs, input_columns, with_predictions
 
         # Ray's batches span files and do not keep file row numbers: errors name the batch's files,
         # and their row numbers count within the batch.
         files = ", ".join(sorted(set(frame.pop(PATH_COLUMN)))) if PATH_COLUMN in frame else "input"
         source = f"{files} (a Ray batch)"
-        column = text_column_of(frame, self.text_column, source)
-        texts = checked_texts(frame[column].tolist(), source, column)
-        pairs = None
-        if self.pair_column is not None:
-            pair = resolve_column(frame, self.pair_column, "text pair", source)
-            pairs = checked_texts(frame[pair].tolist(), source, pair)
+        texts, pairs = checked_inputs(frame, *input_columns(frame, self.text_column, self.pair_column, source), source)
         return with_predictions(frame, self.predictor, self.predictor.predict_proba(texts, pairs))
 
 

@@ -337,7 +337,7 @@ def _full_setup(config, model, targets, encoded, pad_id, precision, device, rank
             return None
 
         def score(rows: list[int]) -> np.ndarray:
-            inputs = validation if len(rows) == validation.texts else validation.select(rows)
+            inputs = validation.select(rows)
             logits = predict_logits(model, inputs, pad_id, config.eval_batch_size, precision, device)
             return aggregate_windows(logits, inputs, config.window_aggregate)
 
