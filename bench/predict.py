@@ -27,19 +27,21 @@ def sms_test() -> tuple[list[str], list[str]]:
     return split.texts, split.labels
 
 
-def synthetic_file(path: Path, rows: int, seed: int = 0) -> Path:
-    """``rows`` SMS-like messages: words of real messages, reshuffled, so lengths match real traffic."""
+def synthetic_file(path: Path, rows: int, seed: int = 0, labelled: bool = False) -> Path:
+    """``rows`` SMS-like messages: words of real messages, reshuffled, so lengths match real traffic;
+    ``labelled`` adds each message's label (spam words stay spam). Written row by row, never held."""
     import csv
 
-    texts, _ = sms_test()
+    texts, labels = sms_test()
     words = [t.split() for t in texts]
     rng = random.Random(seed)
     with open(path, "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "text"])
+        writer.writerow(["id", "text", "label"] if labelled else ["id", "text"])
         for i in range(rows):
-            sample = rng.choice(words)
-            writer.writerow([i, " ".join(rng.sample(sample, len(sample)))])
+            pick = rng.randrange(len(words))
+            text = " ".join(rng.sample(words[pick], len(words[pick])))
+            writer.writerow([i, text, labels[pick]] if labelled else [i, text])
     return path
 
 

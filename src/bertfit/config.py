@@ -53,6 +53,8 @@ class DataConfig:
         choices=TASKS,
     )
     label_sep: str | None = _opt(None, "separator of multi-label label strings, e.g. ',' (default ',')")
+    arrow: bool = _opt(False, "keep --train on disk as memory-mapped Arrow (Hugging Face datasets), for training data "
+                       "larger than memory; needs the arrow extra")  # fmt: skip
     on_duplicates: str = _opt(
         "warn",
         "texts of validation/test that also occur in train: warn, error, or drop them from validation/test",
@@ -87,6 +89,8 @@ class DataConfig:
             else:
                 if fractions and (any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6 or fractions[0] <= 0):
                     found.append(f"--split fractions must be non-negative, train > 0, and sum to 1, got {self.split}")
+        if self.arrow and (self.dataset or self.split):
+            found.append("--arrow reads a --train file kept apart from --validation/--test; drop --dataset/--split")
         for name in ("train", "validation", "test"):
             path = getattr(self, name)
             if path and not Path(path).is_file():
@@ -252,6 +256,8 @@ class TrainConfig:
             found.append("--save-every must be 0 (off) or a number of steps")
         if self.save_every and (self.seeds > 1 or self.folds):
             found.append("--save-every checkpoints single runs; drop --seeds/--folds or --save-every")
+        if self.data.arrow and (self.folds or self.long_text == "window"):
+            found.append("--arrow trains on rows kept on disk: drop --folds and --long-text window")
         if self.folds and self.seeds > 1:
             found.append("--folds and --seeds both repeat training; use one of them")
         choices = (("task", self.data.task, TASKS), ("long-text", self.long_text, LONG_TEXT),

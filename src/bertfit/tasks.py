@@ -60,11 +60,10 @@ class Task:
             return np.asarray(labels, dtype=np.float64)
         return np.asarray(self.labels.encode(labels), dtype=np.int64)
 
-    def targets(self, labels: Sequence) -> torch.Tensor:
-        """Labels as the loss reads them."""
+    def targets(self, gold: np.ndarray) -> torch.Tensor:
+        """Gold labels (see ``gold``) as the loss reads them."""
         import torch
 
-        gold = self.gold(labels)
         if self.kind == REGRESSION:
             return torch.tensor((gold - self.target_mean) / self.target_std, dtype=torch.float32)
         return torch.from_numpy(gold)

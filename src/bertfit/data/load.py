@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -52,6 +53,14 @@ class TextSplit:
         """What identifies a row's input: its text, or (text, pair)."""
         return self.texts if self.pairs is None else list(zip(self.texts, self.pairs))
 
+    def pieces(self) -> Iterator[TextSplit]:
+        """The split in in-memory pieces: all of it at once (``ArrowSplit`` gives many)."""
+        yield self
+
+    def with_task(self, task: str, label_sep: str) -> TextSplit:
+        """The split with labels in ``task``'s form; a bad cell stops the run, naming its row."""
+        return shape_labels(self, task, label_sep)
+
 
 @dataclass
 class LoadedData:
@@ -85,12 +94,11 @@ def read_labelled_file(
     path = Path(path)
     frame = read_table(path, options)
     source = str(path)
-    text_col, label_col = _columns(frame, text_column, label_column, source)
-    split = _to_split(frame, text_col, label_col, source, name)
-    if pair_column is not None:
-        pair_col = resolve_column(frame, pair_column, "text pair", source)
-        split.pairs = checked_texts(frame[pair_col].tolist(), source, pair_col)
-    return split
+    text_col, label_col, pair_col = resolve_columns(frame, text_column, label_column, pair_column, source)
+    texts = checked_texts(frame[text_col].tolist(), source, text_col)
+    labels = checked_labels(frame[label_col].tolist(), source, label_col)
+    pairs = None if pair_col is None else checked_texts(frame[pair_col].tolist(), source, pair_col)
+    return TextSplit(name, source, texts, labels, list(range(1, len(texts) + 1)), pairs)
 
 
 def read_text_file(path: str | Path, text_column: str | int | None = None, options: ReadOptions = ReadOptions()):
@@ -110,12 +118,14 @@ def text_column_of(frame: pd.DataFrame, text_column: str | int | None, source: s
     return column_by_name(frame, TEXT_NAMES) or infer_text_column(frame, exclude=None, source=source)
 
 
-def _columns(frame: pd.DataFrame, text_column, label_column, source: str) -> tuple[object, object]:
+def resolve_columns(frame: pd.DataFrame, text_column, label_column, pair_column, source: str) -> tuple:
+    """(text, label, pair or None) column names: the ones named, the others inferred."""
     text = resolve_column(frame, text_column, "text", source) if text_column is not None else None
     label = resolve_column(frame, label_column, "label", source) if label_column is not None else None
-    if text is not None and label is not None:
-        return text, label
-    return infer_columns(frame, source, text=text, label=label)
+    if text is None or label is None:
+        text, label = infer_columns(frame, source, text=text, label=label)
+    pair = resolve_column(frame, pair_column, "text pair", source) if pair_column is not None else None
+    return text, label, pair
 
 
 def checked_texts(values: list, source: str, column, first_row: int = 1) -> list[str]:
@@ -128,13 +138,13 @@ def checked_texts(values: list, source: str, column, first_row: int = 1) -> list
     return texts
 
 
-def _to_split(frame: pd.DataFrame, text_col, label_col, source: str, name: str) -> TextSplit:
-    texts = checked_texts(frame[text_col].tolist(), source, text_col)
-    labels = [raw_label(v) for v in frame[label_col].tolist()]
-    missing = [i + 1 for i, v in enumerate(labels) if v is None]
+def checked_labels(values: list, source: str, column, first_row: int = 1) -> list:
+    """Raw labels (names, or tuples of names for list cells); missing ones stop the run with their rows."""
+    labels = [raw_label(v) for v in values]
+    missing = [first_row + i for i, v in enumerate(labels) if v is None]
     if missing:
-        raise DataError(f"{source}, {describe_rows(missing)}, column {label_col!r}: empty or missing label")
-    return TextSplit(name, source, texts, labels, list(range(1, len(texts) + 1)))
+        raise DataError(f"{source}, {describe_rows(missing)}, column {column!r}: empty or missing label")
+    return labels
 
 
 # -- all splits ------------------------------------------------------------------------------
@@ -161,12 +171,22 @@ def load_data(config: DataConfig) -> LoadedData:
     splits: dict[str, TextSplit] = {}
     for split in SPLITS:
         if files[split]:
-            splits[split] = read_labelled_file(files[split], text_col, label_col, options, split, pair_col)
-    task, label_sep = detect_task(splits["train"].labels, config.task, label_sep, splits["train"].source)
-    splits = {name: shape_labels(split, task, label_sep) for name, split in splits.items()}
+            read = _train_reader() if split == "train" and config.arrow else read_labelled_file
+            splits[split] = read(files[split], text_col, label_col, options, split, pair_col)
+    train = splits["train"]
+    distinct = list(dict.fromkeys(label for piece in train.pieces() for label in piece.labels))
+    task, label_sep = detect_task(distinct, config.task, label_sep, train.source)
+    splits = {name: split.with_task(task, label_sep) for name, split in splits.items()}
     if fractions is not None:
         splits.update(_split_one(splits["train"], fractions, seed, task))
     return check_splits(splits, config.on_duplicates, display, task, label_sep)
+
+
+def _train_reader():
+    """The reader of ``--arrow`` training files (imported late: it needs the optional datasets package)."""
+    from bertfit.data.arrow import read_arrow_split
+
+    return read_arrow_split
 
 
 def _split_one(whole: TextSplit, fractions, seed: int, task: str) -> dict[str, TextSplit]:
@@ -213,7 +233,7 @@ def check_splits(splits: dict[str, TextSplit], on_duplicates: str, display: dict
     if task == REGRESSION:
         label_set = LabelSet(("value",))
     else:
-        label_set = LabelSet.from_values([n for s in splits.values() for n in label_names(s.labels, task)], display)
+        label_set = LabelSet.from_values((n for s in splits.values() for n in label_names(s.labels, task)), display)
     if display:
         for split in splits.values():
             split.labels = [_display(v, display) for v in split.labels]
@@ -222,9 +242,9 @@ def check_splits(splits: dict[str, TextSplit], on_duplicates: str, display: dict
     return LoadedData(splits=splits, labels=label_set, task=task, label_sep=label_sep, warnings=warnings)
 
 
-def label_names(labels: list, task: str) -> list:
-    """Every label name (a multi-label row gives several), or every value (regression)."""
-    return [name for names in labels for name in names] if task == MULTI_LABEL else labels
+def label_names(labels: Iterable, task: str) -> Iterable:
+    """Every label name (a multi-label row gives several), or every value (regression), one at a time."""
+    return (name for names in labels for name in names) if task == MULTI_LABEL else iter(labels)
 
 
 def _display(value, display: dict[str, str]):
@@ -234,7 +254,9 @@ def _display(value, display: dict[str, str]):
 
 
 def _check_duplicates(train: TextSplit, split: TextSplit, policy: str, warnings: list[str]) -> TextSplit:
-    seen = set(train.inputs())
+    # The held-out split is the small one: keep its texts in a set and stream the training texts past it.
+    held_out = set(split.inputs())
+    seen = {text for text in train.inputs() if text in held_out}
     shared = [i for i, text in enumerate(split.inputs()) if text in seen]
     if not shared:
         return split

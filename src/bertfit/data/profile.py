@@ -21,7 +21,7 @@ def data_profile(data: LoadedData, token_lengths: np.ndarray | None, max_length:
 def label_counts(labels: list, task: str) -> dict:
     """Rows per class; rows carrying each label (multi-label); a histogram of values (regression)."""
     if task == REGRESSION:
-        values = np.asarray(labels, dtype=float)
+        values = np.fromiter(labels, dtype=float)
         counts, edges = np.histogram(values, bins=20) if len(values) else (np.array([]), np.array([]))
         return {"histogram": {"edges": edges.tolist(), "counts": counts.tolist()}}
     if task == MULTI_LABEL:

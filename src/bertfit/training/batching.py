@@ -32,15 +32,17 @@ class Encoded:
     """Token ids, one row per model input. With windows a text gives several rows: ``owner[row]`` is
     the text it came from (``None``: one row per text). ``types`` are token type ids of text pairs."""
 
-    ids: list[list[int]]
+    ids: Sequence[Sequence[int]]  # lists, or rows of a memory-mapped file (data.arrow.TokenColumn)
     texts: int
-    types: list[list[int]] | None = None
+    types: Sequence[Sequence[int]] | None = None
     owner: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def lengths(self) -> list[int]:
+    def lengths(self) -> Sequence[int]:
+        if hasattr(self.ids, "lengths"):
+            return self.ids.lengths()  # read from the file's offsets, not row by row
         return [len(x) for x in self.ids]
 
     def select(self, texts: Sequence[int]) -> Encoded:
@@ -80,7 +82,7 @@ def encode_texts(tokenizer, texts: Sequence[str], policy: TextPolicy | int, pair
 def token_lengths(tokenizer, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
     """Untruncated token counts, special tokens included."""
     ids = tokenizer(list(texts), list(pairs) if pairs is not None else None, truncation=False, verbose=False)
-    return np.array([len(x) for x in ids["input_ids"]])
+    return np.array([len(x) for x in ids["input_ids"]], dtype=np.int32)
 
 
 def aggregate_windows(logits: np.ndarray, encoded: Encoded, how: str) -> np.ndarray:
@@ -102,14 +104,19 @@ def choose_max_length(lengths: np.ndarray, cap: int, coverage: float = 0.99) -> 
     return int(min(cap, max(8, -(-wanted // 8) * 8)))
 
 
-def training_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
+def training_batches(lengths: Sequence[int] | np.ndarray, batch_size: int, seed: int) -> list[np.ndarray]:
+    """Shuffled buckets (see the module note) as arrays of row indices: 8 bytes a row, so a
+    million-row epoch costs megabytes, not lists of Python ints. Python's seeded shuffle runs on the
+    arrays, and the sort is stable, so a seed gives the batches it gave when these were lists."""
     rng = random.Random(seed)
-    order = list(range(len(lengths)))
+    lengths = np.asarray(lengths)
+    order = np.arange(len(lengths))
     rng.shuffle(order)
     pool = batch_size * POOL_BATCHES
     batches = []
     for start in range(0, len(order), pool):
-        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     rng.shuffle(batches)
     return batches

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +34,7 @@ class Distributed:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def slice(self, rows: list[int]) -> list[int]:
+    def slice(self, rows: Sequence[int]) -> Sequence[int]:
         """This rank's share of a global batch."""
         return rows[self.rank :: self.world_size]
 

@@ -154,10 +154,12 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     source = resolve_model_source(config.model)
     tokenizer = load_tokenizer(source, config.trust_remote_code)
     task = Task(data.task, data.labels, label_sep=data.label_sep)
+    gold = {name: np.concatenate([task.gold(piece.labels) for piece in split.pieces()])
+            for name, split in data.splits.items()}  # fmt: skip
     if task.kind == REGRESSION:
-        task = task.with_target_scale(data.train.labels)
+        task = task.with_target_scale(gold["train"])
     model = _build_model(config, source, task)
-    lengths = token_lengths(tokenizer, data.train.texts, data.train.pairs)
+    lengths = np.concatenate([token_lengths(tokenizer, p.texts, p.pairs) for p in data.train.pieces()])
     policy, truncated = _text_policy(config, tokenizer, model.config, lengths)
     ranks = distributed.from_environment()
     device = ranks.device() or default_device()
@@ -166,10 +168,9 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     log.info("model %s on %s, %s, max length %d", config.model, device, precision, policy.max_length)
 
     types = uses_token_types(model.config)
-    encoded = {name: encode_texts(tokenizer, split.texts, policy, split.pairs, types) for name, split in data.splits.items()}
-    gold = {name: task.gold(split.labels) for name, split in data.splits.items()}
+    encoded = {name: _encode_split(tokenizer, split, policy, types) for name, split in data.splits.items()}
     pad_id = tokenizer.pad_token_id or 0
-    targets = task.targets(data.train.labels)
+    targets = task.targets(gold["train"])
     history, best_epoch = _fit(config, model, task, encoded, gold, targets, pad_id, precision, device, callbacks,
                                checkpoint, ranks)  # fmt: skip
 
@@ -180,6 +181,13 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     predictor.task, outputs, metrics = _calibrate_and_score(config, task, logits, gold)
     return TrainResult(config.output_dir, metrics, history, best_epoch, predictor, data, source, precision,
                        truncated, outputs, token_lengths=lengths)  # fmt: skip
+
+
+def _encode_split(tokenizer, split, policy: TextPolicy, token_types: bool) -> Encoded:
+    if hasattr(split, "tokenized"):  # an ArrowSplit: token ids stay in a memory-mapped file
+        ids, types = split.tokenized(tokenizer, policy.max_length, token_types)
+        return Encoded(ids, len(split), types)
+    return encode_texts(tokenizer, split.texts, policy, split.pairs, token_types)
 
 
 def _calibrate_and_score(config: TrainConfig, task: Task, logits: dict, gold: dict) -> tuple[Task, dict, dict]:
@@ -320,7 +328,7 @@ def _full_setup(config, model, targets, encoded, pad_id, precision, device, rank
     train = encoded["train"]
     lengths = train.lengths()
 
-    def rank_batches(epoch: int) -> list[list[int]]:
+    def rank_batches(epoch: int) -> list[np.ndarray]:
         """This rank's slice of each global batch (all of it in a single process)."""
         order = training_batches(lengths, config.batch_size, seed=config.seed * 1000 + epoch)
         # Under DDP every rank needs a share of every batch: a last batch smaller than the world is left out.

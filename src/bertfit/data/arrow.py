@@ -1,0 +1,212 @@
+"""Training data larger than memory (``--arrow``).
+
+The training file is read in chunks (the same parsing and checks as a file read whole) into an
+Arrow file in the cache, then tokenized into another with Hugging Face ``datasets``. Both are
+memory-mapped: the process owns a batch at a time, and the rows it has touched are file pages the
+kernel may drop and read again. Training reads token ids straight from the mapped file, so a
+million rows cost a few bytes each in the process (lengths, targets, the sampler's order), not a
+Python list of every text.
+
+The cache lives under ``$BERTFIT_CACHE_DIR/arrow`` (default: the user cache dir), keyed by the
+file's path, size and modification time and the read options, so a re-run skips the reading and
+``datasets`` skips the tokenizing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from bertfit.data.load import TextSplit, checked_labels, checked_texts, resolve_columns
+from bertfit.data.readers import ReadOptions
+from bertfit.data.stream import atomic_output, iter_table
+from bertfit.data.targets import shape_labels
+from bertfit.errors import ConfigError, DataError
+from bertfit.tasks import CLASSIFICATION
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR_ENV = "BERTFIT_CACHE_DIR"
+READ_CHUNK_ROWS = 65536  # rows parsed and checked at a time
+PIECE_ROWS = 16384  # rows handed to label checks, counting and tokenizing at a time
+FORMAT = 1  # bump when the layout of the cached rows file changes
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get(CACHE_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser() / "arrow"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("bertfit")) / "arrow"
+
+
+class ColumnView:
+    """One column of an ``ArrowSplit`` as a read-only sequence, read piece by piece when iterated."""
+
+    def __init__(self, split: ArrowSplit, column: str):
+        self._split, self._column = split, column
+
+    def __len__(self) -> int:
+        return len(self._split)
+
+    def __iter__(self) -> Iterator:
+        for piece in self._split.pieces():
+            yield from getattr(piece, self._column)
+
+
+@dataclass
+class ArrowSplit:
+    """A split whose rows stay on disk; it reads like a ``TextSplit`` (``texts``, ``labels`` and
+    ``rows`` iterate lazily) and ``pieces()`` gives it as in-memory ``TextSplit`` pieces."""
+
+    name: str
+    source: str
+    table: object  # datasets.Dataset with columns text, label and maybe pair, memory-mapped
+    task: str = CLASSIFICATION
+    label_sep: str = ","
+    shaped: bool = False  # labels checked for ``task`` (see ``shape``)
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    @property
+    def texts(self) -> ColumnView:
+        return ColumnView(self, "texts")
+
+    @property
+    def labels(self) -> ColumnView:
+        return ColumnView(self, "labels")
+
+    @property
+    def pairs(self) -> ColumnView | None:
+        return ColumnView(self, "pairs") if "pair" in self.table.column_names else None
+
+    @property
+    def rows(self) -> range:
+        return range(1, len(self) + 1)
+
+    def inputs(self) -> Iterator:
+        for piece in self.pieces():
+            yield from piece.inputs()
+
+    def pieces(self) -> Iterator[TextSplit]:
+        """The rows as in-memory splits of at most ``PIECE_ROWS`` rows, labels in the task's form."""
+        for first in range(0, len(self), PIECE_ROWS):
+            batch = self.table[first : first + PIECE_ROWS]
+            piece = TextSplit(self.name, self.source, batch["text"], batch["label"],
+                              range(first + 1, first + 1 + len(batch["text"])), batch.get("pair"))  # fmt: skip
+            yield shape_labels(piece, self.task, self.label_sep) if self.shaped else piece
+
+    def with_task(self, task: str, label_sep: str) -> ArrowSplit:
+        """The split with labels read in ``task``'s form; checks every row now, so a bad cell stops
+        the run before a model loads, naming its row."""
+        shaped = replace(self, task=task, label_sep=label_sep, shaped=True)
+        for _ in shaped.pieces():
+            pass
+        return shaped
+
+    def subset(self, keep) -> TextSplit:
+        raise ConfigError(f"{self.source}: --arrow keeps the training rows on disk and cannot take a subset of them; "
+                          "give --validation and --test files instead of --split or --folds")  # fmt: skip
+
+    def tokenized(self, tokenizer, max_length: int, token_types: bool) -> tuple[TokenColumn, TokenColumn | None]:
+        """Token ids (and token type ids of pairs), truncated as ``encode_texts`` truncates, from an
+        Arrow file ``datasets`` writes beside the rows and reuses while the tokenizer and length stay."""
+        import datasets
+
+        pairs = "pair" in self.table.column_names
+        wanted = ["input_ids"] + (["token_type_ids"] if pairs and token_types else [])
+        columns = {name: datasets.List(datasets.Value("int32")) for name in wanted}
+
+        def tokenize(batch: dict) -> dict:
+            if pairs:
+                out = tokenizer(batch["text"], batch["pair"], truncation="longest_first", max_length=max_length,
+                                return_token_type_ids=True)  # fmt: skip
+            else:
+                out = tokenizer(batch["text"], truncation=True, max_length=max_length)
+            return {name: out[name] for name in wanted}
+
+        mapped = self.table.map(tokenize, batched=True, batch_size=1000, remove_columns=self.table.column_names,
+                                features=datasets.Features(columns), desc="tokenizing")  # fmt: skip
+        table = mapped.data.table
+        types = TokenColumn(table.column("token_type_ids")) if "token_type_ids" in wanted else None
+        return TokenColumn(table.column("input_ids")), types
+
+
+class TokenColumn:
+    """Rows of token ids read straight from a memory-mapped Arrow list column: each row is a numpy
+    view of the mapped file, nothing is copied until a batch is padded."""
+
+    def __init__(self, column):
+        chunks = [chunk for chunk in column.chunks if len(chunk)]
+        self._offsets = [chunk.offsets.to_numpy() for chunk in chunks]
+        self._values = [chunk.values.to_numpy() for chunk in chunks]
+        self._starts = np.cumsum([0] + [len(chunk) for chunk in chunks])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, row: int) -> np.ndarray:
+        chunk = int(np.searchsorted(self._starts, row, side="right")) - 1
+        offsets, at = self._offsets[chunk], row - self._starts[chunk]
+        return self._values[chunk][offsets[at] : offsets[at + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.concatenate([np.diff(offsets) for offsets in self._offsets]).astype(np.int32)
+
+
+def read_arrow_split(path: str | Path, text_column=None, label_column=None, options: ReadOptions = ReadOptions(),
+                     name: str = "train", pair_column=None) -> ArrowSplit:  # fmt: skip
+    """Read a labelled file into a memory-mapped Arrow split, checking every row as it passes."""
+    try:
+        import datasets
+    except ImportError:
+        raise ConfigError("--arrow needs Hugging Face datasets: pip install 'bertfit[arrow]'") from None
+    path = Path(path)
+    target = cache_dir() / f"{path.stem}-{_fingerprint(path, text_column, label_column, pair_column, options)}.arrow"
+    if target.is_file():
+        log.info("%s: reusing its Arrow copy %s", path, target)
+    else:
+        _write_rows(path, target, text_column, label_column, pair_column, options)
+    table = datasets.Dataset.from_file(str(target))
+    log.info("%s: %d rows memory-mapped from %s", path, table.num_rows, target)
+    return ArrowSplit(name, str(path), table)
+
+
+def _fingerprint(path: Path, *how) -> str:
+    stat = path.stat()
+    key = json.dumps([FORMAT, str(path.resolve()), stat.st_size, stat.st_mtime_ns, [repr(v) for v in how]])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _write_rows(path: Path, target: Path, text_column, label_column, pair_column, options: ReadOptions) -> None:
+    import pyarrow as pa
+
+    source = str(path)
+    names = ["text", "label"] + (["pair"] if pair_column is not None else [])
+    schema = pa.schema([(name, pa.string()) for name in names])
+    first_row, columns = 1, None
+    with atomic_output(target) as temp, pa.OSFile(str(temp), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+        for frame in iter_table(path, READ_CHUNK_ROWS, options):
+            if columns is None:  # inferred from the first chunk, kept for the rest
+                columns = resolve_columns(frame, text_column, label_column, pair_column, source)
+            values = [checked_texts(frame[columns[0]].tolist(), source, columns[0], first_row),
+                      checked_labels(frame[columns[1]].tolist(), source, columns[1], first_row)]  # fmt: skip
+            if pair_column is not None:
+                values.append(checked_texts(frame[columns[2]].tolist(), source, columns[2], first_row))
+            nested = [first_row + i for i, label in enumerate(values[1]) if isinstance(label, tuple)]
+            if nested:
+                raise DataError(f"{source}, row {nested[0]}, column {columns[1]!r}: list-valued labels are read in "
+                                "memory; join them into one string (--label-sep) or drop --arrow")  # fmt: skip
+            writer.write_batch(pa.record_batch([pa.array(v, pa.string()) for v in values], schema=schema))
+            first_row += len(frame)
+        if first_row == 1:
+            raise DataError(f"{path}: the file has no rows")

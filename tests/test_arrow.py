@@ -1,0 +1,102 @@
+"""`--arrow`: training rows kept on disk as memory-mapped Arrow train exactly like rows read into
+memory, are checked row by row as they are read, and are read once per file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+
+import pytest
+
+from bertfit.cli import main
+from conftest import sentiment_rows, write_csv
+
+
+@pytest.fixture(autouse=True)
+def arrow_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("BERTFIT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "arrow"
+
+
+@pytest.fixture
+def split_files(tmp_path):
+    rows = sentiment_rows(240)
+    return [write_csv(tmp_path / f"{name}.csv", part)
+            for name, part in (("train", rows[:160]), ("validation", rows[160:200]), ("test", rows[200:]))]  # fmt: skip
+
+
+def _train(files, model, output, *extra) -> list[str]:
+    train, validation, test = files
+    return ["train", "--train", str(train), "--validation", str(validation), "--test", str(test), "--model", str(model),
+            "--output", str(output), "--batch-size", "16", "--epochs", "3", "--learning-rate", "3e-3",
+            "--train-word-embeddings", "--pooling", "mean", "--no-progress", *extra]  # fmt: skip
+
+
+def _log_without_seconds(folder) -> list[dict]:
+    with open(folder / "training_log.csv", newline="") as handle:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
+
+
+def test_arrow_trains_exactly_like_memory(tiny_bert, split_files, tmp_path, arrow_cache):
+    assert main(_train(split_files, tiny_bert, tmp_path / "memory")) == 0
+    assert main(_train(split_files, tiny_bert, tmp_path / "arrow", "--arrow")) == 0
+    metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("memory", "arrow")]
+    assert metrics[0] == metrics[1]
+    assert _log_without_seconds(tmp_path / "memory") == _log_without_seconds(tmp_path / "arrow")
+    manifest = json.loads((tmp_path / "arrow" / "bertfit.json").read_text())
+    assert manifest["data"]["rows"]["train"] == 160
+    assert manifest["data"]["profile"]["labels"]["train"] == {"pos": 80, "neg": 80}
+    # The rows file and the tokenized file sit in the cache, not beside the data or the model.
+    assert len(list(arrow_cache.glob("train-*.arrow"))) == 1 and list(arrow_cache.glob("cache-*.arrow"))
+
+
+def test_arrow_sentence_pairs_train_like_memory(tiny_bert, tmp_path):
+    rows = [(f"{text} first", f"second {i}", label) for i, (text, label) in enumerate(sentiment_rows(120))]
+    files = [write_csv(tmp_path / f"{name}.csv", part, header=("a", "b", "label"))
+             for name, part in (("train", rows[:80]), ("validation", rows[80:100]), ("test", rows[100:]))]  # fmt: skip
+    pairs = ["--text-column", "a", "--text-pair-column", "b", "--label-column", "label", "--epochs", "1"]
+    assert main(_train(files, tiny_bert, tmp_path / "memory", *pairs)) == 0
+    assert main(_train(files, tiny_bert, tmp_path / "arrow", *pairs, "--arrow")) == 0
+    metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("memory", "arrow")]
+    assert metrics[0] == metrics[1]
+
+
+def test_arrow_names_the_row_of_a_bad_cell_past_the_first_chunk(monkeypatch, tmp_path, capsys):
+    from bertfit.data import arrow
+
+    monkeypatch.setattr(arrow, "READ_CHUNK_ROWS", 50)  # so row 123 lies in the third chunk
+    rows = sentiment_rows(200)
+    rows[122] = ("   ", "pos")
+    train = write_csv(tmp_path / "train.csv", rows)
+    assert main(["train", "--train", str(train), "--model", "unused", "--arrow"]) == 3
+    assert f"{train}, row 123, column 'text': empty or missing text" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_arrow_regression_labels_are_checked_before_a_model_loads(tmp_path, capsys):
+    rows = [(text, f"{i / 7:.3f}") for i, (text, _) in enumerate(sentiment_rows(60))]
+    rows[41] = (rows[41][0], "tall")
+    train = write_csv(tmp_path / "train.csv", rows)
+    assert main(["train", "--train", str(train), "--model", "unused", "--task", "regression", "--arrow"]) == 3
+    assert "row 42: regression labels must be numbers, got 'tall'" in capsys.readouterr().err
+
+
+def test_arrow_reads_a_file_once(tiny_bert, split_files, tmp_path, arrow_cache, caplog):
+    from bertfit.data.arrow import read_arrow_split
+
+    first = read_arrow_split(split_files[0])
+    written = next(arrow_cache.glob("train-*.arrow")).stat().st_mtime_ns
+    with caplog.at_level(logging.INFO, logger="bertfit.data.arrow"):
+        again = read_arrow_split(split_files[0])
+    assert "reusing its Arrow copy" in caplog.text
+    assert next(arrow_cache.glob("train-*.arrow")).stat().st_mtime_ns == written
+    assert list(again.texts) == list(first.texts) == [text for text, _ in sentiment_rows(240)[:160]]
+
+
+def test_arrow_refuses_what_needs_the_rows_in_memory(split_files, capsys):
+    train = str(split_files[0])
+    assert main(["train", "--train", train, "--split", "0.8,0.1,0.1", "--arrow"]) == 2
+    assert "--arrow reads a --train file kept apart from --validation/--test" in capsys.readouterr().err
+    assert main(["train", "--train", train, "--folds", "3", "--arrow"]) == 2
+    assert "--arrow trains on rows kept on disk: drop --folds" in capsys.readouterr().err
