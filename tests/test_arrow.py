@@ -100,3 +100,16 @@ def test_arrow_refuses_what_needs_the_rows_in_memory(split_files, capsys):
     assert "--arrow reads a --train file kept apart from --validation/--test" in capsys.readouterr().err
     assert main(["train", "--train", train, "--folds", "3", "--arrow"]) == 2
     assert "--arrow trains on rows kept on disk: drop --folds" in capsys.readouterr().err
+
+
+def test_evaluate_in_arrow_pieces_scores_like_memory(monkeypatch, small_model_dir, tmp_path, capsys):
+    from bertfit.data import arrow
+
+    monkeypatch.setattr(arrow, "PIECE_ROWS", 7)  # 50 rows: eight pieces, the last one short
+    data = write_csv(tmp_path / "scored.csv", sentiment_rows(50, seed=3))
+    assert main(["evaluate", str(small_model_dir), "--data", str(data), "--json"]) == 0
+    in_memory = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(small_model_dir), "--data", str(data), "--json", "--arrow"]) == 0
+    in_pieces = json.loads(capsys.readouterr().out)
+    assert in_pieces.pop("loss") == pytest.approx(in_memory.pop("loss"), abs=1e-6)
+    assert in_pieces == in_memory and sum(map(sum, in_memory["confusion_matrix"])) == 50

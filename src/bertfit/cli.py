@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--text-pair-column", help="second-text column, for models trained on pairs")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
+    evaluate.add_argument("--arrow", action="store_true",
+                          help="read --data through memory-mapped Arrow and score it in pieces (files larger than memory)")  # fmt: skip
 
     predict = commands.add_parser("predict", parents=[common], help="predict labels for texts or a file")
     predict.add_argument("model_dir")
@@ -252,7 +254,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from bertfit.evaluation import evaluate_file, format_metrics
 
     metrics = evaluate_file(args.model_dir, args.data, args.text_column, args.label_column, args.backend,
-                            args.text_pair_column)  # fmt: skip
+                            args.text_pair_column, args.arrow)  # fmt: skip
     print(json.dumps(metrics, indent=2) if args.json else format_metrics(metrics, args.data))
     return 0
 

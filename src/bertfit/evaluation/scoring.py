@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from bertfit.errors import ConfigError, DataError
 from bertfit.tasks import REGRESSION, Task
 
@@ -15,8 +17,12 @@ def evaluate_file(
     label_column: str | None = None,
     backend: str = "torch",
     pair_column: str | None = None,
+    arrow: bool = False,
 ) -> dict:
-    """Metrics of the model on ``data_path``; labels must be the model's (or their raw aliases)."""
+    """Metrics of the model on ``data_path``; labels must be the model's (or their raw aliases).
+
+    ``arrow`` reads the file into memory-mapped Arrow (see ``bertfit.data.arrow``) and scores it a
+    piece at a time, so only the labels and outputs of every row are held."""
     from bertfit.data.load import read_labelled_file
     from bertfit.data.readers import ReadOptions
     from bertfit.evaluation.metrics import task_metrics
@@ -24,10 +30,17 @@ def evaluate_file(
 
     manifest = read_manifest(Path(model_dir))
     require_pair_column(manifest, model_dir, pair_column)
-    split = read_labelled_file(data_path, text_column, label_column, ReadOptions(), "evaluation", pair_column)
+    if arrow:
+        from bertfit.data.arrow import read_arrow_split as read
+    else:
+        read = read_labelled_file
+    split = read(data_path, text_column, label_column, ReadOptions(), "evaluation", pair_column)
     predictor = Predictor.load(model_dir, backend=backend)
-    gold = gold_of_split(predictor.task, manifest, split)
-    return task_metrics(predictor.task, gold, predictor.predict_proba(split.texts, split.pairs))
+    gold, outputs = [], []
+    for piece in split.pieces():
+        gold.append(gold_of_split(predictor.task, manifest, piece))
+        outputs.append(predictor.predict_proba(piece.texts, piece.pairs))
+    return task_metrics(predictor.task, np.concatenate(gold), np.concatenate(outputs))
 
 
 def require_pair_column(manifest: dict, model_dir, pair_column) -> None:
