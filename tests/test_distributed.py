@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -68,15 +69,31 @@ def _train_losses(folder) -> list[float]:
         return [float(row["train_loss"]) for row in csv.DictReader(handle)]
 
 
-def test_torchrun_two_processes_train_like_one(tiny_bert, sentiment_csv, tmp_path):
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+LAUNCHERS = {
+    "torchrun": lambda: ["torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+    # accelerate's multi-process launcher is torchrun underneath; it runs on CPUs too, despite its name
+    # (its --cpu with several processes means MPI instead).
+    "accelerate": lambda: ["accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port())],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_two_processes_train_like_one(launcher, tiny_bert, sentiment_csv, tmp_path):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     assert main(train_args(sentiment_csv, tiny_bert, single)) == 0
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "bertfit", *train_args(sentiment_csv, tiny_bert, ddp)]  # fmt: skip
+    command = [sys.executable, "-m", *LAUNCHERS[launcher](), "-m", "bertfit", *train_args(sentiment_csv, tiny_bert, ddp)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stderr.count("distributed training: 2 processes (gloo)") == 1  # rank 0 alone logs
+    assert run.stderr.count("distributed training: 2 processes (gloo)") == 1  # rank 0 alone logs ...
+    assert run.stderr.count("first row read as a header") == 1 and run.stdout.count(f"saved {ddp}") == 1  # ... and prints
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "sentiment.csv", "single"]  # rank 0 alone writes
     from bertfit import Predictor
 

@@ -224,6 +224,7 @@ def _setup_logging(quiet: bool) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from bertfit.evaluation import format_metrics
     from bertfit.training.repeats import format_summary
+    from bertfit.training import distributed
     from bertfit.training.run import resume, train
 
     if args.resume:
@@ -232,6 +233,8 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         config = config_from_args(args)
         result = train(config, ProgressBar(config.progress and not args.quiet and sys.stderr.isatty()))
+    if not distributed.from_environment().is_main:
+        return 0  # under torchrun, rank 0 prints the (gathered, identical) results
     for name, metrics in result.metrics.items():
         print(format_metrics(metrics, name))
     if result.summary:

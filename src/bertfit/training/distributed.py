@@ -49,6 +49,12 @@ def from_environment() -> Distributed:
     return Distributed(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def quiet_other_ranks(dist: Distributed) -> None:
+    """One voice: ranks other than 0 only speak up for problems."""
+    if not dist.is_main:
+        logging.getLogger("bertfit").setLevel(logging.WARNING)
+
+
 def start(dist: Distributed) -> None:
     if not dist.active or torch.distributed.is_initialized():
         return
@@ -56,8 +62,6 @@ def start(dist: Distributed) -> None:
     if backend == "nccl":
         torch.cuda.set_device(dist.local_rank)
     torch.distributed.init_process_group(backend)
-    if not dist.is_main:  # one voice: the other ranks only speak up for problems
-        logging.getLogger("bertfit").setLevel(logging.WARNING)
     log.info("distributed training: %d processes (%s)", dist.world_size, backend)
 
 

@@ -99,6 +99,7 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
 
     config.validate()
     ranks = distributed.from_environment()
+    distributed.quiet_other_ranks(ranks)
     _check_distributed(config, ranks)
     check_output_free(config.output_dir, config.overwrite)
     if checkpoint is None and ranks.is_main:
