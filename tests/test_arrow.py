@@ -62,7 +62,7 @@ def test_arrow_sentence_pairs_train_like_memory(tiny_bert, tmp_path):
     assert metrics[0] == metrics[1]
 
 
-def test_arrow_names_the_row_of_a_bad_cell_past_the_first_chunk(monkeypatch, tmp_path, capsys):
+def test_arrow_names_the_row_of_a_bad_cell_past_the_first_chunk(monkeypatch, tmp_path, capsys, arrow_cache):
     from bertfit.data import arrow
 
     monkeypatch.setattr(arrow, "READ_CHUNK_ROWS", 50)  # so row 123 lies in the third chunk
@@ -72,6 +72,7 @@ def test_arrow_names_the_row_of_a_bad_cell_past_the_first_chunk(monkeypatch, tmp
     assert main(["train", "--train", str(train), "--model", "unused", "--arrow"]) == 3
     assert f"{train}, row 123, column 'text': empty or missing text" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+    assert not any(arrow_cache.iterdir())  # the half-written copy is gone, so a fixed file is read afresh
 
 
 def test_arrow_regression_labels_are_checked_before_a_model_loads(tmp_path, capsys):
