@@ -29,12 +29,13 @@ class _Linear(nn.Module):
         return self.layer(features)
 
 
-def _train_linear(batches, accumulate: int) -> dict[str, torch.Tensor]:
+def _train_linear(batches, accumulate: int = 1, precision: str = "fp32", loss_fn=nn.CrossEntropyLoss(),
+                  max_grad_norm: float = 0.0) -> dict[str, torch.Tensor]:  # fmt: skip
     model = _Linear()
     optimizer = build_optimizer(model, 0.1, 0.0, 1e-8)
     scheduler = build_scheduler(optimizer, 2, 0.0)
-    epochs = fit(model, lambda epoch: iter(batches), len(batches), 1, optimizer, scheduler, nn.CrossEntropyLoss(),
-                 0.0, "fp32", torch.device("cpu"), accumulate=accumulate)  # fmt: skip
+    epochs = fit(model, lambda epoch: iter(batches), len(batches), 1, optimizer, scheduler, loss_fn,
+                 max_grad_norm, precision, torch.device("cpu"), accumulate=accumulate)  # fmt: skip
     list(epochs)
     return model.state_dict()
 
@@ -47,6 +48,26 @@ def test_accumulated_batches_step_like_one_big_batch():
     accumulated, plain = _train_linear(quarters, accumulate=2), _train_linear(halves, accumulate=1)
     for name in plain:
         torch.testing.assert_close(accumulated[name], plain[name])
+
+
+def test_fp16_scales_the_loss_so_small_gradients_survive():
+    # Gradients near 1e-8 vanish in fp16 (smallest step about 6e-8) unless the loss is scaled up before the
+    # backward pass; unscaled again before clipping and the step, fp16 then steps like fp32. (CUDA is where
+    # fp16 is meant to run; the CPU's fp16 autocast exercises the same loop.)
+    generator = torch.Generator().manual_seed(2)
+    batches = [({"features": torch.randn(8, 6, generator=generator)}, torch.randint(0, 3, (8,), generator=generator))]
+    tiny = nn.CrossEntropyLoss()
+
+    def loss_fn(logits, labels):
+        return tiny(logits, labels) * 1e-8
+
+    start = _Linear().state_dict()
+    # A clipping norm between the true gradient norm (about 1e-8) and the scaled one (about 1e-3): clipping the
+    # scaled gradients would shrink the step.
+    half, full = (_train_linear(batches, precision=p, loss_fn=loss_fn, max_grad_norm=1e-5) for p in ("fp16", "fp32"))
+    assert (half["layer.weight"] - start["layer.weight"]).abs().mean() > 5e-3  # the weights moved
+    for name in full:
+        torch.testing.assert_close(half[name], full[name], atol=2e-3, rtol=0)
 
 
 def train_args(data, model, output, *extra) -> list[str]:

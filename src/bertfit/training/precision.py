@@ -1,4 +1,5 @@
-"""Pick the compute precision at run time: bf16 autocast where the hardware does it natively."""
+"""Pick the compute precision at run time: bf16 autocast where the hardware does it natively; fp16 with
+loss scaling on CUDA GPUs that lack bf16."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import logging
 import torch
 
 log = logging.getLogger(__name__)
+
+HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -23,15 +26,25 @@ def bf16_supported(device: torch.device) -> bool:
 def resolve_precision(setting: str, device: torch.device) -> str:
     if setting == "auto":
         return "bf16" if bf16_supported(device) else "fp32"
+    if setting == "fp16" and device.type != "cuda":
+        fallback = resolve_precision("auto", device)
+        log.warning("fp16 is for CUDA GPUs; on this %s using %s", device.type, fallback)
+        return fallback
     if setting == "bf16" and not bf16_supported(device):
         log.warning("bf16 is not native on this %s; it will run, but slower than fp32", device.type)
     return setting
 
 
 def autocast(precision: str, device: torch.device):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision in HALF:
+        return torch.autocast(device.type, dtype=HALF[precision])
     return contextlib.nullcontext()
+
+
+def loss_scaler(precision: str, device: torch.device) -> torch.amp.GradScaler:
+    """fp16 gradients underflow unless the loss is scaled up first; bf16 has fp32's range and needs no scaling
+    (the scaler is then a pass-through)."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
 def default_device() -> torch.device:
