@@ -72,7 +72,7 @@ def test_arrow_names_the_row_of_a_bad_cell_past_the_first_chunk(monkeypatch, tmp
     assert main(["train", "--train", str(train), "--model", "unused", "--arrow"]) == 3
     assert f"{train}, row 123, column 'text': empty or missing text" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
-    assert not any(arrow_cache.iterdir())  # the half-written copy is gone, so a fixed file is read afresh
+    assert not list(arrow_cache.glob("*.arrow"))  # the half-written copy is gone, so a fixed file is read afresh
 
 
 def test_arrow_regression_labels_are_checked_before_a_model_loads(tmp_path, capsys):
@@ -114,3 +114,18 @@ def test_evaluate_in_arrow_pieces_scores_like_memory(monkeypatch, small_model_di
     in_pieces = json.loads(capsys.readouterr().out)
     assert in_pieces.pop("loss") == pytest.approx(in_memory.pop("loss"), abs=1e-6)
     assert in_pieces == in_memory and sum(map(sum, in_memory["confusion_matrix"])) == 50
+
+
+def test_a_large_training_file_read_into_memory_suggests_arrow(monkeypatch, split_files, caplog):
+    from bertfit import DataConfig
+    from bertfit.data import load
+
+    train, validation, test = map(str, split_files)
+    monkeypatch.setattr(load, "LARGE_FILE_BYTES", 1000)  # the 160-row file is about 8 kB
+    with caplog.at_level(logging.WARNING, logger="bertfit.data.load"):
+        load.load_data(DataConfig(train=train, validation=validation, test=test))
+    assert "train.csv is 0 MB; read into memory it can take tens of times that, and --arrow keeps it" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="bertfit.data.load"):
+        load.load_data(DataConfig(train=train, validation=validation, test=test, arrow=True))
+    assert "--arrow keeps it" not in caplog.text

@@ -134,8 +134,12 @@ class ArrowSplit:
                 out = tokenizer(batch["text"], truncation=True, max_length=max_length)
             return {name: out[name] for name in wanted}
 
-        mapped = self.table.map(tokenize, batched=True, batch_size=1000, remove_columns=self.table.column_names,
-                                features=datasets.Features(columns), desc="tokenizing")  # fmt: skip
+        from filelock import FileLock
+
+        # As with the rows: one process tokenizes, the others then find its cached result.
+        with FileLock(f"{self.table.cache_files[0]['filename']}.tokenize.lock"):
+            mapped = self.table.map(tokenize, batched=True, batch_size=1000, remove_columns=self.table.column_names,
+                                    features=datasets.Features(columns), desc="tokenizing")  # fmt: skip
         table = mapped.data.table
         types = TokenColumn(table.column("token_type_ids")) if "token_type_ids" in wanted else None
         return TokenColumn(table.column("input_ids")), types
@@ -170,12 +174,17 @@ def read_arrow_split(path: str | Path, text_column=None, label_column=None, opti
         import datasets
     except ImportError:
         raise ConfigError("--arrow needs Hugging Face datasets: pip install 'bertfit[arrow]'") from None
+    from filelock import FileLock  # a dependency of datasets
+
     path = Path(path)
     target = cache_dir() / f"{path.stem}-{_fingerprint(path, text_column, label_column, pair_column, options)}.arrow"
-    if target.is_file():
-        log.info("%s: reusing its Arrow copy %s", path, target)
-    else:
-        _write_rows(path, target, text_column, label_column, pair_column, options)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Under torchrun every process reads the file; the first writes the copy, the others wait and reuse it.
+    with FileLock(f"{target}.lock"):
+        if target.is_file():
+            log.info("%s: reusing its Arrow copy %s", path, target)
+        else:
+            _write_rows(path, target, text_column, label_column, pair_column, options)
     table = datasets.Dataset.from_file(str(target))
     log.info("%s: %d rows memory-mapped from %s", path, table.num_rows, target)
     return ArrowSplit(name, str(path), table)

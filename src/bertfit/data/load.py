@@ -168,6 +168,8 @@ def load_data(config: DataConfig) -> LoadedData:
         files = {split: getattr(config, split) for split in SPLITS}
         fractions, seed = config.split_fractions(), config.split_seed
 
+    if files["train"] and not config.arrow:
+        _suggest_arrow(Path(files["train"]))
     splits: dict[str, TextSplit] = {}
     for split in SPLITS:
         if files[split]:
@@ -180,6 +182,18 @@ def load_data(config: DataConfig) -> LoadedData:
     if fractions is not None:
         splits.update(_split_one(splits["train"], fractions, seed, task))
     return check_splits(splits, config.on_duplicates, display, task, label_sep)
+
+
+LARGE_FILE_BYTES = 256 * 2**20
+
+
+def _suggest_arrow(path: Path) -> None:
+    # Measured (bench/train_memory.py): short texts read into memory cost about 7 kB a row once tokenized,
+    # tens of times their size on disk.
+    size = path.stat().st_size
+    if size > LARGE_FILE_BYTES:
+        log.warning("%s is %d MB; read into memory it can take tens of times that, and --arrow keeps it on disk",
+                    path, size // 2**20)  # fmt: skip
 
 
 def _train_reader():
