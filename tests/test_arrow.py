@@ -38,17 +38,43 @@ def _log_without_seconds(folder) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
 
 
-def test_arrow_trains_exactly_like_memory(tiny_bert, split_files, tmp_path, arrow_cache):
+def _same_runs(memory, arrow) -> None:
+    """Same metrics, training log and test predictions, row for row."""
+    metrics = [json.loads((folder / "metrics.json").read_text()) for folder in (memory, arrow)]
+    assert metrics[0] == metrics[1]
+    assert _log_without_seconds(memory) == _log_without_seconds(arrow)
+    predictions = [(folder / "predictions_test.csv").read_text() for folder in (memory, arrow)]
+    assert predictions[0] == predictions[1] and predictions[0].count("\n") > 10
+
+
+def test_arrow_trains_exactly_like_memory(tiny_bert, split_files, tmp_path, arrow_cache, monkeypatch):
+    from bertfit.data import arrow
+
+    monkeypatch.setattr(arrow, "PIECE_ROWS", 30)  # several pieces per split
     assert main(_train(split_files, tiny_bert, tmp_path / "memory")) == 0
     assert main(_train(split_files, tiny_bert, tmp_path / "arrow", "--arrow")) == 0
-    metrics = [json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("memory", "arrow")]
-    assert metrics[0] == metrics[1]
-    assert _log_without_seconds(tmp_path / "memory") == _log_without_seconds(tmp_path / "arrow")
+    _same_runs(tmp_path / "memory", tmp_path / "arrow")
     manifest = json.loads((tmp_path / "arrow" / "bertfit.json").read_text())
-    assert manifest["data"]["rows"]["train"] == 160
+    assert manifest["data"]["rows"] == {"train": 160, "validation": 40, "test": 40}
     assert manifest["data"]["profile"]["labels"]["train"] == {"pos": 80, "neg": 80}
-    # The rows file and the tokenized file sit in the cache, not beside the data or the model.
-    assert len(list(arrow_cache.glob("train-*.arrow"))) == 1 and list(arrow_cache.glob("cache-*.arrow"))
+    # Every file's rows and tokens sit in the cache, not beside the data or the model.
+    assert len(list(arrow_cache.glob("*-*.arrow"))) == 6
+
+
+def test_arrow_split_and_dropped_duplicates_match_memory(tiny_bert, tmp_path, monkeypatch):
+    from bertfit.data import arrow
+
+    monkeypatch.setattr(arrow, "PIECE_ROWS", 30)
+    rows = sentiment_rows(200)
+    whole = write_csv(tmp_path / "whole.csv", rows + rows[:12])  # 12 texts twice: some land in train and test
+    args = ["train", "--train", str(whole), "--split", "0.6,0.2,0.2", "--on-duplicates", "drop", "--model",
+            str(tiny_bert), "--batch-size", "16", "--epochs", "2", "--learning-rate", "3e-3", "--pooling", "mean",
+            "--no-progress"]  # fmt: skip
+    assert main([*args, "--output", str(tmp_path / "memory")]) == 0
+    assert main([*args, "--output", str(tmp_path / "arrow"), "--arrow"]) == 0
+    _same_runs(tmp_path / "memory", tmp_path / "arrow")
+    manifest = json.loads((tmp_path / "arrow" / "bertfit.json").read_text())
+    assert sum(manifest["data"]["rows"].values()) < 212  # duplicates were dropped from validation/test
 
 
 def test_arrow_sentence_pairs_train_like_memory(tiny_bert, tmp_path):
@@ -97,8 +123,8 @@ def test_arrow_reads_a_file_once(tiny_bert, split_files, tmp_path, arrow_cache, 
 
 def test_arrow_refuses_what_needs_the_rows_in_memory(split_files, capsys):
     train = str(split_files[0])
-    assert main(["train", "--train", train, "--split", "0.8,0.1,0.1", "--arrow"]) == 2
-    assert "--arrow reads a --train file kept apart from --validation/--test" in capsys.readouterr().err
+    assert main(["train", "--dataset", "cola", "--arrow"]) == 2
+    assert "--arrow reads --train/--validation/--test files" in capsys.readouterr().err
     assert main(["train", "--train", train, "--folds", "3", "--arrow"]) == 2
     assert "--arrow trains on rows kept on disk: drop --folds" in capsys.readouterr().err
 

@@ -202,26 +202,31 @@ def _num(value) -> str:
 
 
 def _write_predictions(path: Path, split, outputs: np.ndarray, task) -> None:
-    """The test split with gold and predicted labels (as the CLI would write them) and the scores."""
+    """The test split with gold and predicted labels (as the CLI would write them) and the scores,
+    a piece of the split at a time (an ``--arrow`` split stays on disk)."""
     from bertfit.tasks import MULTI_LABEL, REGRESSION
 
     predicted = task.label_names(task.decide(outputs))
-    if task.kind == MULTI_LABEL:
-        gold = [task.label_sep.join(sorted(names, key=task.labels.label2id.get)) for names in split.labels]
-    else:
-        gold = [f"{v:.6g}" if task.kind == REGRESSION else v for v in split.labels]
     scores = ["error"] if task.kind == REGRESSION else [f"prob_{n}" for n in task.labels.names]
     pair = ["text_pair"] if split.pairs is not None else []
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["row", "text", *pair, "gold", "predicted", *scores, "misclassified"])
-        for i, text in enumerate(split.texts):
-            if task.kind == REGRESSION:
-                values, wrong = [f"{outputs[i] - split.labels[i]:.6g}"], ""
-            else:
-                values, wrong = [f"{p:.6f}" for p in outputs[i]], int(predicted[i] != gold[i])
-            writer.writerow([split.rows[i], text, *([split.pairs[i]] if pair else []), gold[i], predicted[i],
-                             *values, wrong])  # fmt: skip
+        at = 0  # the piece's first row in the whole split
+        for piece in split.pieces():
+            for i, (text, label) in enumerate(zip(piece.texts, piece.labels)):
+                k = at + i
+                if task.kind == MULTI_LABEL:
+                    gold = task.label_sep.join(sorted(label, key=task.labels.label2id.get))
+                else:
+                    gold = f"{label:.6g}" if task.kind == REGRESSION else label
+                if task.kind == REGRESSION:
+                    values, wrong = [f"{outputs[k] - label:.6g}"], ""
+                else:
+                    values, wrong = [f"{p:.6f}" for p in outputs[k]], int(predicted[k] != gold)
+                writer.writerow([piece.rows[i], text, *([piece.pairs[i]] if pair else []), gold, predicted[k],
+                                 *values, wrong])  # fmt: skip
+            at += len(piece)
 
 
 def _write_plots(folder: Path, result) -> None:

@@ -223,8 +223,8 @@ def _setup_logging(quiet: bool) -> None:
 # -- commands ----------------------------------------------------------------------------------
 def run_train(args: argparse.Namespace) -> int:
     from bertfit.evaluation import format_metrics
-    from bertfit.training.repeats import format_summary
     from bertfit.training import distributed
+    from bertfit.training.repeats import format_summary
     from bertfit.training.run import resume, train
 
     if args.resume:

@@ -53,7 +53,7 @@ class DataConfig:
         choices=TASKS,
     )
     label_sep: str | None = _opt(None, "separator of multi-label label strings, e.g. ',' (default ',')")
-    arrow: bool = _opt(False, "keep --train on disk as memory-mapped Arrow (Hugging Face datasets), for training data "
+    arrow: bool = _opt(False, "keep the data files on disk as memory-mapped Arrow (Hugging Face datasets), for data "
                        "larger than memory; needs the arrow extra")  # fmt: skip
     on_duplicates: str = _opt(
         "warn",
@@ -89,8 +89,8 @@ class DataConfig:
             else:
                 if fractions and (any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6 or fractions[0] <= 0):
                     found.append(f"--split fractions must be non-negative, train > 0, and sum to 1, got {self.split}")
-        if self.arrow and (self.dataset or self.split):
-            found.append("--arrow reads a --train file kept apart from --validation/--test; drop --dataset/--split")
+        if self.arrow and self.dataset:
+            found.append("--arrow reads --train/--validation/--test files; registry data sets are read into memory")
         for name in ("train", "validation", "test"):
             path = getattr(self, name)
             if path and not Path(path).is_file():

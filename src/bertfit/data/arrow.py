@@ -1,11 +1,11 @@
-"""Training data larger than memory (``--arrow``).
+"""Data larger than memory (``--arrow``).
 
-The training file is read in chunks (the same parsing and checks as a file read whole) into an
-Arrow file in the cache, then tokenized into another with Hugging Face ``datasets``. Both are
+Each data file is read in chunks (the same parsing and checks as a file read whole) into an Arrow
+file in the cache, then tokenized into another with Hugging Face ``datasets``. Both are
 memory-mapped: the process owns a batch at a time, and the rows it has touched are file pages the
-kernel may drop and read again. Training reads token ids straight from the mapped file, so a
-million rows cost a few bytes each in the process (lengths, targets, the sampler's order), not a
-Python list of every text.
+kernel may drop and read again. Training and scoring read token ids straight from the mapped file,
+so a million rows cost a few bytes each in the process (lengths, labels, outputs, the sampler's
+order), not a Python list of every text.
 
 The cache lives under ``$BERTFIT_CACHE_DIR/arrow`` (default: the user cache dir), keyed by the
 file's path, size and modification time and the read options, so a re-run skips the reading and
@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -72,7 +72,8 @@ class ArrowSplit:
     table: object  # datasets.Dataset with columns text, label and maybe pair, memory-mapped
     task: str = CLASSIFICATION
     label_sep: str = ","
-    shaped: bool = False  # labels checked for ``task`` (see ``shape``)
+    shaped: bool = False  # labels checked for ``task`` (see ``with_task``)
+    row_numbers: np.ndarray | None = None  # 1-based data rows of ``source`` after ``subset`` (None: all, in order)
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -90,8 +91,8 @@ class ArrowSplit:
         return ColumnView(self, "pairs") if "pair" in self.table.column_names else None
 
     @property
-    def rows(self) -> range:
-        return range(1, len(self) + 1)
+    def rows(self) -> Sequence[int]:
+        return range(1, len(self) + 1) if self.row_numbers is None else self.row_numbers
 
     def inputs(self) -> Iterator:
         for piece in self.pieces():
@@ -99,10 +100,11 @@ class ArrowSplit:
 
     def pieces(self) -> Iterator[TextSplit]:
         """The rows as in-memory splits of at most ``PIECE_ROWS`` rows, labels in the task's form."""
+        rows = self.rows
         for first in range(0, len(self), PIECE_ROWS):
             batch = self.table[first : first + PIECE_ROWS]
             piece = TextSplit(self.name, self.source, batch["text"], batch["label"],
-                              range(first + 1, first + 1 + len(batch["text"])), batch.get("pair"))  # fmt: skip
+                              rows[first : first + len(batch["text"])], batch.get("pair"))  # fmt: skip
             yield shape_labels(piece, self.task, self.label_sep) if self.shaped else piece
 
     def with_task(self, task: str, label_sep: str) -> ArrowSplit:
@@ -113,9 +115,10 @@ class ArrowSplit:
             pass
         return shaped
 
-    def subset(self, keep) -> TextSplit:
-        raise ConfigError(f"{self.source}: --arrow keeps the training rows on disk and cannot take a subset of them; "
-                          "give --validation and --test files instead of --split or --folds")  # fmt: skip
+    def subset(self, keep: Sequence[int]) -> ArrowSplit:
+        """The chosen rows, in the order given; the file stays as it is (``datasets`` keeps an index)."""
+        keep = np.asarray(keep, dtype=np.int64)
+        return replace(self, table=self.table.select(keep), row_numbers=np.asarray(self.rows)[keep])
 
     def tokenized(self, tokenizer, max_length: int, token_types: bool) -> tuple[TokenColumn, TokenColumn | None]:
         """Token ids (and token type ids of pairs), truncated as ``encode_texts`` truncates, from an

@@ -173,7 +173,7 @@ def load_data(config: DataConfig) -> LoadedData:
     splits: dict[str, TextSplit] = {}
     for split in SPLITS:
         if files[split]:
-            read = _train_reader() if split == "train" and config.arrow else read_labelled_file
+            read = _arrow_reader() if config.arrow else read_labelled_file
             splits[split] = read(files[split], text_col, label_col, options, split, pair_col)
     train = splits["train"]
     distinct = list(dict.fromkeys(label for piece in train.pieces() for label in piece.labels))
@@ -196,8 +196,8 @@ def _suggest_arrow(path: Path) -> None:
                     path, size // 2**20)  # fmt: skip
 
 
-def _train_reader():
-    """The reader of ``--arrow`` training files (imported late: it needs the optional datasets package)."""
+def _arrow_reader():
+    """The reader of ``--arrow`` files (imported late: it needs the optional datasets package)."""
     from bertfit.data.arrow import read_arrow_split
 
     return read_arrow_split
@@ -209,8 +209,9 @@ def _split_one(whole: TextSplit, fractions, seed: int, task: str) -> dict[str, T
     return {name: replace(whole.subset(rows), name=name) for name, rows in parts.items()}
 
 
-def strata(labels: list, task: str) -> list[str]:
+def strata(labels: Iterable, task: str) -> list[str]:
     """What a stratified split keeps in proportion: the class; a row's rarest label; a value's quartile."""
+    labels = list(labels)  # an --arrow split's labels are read from disk once, here
     if task == MULTI_LABEL:
         counts = Counter(name for names in labels for name in names)
         return [min(names, key=lambda n: (counts[n], n)) if names else "" for names in labels]
