@@ -49,7 +49,7 @@ def cache_dir() -> Path:
 
 
 class ColumnView:
-    """One column of an ``ArrowSplit`` as a read-only sequence, read piece by piece when iterated."""
+    """One column of an ``ArrowSplit``: it has a length, and it is read piece by piece when iterated."""
 
     def __init__(self, split: ArrowSplit, column: str):
         self._split, self._column = split, column
@@ -120,7 +120,8 @@ class ArrowSplit:
         keep = np.asarray(keep, dtype=np.int64)
         return replace(self, table=self.table.select(keep), row_numbers=np.asarray(self.rows)[keep])
 
-    def tokenized(self, tokenizer, max_length: int, token_types: bool) -> tuple[TokenColumn, TokenColumn | None]:
+    def tokenized(self, tokenizer, max_length: int, token_types: bool,
+                  progress: bool = True) -> tuple[TokenColumn, TokenColumn | None]:  # fmt: skip
         """Token ids (and token type ids of pairs), truncated as ``encode_texts`` truncates, from an
         Arrow file ``datasets`` writes beside the rows and reuses while the tokenizer and length stay."""
         import datasets
@@ -140,9 +141,16 @@ class ArrowSplit:
         from filelock import FileLock
 
         # As with the rows: one process tokenizes, the others then find its cached result.
-        with FileLock(f"{self.table.cache_files[0]['filename']}.tokenize.lock"):
-            mapped = self.table.map(tokenize, batched=True, batch_size=1000, remove_columns=self.table.column_names,
-                                    features=datasets.Features(columns), desc="tokenizing")  # fmt: skip
+        shown = datasets.is_progress_bar_enabled()
+        if not progress:
+            datasets.disable_progress_bars()
+        try:
+            with FileLock(f"{self.table.cache_files[0]['filename']}.tokenize.lock"):
+                mapped = self.table.map(tokenize, batched=True, batch_size=1000, remove_columns=self.table.column_names,
+                                        features=datasets.Features(columns), desc="tokenizing")  # fmt: skip
+        finally:
+            if shown:
+                datasets.enable_progress_bars()
         table = mapped.data.table
         types = TokenColumn(table.column("token_type_ids")) if "token_type_ids" in wanted else None
         return TokenColumn(table.column("input_ids")), types

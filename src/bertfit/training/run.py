@@ -169,7 +169,8 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     log.info("model %s on %s, %s, max length %d", config.model, device, precision, policy.max_length)
 
     types = uses_token_types(model.config)
-    encoded = {name: _encode_split(tokenizer, split, policy, types) for name, split in data.splits.items()}
+    encoded = {name: _encode_split(tokenizer, split, policy, types, config.progress and ranks.is_main)
+               for name, split in data.splits.items()}  # fmt: skip
     pad_id = tokenizer.pad_token_id or 0
     targets = task.targets(gold["train"])
     history, best_epoch = _fit(config, model, task, encoded, gold, targets, pad_id, precision, device, callbacks,
@@ -184,9 +185,9 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
                        truncated, outputs, token_lengths=lengths)  # fmt: skip
 
 
-def _encode_split(tokenizer, split, policy: TextPolicy, token_types: bool) -> Encoded:
+def _encode_split(tokenizer, split, policy: TextPolicy, token_types: bool, progress: bool) -> Encoded:
     if hasattr(split, "tokenized"):  # an ArrowSplit: token ids stay in a memory-mapped file
-        ids, types = split.tokenized(tokenizer, policy.max_length, token_types)
+        ids, types = split.tokenized(tokenizer, policy.max_length, token_types, progress)
         return Encoded(ids, len(split), types)
     return encode_texts(tokenizer, split.texts, policy, split.pairs, token_types)
 
