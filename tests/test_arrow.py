@@ -47,12 +47,13 @@ def _same_runs(memory, arrow) -> None:
     assert predictions[0] == predictions[1] and predictions[0].count("\n") > 10
 
 
-def test_arrow_trains_exactly_like_memory(tiny_bert, split_files, tmp_path, arrow_cache, monkeypatch):
+@pytest.mark.parametrize("strategy", [[], ["--freeze", "all"]], ids=["full", "frozen"])
+def test_arrow_trains_exactly_like_memory(strategy, tiny_bert, split_files, tmp_path, arrow_cache, monkeypatch):
     from bertfit.data import arrow
 
     monkeypatch.setattr(arrow, "PIECE_ROWS", 30)  # several pieces per split
-    assert main(_train(split_files, tiny_bert, tmp_path / "memory")) == 0
-    assert main(_train(split_files, tiny_bert, tmp_path / "arrow", "--arrow")) == 0
+    assert main(_train(split_files, tiny_bert, tmp_path / "memory", *strategy)) == 0
+    assert main(_train(split_files, tiny_bert, tmp_path / "arrow", "--arrow", *strategy)) == 0
     _same_runs(tmp_path / "memory", tmp_path / "arrow")
     manifest = json.loads((tmp_path / "arrow" / "bertfit.json").read_text())
     assert manifest["data"]["rows"] == {"train": 160, "validation": 40, "test": 40}
