@@ -85,6 +85,19 @@ def pipeline_predict(model_dir: str, batch_size: int | None, limit: int | None =
     return {"wall_s": timer.seconds, "rows_per_s": len(texts) / timer.seconds, "accuracy": "—"}
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the benches that score a trained model: a folder, or the base model to train one."""
+    parser.add_argument("--model-dir", help="a bertfit model folder (default: train a frozen SMS spam model)")
+    parser.add_argument("--model", default=None, help="base model when training one (default: the packaged model)")
+
+
+def model_folder(args: argparse.Namespace, scratch: Path) -> Path:
+    """``--model-dir``, or a frozen-encoder SMS spam model trained into ``scratch`` (about half a minute)."""
+    if args.model_dir:
+        return Path(args.model_dir)
+    return train_model(scratch / "model", args.model or peers.default_model())
+
+
 def train_model(folder: Path, model: str) -> Path:
     from bertfit import DataConfig, TrainConfig
     from bertfit.training.run import train
@@ -100,8 +113,7 @@ COLUMNS = [("wall_s", "wall s", ".2f"), ("rows_per_s", "rows/s", ".0f"), ("peak_
 
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", help="a bertfit model folder (default: train a frozen SMS spam model)")
-    parser.add_argument("--model", default=None, help="base model when training one (default: the packaged model)")
+    add_model_options(parser)
     parser.add_argument("--rows", type=int, default=100_000, help="synthetic rows for the streaming run")
     parser.add_argument("--limit", type=int, help="first N test texts only (smoke runs)")
     parser.add_argument("--runs", type=int, default=3)
@@ -112,7 +124,7 @@ def main(argv=None) -> str:
     from bertfit.export import export_onnx, format_parity
 
     with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(args.model_dir) if args.model_dir else train_model(Path(scratch) / "model", args.model or peers.default_model())
+        folder = model_folder(args, Path(scratch))
         parity = export_onnx(folder, quantize="int8")
         print(format_parity(parity))
         contenders = {

@@ -18,11 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench.harness import Timer, prepare_environment, publish
+from bench.predict import add_model_options, model_folder, synthetic_file
 
 
 def write_shards(folder: Path, rows: int, shards: int) -> list[Path]:
-    from bench.predict import synthetic_file
-
     folder.mkdir(parents=True, exist_ok=True)
     table = pd.read_csv(synthetic_file(folder / "all.csv", rows))
     (folder / "all.csv").unlink()
@@ -53,8 +52,7 @@ def run_ray(model_dir: str, files: list[Path], output: Path, workers: int) -> di
 
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", help="a bertfit model folder (default: train a frozen SMS spam model)")
-    parser.add_argument("--model", default=None, help="base model when training one (default: the packaged model)")
+    add_model_options(parser)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--no-append", action="store_true")
@@ -62,12 +60,9 @@ def main(argv=None) -> str:
     prepare_environment()
     import ray
 
-    from bench import peers
-    from bench.predict import train_model
-
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        folder = args.model_dir or str(train_model(scratch / "model", args.model or peers.default_model()))
+        folder = str(model_folder(args, scratch))
         files = write_shards(scratch / "in", args.rows, args.shards)
         rows = {"local engine (this process)": run_local(folder, files, scratch / "local")}
         ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False, log_to_driver=False)

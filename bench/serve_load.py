@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.harness import prepare_environment, publish
+from bench.predict import add_model_options, model_folder, sms_test
 
 IDLE_TEXT = "see you at lunch"
 HOST = "127.0.0.1"
@@ -171,8 +172,6 @@ async def measure(model_dir: str, backend: str, max_batch: int, texts: list[str]
 
 
 def sms_texts(limit: int = 836) -> list[str]:
-    from bench.predict import sms_test
-
     texts, _ = sms_test()
     return random.Random(0).sample(texts, min(limit, len(texts)))
 
@@ -187,8 +186,7 @@ MODES = {
 
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", help="a bertfit model folder (default: train a frozen SMS spam model)")
-    parser.add_argument("--model", default=None, help="base model when training one (default: the packaged model)")
+    add_model_options(parser)
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--idle", type=int, default=300, help="sequential requests for the idle latency")
@@ -196,12 +194,9 @@ def main(argv=None) -> str:
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     prepare_environment()
-    from bench import peers
-    from bench.predict import train_model
-
     texts = sms_texts()
     with tempfile.TemporaryDirectory() as scratch:
-        folder = args.model_dir or str(train_model(Path(scratch) / "model", args.model or peers.default_model()))
+        folder = str(model_folder(args, Path(scratch)))
         if not Path(folder, "onnx", "model.int8.onnx").is_file():
             from bertfit.export import export_onnx
 
