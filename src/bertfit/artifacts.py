@@ -216,13 +216,10 @@ def _write_predictions(path: Path, split, outputs: np.ndarray, task) -> None:
         for piece in split.pieces():
             for i, (text, label) in enumerate(zip(piece.texts, piece.labels)):
                 k = at + i
-                if task.kind == MULTI_LABEL:
-                    gold = task.label_sep.join(sorted(label, key=task.labels.label2id.get))
-                else:
-                    gold = f"{label:.6g}" if task.kind == REGRESSION else label
                 if task.kind == REGRESSION:
-                    values, wrong = [f"{outputs[k] - label:.6g}"], ""
+                    gold, values, wrong = f"{label:.6g}", [f"{outputs[k] - label:.6g}"], ""
                 else:
+                    gold = task.label_sep.join(sorted(label, key=task.labels.label2id.get)) if task.kind == MULTI_LABEL else label
                     values, wrong = [f"{p:.6f}" for p in outputs[k]], int(predicted[k] != gold)
                 writer.writerow([piece.rows[i], text, *([piece.pairs[i]] if pair else []), gold, predicted[k],
                                  *values, wrong])  # fmt: skip
