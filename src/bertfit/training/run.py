@@ -47,6 +47,7 @@ from bertfit.training.batching import (
     training_batches,
 )
 from bertfit.training.checkpoint import Checkpoint, Checkpointer, checkpoint_dir, read_checkpoint
+from bertfit.training.dropout import use_fast_dropout
 from bertfit.training.loop import Callbacks, EpochResult, build_optimizer, build_scheduler, fit, optimizer_steps
 from bertfit.training.precision import default_device, resolve_precision
 
@@ -327,6 +328,8 @@ def _row_targets(targets: torch.Tensor, encoded: Encoded) -> torch.Tensor:
 
 
 def _full_setup(config, model, targets, encoded, pad_id, precision, device, ranks):
+    if device.type == "cpu":
+        use_fast_dropout(model)
     train = encoded["train"]
     lengths = train.lengths()
 
