@@ -1,10 +1,11 @@
 """Dropout with a cheaper random mask, for training on CPUs.
 
 PyTorch's CPU dropout draws one Mersenne Twister number per element (``bernoulli_``). On short texts
-that took about a tenth of every fine-tuning step on 2 cores, second only to the matrix products. Here one 64-bit draw from the same seeded generator makes the masks of four
-elements (16 random bits each), which is about four times cheaper; an element is dropped with
-probability ``round(p * 65536) / 65536``, within 8e-6 of ``p``. On GPUs PyTorch's own dropout is
-already cheap, so the model keeps it there.
+that took about a tenth of every fine-tuning step on 2 cores, second only to the matrix products.
+Here one 64-bit draw from the same seeded generator makes the masks of four elements (16 random
+bits each), which is about four times cheaper; an element is dropped with probability
+``round(p * 65536) / 65536``, within 8e-6 of ``p``. On GPUs PyTorch's own dropout is already cheap,
+so the model keeps it there.
 """
 
 from __future__ import annotations
