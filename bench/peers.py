@@ -1,6 +1,7 @@
 """The peers bertfit is measured against, written the way their users write them.
 
-Each function returns ``wall_s`` (the whole job: load, tokenize, train, score the test split),
+Each function returns ``wall_s`` (the whole job: import transformers, load, tokenize, train, score the test
+split; bertfit's wall time starts at the same point),
 the real (non-padding) training tokens per second, and test quality. Test rows are always scored
 in dataset order by a plain loop, never by ``Trainer.predict`` (see the length-grouping caveat).
 """
@@ -59,11 +60,11 @@ def quality(gold, predicted) -> dict:
 # -- (a) the CoLA tutorial's loop: pad to 64, fp32, fixed-size batches ---------------------------
 def tutorial_loop(model: str, train_rows: int | None, eval_rows: int | None, epochs: int, batch_size: int,
                   learning_rate: float, warmup_ratio: float, weight_decay: float, seed: int) -> dict:  # fmt: skip
-    from torch.utils.data import DataLoader, RandomSampler, TensorDataset
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
-
     seed_everything(seed)
     with Timer() as timer:
+        from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+
         tokenizer = AutoTokenizer.from_pretrained(model)
         net = AutoModelForSequenceClassification.from_pretrained(model, num_labels=2)
         texts, labels = cola_split("train", train_rows)
@@ -99,17 +100,17 @@ def hf_trainer(model: str, train_rows: int | None, eval_rows: int | None, epochs
     ``expert=True``: dynamic padding, length-grouped batches, bf16."""
     import tempfile
 
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
-        default_data_collator,
-    )
-
     seed_everything(seed)
     with Timer() as timer:
+        from transformers import (
+            AutoModelForSequenceClassification,
+            AutoTokenizer,
+            DataCollatorWithPadding,
+            Trainer,
+            TrainingArguments,
+            default_data_collator,
+        )
+
         tokenizer = AutoTokenizer.from_pretrained(model)
         net = AutoModelForSequenceClassification.from_pretrained(model, num_labels=2)
         texts, labels = cola_split("train", train_rows)

@@ -115,7 +115,7 @@ def fit(
                 continue
             scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
             if max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+                clip_gradients(optimizer, trainable, max_grad_norm, fold=not scaler.is_enabled())
             scaler.step(optimizer)  # skipped, with the scale lowered, when fp16 gradients overflowed
             scaler.update()
             scheduler.step()
@@ -126,6 +126,20 @@ def fit(
                 on_step_end(global_step, LoopPosition(epoch, step, total, count))
         yield EpochResult(epoch, total / max(count, 1), time.perf_counter() - started, scheduler.get_last_lr()[0])
     callbacks.on_train_end()
+
+
+def clip_gradients(optimizer: torch.optim.Optimizer, params: list[nn.Parameter], max_norm: float, fold: bool) -> None:
+    """Scale the gradients down to a global L2 norm of at most ``max_norm``, as ``clip_grad_norm_`` does.
+
+    With ``fold`` and a fused optimizer the scale is not written into the gradients: the fused kernel
+    divides each gradient by the optimizer's ``grad_scale`` as it reads it (the hook PyTorch's
+    GradScaler uses), which saves a pass that reads and rewrites every gradient in memory."""
+    if not (fold and optimizer.defaults.get("fused")):
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+        return
+    norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    # clip_grad_norm_ multiplies by max_norm / (norm + 1e-6) where that is below 1; this divides by its inverse.
+    optimizer.grad_scale = torch.clamp((norm + 1e-6) / max_norm, min=1.0)
 
 
 def optimizer_steps(batches: int, accumulate: int) -> int:

@@ -6,6 +6,7 @@ import logging
 import random
 import shutil
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from bertfit.modeling import (
 )
 from bertfit.tasks import REGRESSION, Task
 from bertfit.training import distributed
+from bertfit.training.attention import training_attention
 from bertfit.training.batching import (
     Encoded,
     TextPolicy,
@@ -328,7 +330,8 @@ def _row_targets(targets: torch.Tensor, encoded: Encoded) -> torch.Tensor:
 
 
 def _full_setup(config, model, targets, encoded, pad_id, precision, device, ranks):
-    if device.type == "cpu":  # PyTorch's per-element CPU dropout masks cost about a tenth of each step
+    on_cpu = device.type == "cpu"
+    if on_cpu:  # PyTorch's per-element CPU dropout masks cost about a tenth of each step
         use_fast_dropout(model)
     train = encoded["train"]
     lengths = train.lengths()
@@ -340,8 +343,10 @@ def _full_setup(config, model, targets, encoded, pad_id, precision, device, rank
         return [ranks.slice(batch) for batch in order if len(batch) >= ranks.world_size]
 
     def epoch_batches(epoch: int) -> Iterable:
-        for indices, batch in iterate_batches(train, rank_batches(epoch), pad_id):
-            yield batch, targets[indices]
+        # Training steps only: validation between epochs scores with the model's own attention.
+        with training_attention(model) if on_cpu else nullcontext():
+            for indices, batch in iterate_batches(train, rank_batches(epoch), pad_id):
+                yield batch, targets[indices]
 
     validation = encoded.get("validation")
 
