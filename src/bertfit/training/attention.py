@@ -48,8 +48,11 @@ def _register() -> None:
 
 
 def _configs(model: nn.Module) -> list:
-    """The configs whose attention setting the model's layers read (a wrapped encoder has its own)."""
-    return [m.config for m in model.modules() if hasattr(m, "config") and hasattr(m.config, "_attn_implementation")]
+    """The configs whose attention setting the model's layers read (a wrapped encoder has its own), once each."""
+    found = {
+        id(m.config): m.config for m in model.modules() if hasattr(getattr(m, "config", None), "_attn_implementation")
+    }
+    return list(found.values())
 
 
 @contextmanager
