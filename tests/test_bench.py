@@ -32,6 +32,7 @@ def test_training_benchmark_prints_its_table(tiny_bert):
     assert [r.split("|")[1].strip() for r in rows] == list(train_cola.CONTENDERS)
     assert all(r.rstrip(" |").endswith("×") for r in rows[1:])
     assert "Training MFU" in body and "of the measured bf16 matmul peak" in body
+    assert "The step's matrix products alone" in body and "of that bound" in body
 
 
 def test_frozen_benchmark_prints_its_table(tiny_bert):
