@@ -50,10 +50,6 @@ def run_contender(target: str, options: dict, timeout: float | None = None) -> d
     return result
 
 
-def repeat(target: str, options: dict, runs: int) -> list[dict]:
-    return [run_contender(target, options) for _ in range(runs)]
-
-
 def median_of(results: list[dict]) -> dict:
     """Per-key medians of numeric fields (the other fields from the first run)."""
     merged = dict(results[0])

@@ -22,7 +22,6 @@ from bench.harness import (
     median_of,
     prepare_environment,
     publish,
-    repeat,
     run_contender,
     table,
 )
@@ -81,14 +80,18 @@ def _non_embedding_params(model) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name and "pooler" not in name)
 
 
-def matmul_peak(size: int = 2048, seconds: float = 3.0) -> dict:
-    """This machine's dense matmul rate (TFLOP/s) in fp32 and bf16, all threads."""
+def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 4096), seconds: float = 3.0) -> dict:
+    """This machine's dense matmul rate (TFLOP/s) in fp32 and bf16, all threads: the best of square
+    products of a few sizes, ``seconds`` in all per precision (no one size is fastest on every machine)."""
     import torch
 
     rates = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-        rates[f"{name}_tflops"] = 2 * size**3 / _seconds_per_product(a, b, seconds) / 1e12
+        best = 0.0
+        for size in sizes:
+            a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+            best = max(best, 2 * size**3 / _seconds_per_product(a, b, seconds / len(sizes)) / 1e12)
+        rates[f"{name}_tflops"] = best
     return {"wall_s": 0.0, **rates}
 
 
@@ -113,6 +116,42 @@ def step_matmul_rate(rows: int, hidden_size: int, intermediate_size: int, second
     return {"wall_s": 0.0, "rows": rows, "bf16_tflops": 6 * rows * weights / elapsed / 1e12}
 
 
+def step_parameter_work(model: str, seconds: float = 2.0) -> dict:
+    """Seconds a bf16 training step spends on work that grows with the weights, not the tokens.
+
+    Autocast casts each weight matrix to bf16 for the forward pass and its bf16 gradient back to fp32
+    in the backward pass; then bertfit takes the gradients' global norm (for clipping) and runs fused
+    AdamW over every trainable parameter. This times those four passes alone, on the encoder's own
+    parameters trained as bertfit trains them (word embeddings fixed), at whatever batch size."""
+    import torch
+
+    from bertfit.modeling import load_encoder
+    from bertfit.training.loop import build_optimizer, clip_gradients
+
+    encoder = load_encoder(model)
+    encoder.get_input_embeddings().requires_grad_(False)
+    params = [p for p in encoder.parameters() if p.requires_grad]
+    matrices = [p for p in params if p.ndim >= 2]
+    for param in params:
+        param.grad = torch.randn_like(param) * 1e-3
+    optimizer = build_optimizer(encoder, 1e-4, 0.01, 1e-8)
+
+    def step() -> None:
+        weights = [w.to(torch.bfloat16) for w in matrices]  # forward: autocast's weight casts
+        for matrix, half in zip(matrices, weights):  # backward: bf16 weight gradients back to fp32
+            matrix.grad = half.float()
+        clip_gradients(optimizer, params, 1.0, fold=True)
+        optimizer.step()
+
+    step()  # warm-up
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        step()
+        count += 1
+    return {"wall_s": 0.0, "seconds_per_step": (time.perf_counter() - start) / count,
+            "trainable_params": sum(p.numel() for p in params)}  # fmt: skip
+
+
 def _seconds_per_product(a, b, seconds: float) -> float:
     for _ in range(3):
         a @ b  # warm-up
@@ -131,6 +170,21 @@ CONTENDERS = {
 }
 COLUMNS = [("wall_s", "wall s", ".1f"), ("fit_s", "train s", ".1f"), ("tokens_per_s", "tokens/s", ".0f"),
            ("peak_rss_mb", "peak RSS MB", ".0f"), ("mcc", "test MCC", ".3f")]  # fmt: skip
+
+
+def _step_budget(ours: dict, products_tflops: float, peak_tflops: float, model: str, quick: bool) -> str:
+    """Where bertfit's mean step goes: the matrix products at their measured rate, the work that grows
+    with the weights (timed alone), and the rest; and the MFU a step would reach with the rest at zero."""
+    step_s = ours["tokens_per_step"] / ours["tokens_per_s"]
+    products_s = 6 * ours["non_embedding_params"] * ours["tokens_per_step"] / (products_tflops * 1e12)
+    work = run_contender("bench.train_cola:step_parameter_work", {"model": model, "seconds": 0.2 if quick else 2.0})
+    weights_s = work["seconds_per_step"]
+    reach = products_tflops * products_s / (products_s + weights_s) / peak_tflops
+    return (f"bertfit's mean step takes {1e3 * step_s:.0f} ms: {1e3 * products_s:.0f} ms for the matrix products at "
+            f"that rate, {1e3 * weights_s:.0f} ms for the work that grows with the {work['trainable_params'] / 1e6:.1f} M "
+            "trainable weights (autocast's weight and gradient casts, the gradient norm and fused AdamW, timed "
+            f"alone), and {1e3 * (step_s - products_s - weights_s):.0f} ms for the rest (attention, element-wise "
+            f"kernels, dispatch). With the rest at zero, a step of this size would reach {100 * reach:.1f}% MFU.")  # fmt: skip
 
 
 def main(argv=None) -> str:
@@ -160,7 +214,7 @@ def main(argv=None) -> str:
             rows[name] = median_of(runs)
             print(f"{name}: {rows[name]['wall_s']:.1f} s, MCC {rows[name]['mcc']:.3f}", flush=True)
     quick = bool(args.train_rows and args.train_rows < 500)  # a smoke run: time the products briefly
-    peak = median_of(repeat("bench.train_cola:matmul_peak", {"seconds": 1.0 if quick else 3.0}, 1))
+    peak = run_contender("bench.train_cola:matmul_peak", {"sizes": [512], "seconds": 0.5} if quick else {})
     ours = rows["bertfit"]
     flops = 6 * ours["non_embedding_params"] * ours["tokens_per_s"]
     mfu = (f"Training MFU (bertfit, 6 × {ours['non_embedding_params'] / 1e6:.1f} M non-embedding params × "
@@ -174,6 +228,7 @@ def main(argv=None) -> str:
             f"run at {bound:.3f} TFLOP/s: {100 * bound / peak['bf16_tflops']:.1f}% of that peak is the most MFU "
             f"a step of this size reaches here, and bertfit's training runs at {100 * flops / 1e12 / bound:.1f}% of "
             "that bound.")  # fmt: skip
+    mfu += " " + _step_budget(ours, bound, peak["bf16_tflops"], options["model"], quick)
     rows_desc = f"{args.train_rows or 'all'} training rows, {args.eval_rows or 'all'} validation/test rows"
     summary = (f"{rows_desc}, {args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}, warmup 10%, "
                f"weight decay 0.01; medians of {args.runs} runs (seeds {seeds[0]}..{seeds[-1]}); wall = import transformers + load + "

@@ -33,6 +33,7 @@ def test_training_benchmark_prints_its_table(tiny_bert):
     assert all(r.rstrip(" |").endswith("×") for r in rows[1:])
     assert "Training MFU" in body and "of the measured bf16 matmul peak" in body
     assert "The step's matrix products alone" in body and "of that bound" in body
+    assert "trainable weights (autocast's weight and gradient casts" in body and "% MFU." in body
 
 
 def test_frozen_benchmark_prints_its_table(tiny_bert):
