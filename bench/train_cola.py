@@ -13,6 +13,7 @@ import argparse
 import math
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 from bench import peers
@@ -90,7 +91,7 @@ def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 4096), seconds: float = 3.
         best = 0.0
         for size in sizes:
             a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-            best = max(best, 2 * size**3 / _seconds_per_product(a, b, seconds / len(sizes)) / 1e12)
+            best = max(best, 2 * size**3 / _seconds_per_call(partial(torch.matmul, a, b), seconds / len(sizes)) / 1e12)
         rates[f"{name}_tflops"] = best
     return {"wall_s": 0.0, **rates}
 
@@ -111,7 +112,7 @@ def step_matmul_rate(rows: int, hidden_size: int, intermediate_size: int, second
         w = torch.randn(fan_out, fan_in, dtype=torch.bfloat16)
         dy = torch.randn(rows, fan_out, dtype=torch.bfloat16)
         for a, b in ((x, w.t()), (dy, w), (dy.t(), x)):  # forward, input gradient, weight gradient
-            elapsed += _seconds_per_product(a, b, seconds)
+            elapsed += _seconds_per_call(partial(torch.matmul, a, b), seconds)
         weights += fan_in * fan_out
     return {"wall_s": 0.0, "rows": rows, "bf16_tflops": 6 * rows * weights / elapsed / 1e12}
 
@@ -143,21 +144,17 @@ def step_parameter_work(model: str, seconds: float = 2.0) -> dict:
         clip_gradients(optimizer, params, 1.0, fold=True)
         optimizer.step()
 
-    step()  # warm-up
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        step()
-        count += 1
-    return {"wall_s": 0.0, "seconds_per_step": (time.perf_counter() - start) / count,
+    return {"wall_s": 0.0, "seconds_per_step": _seconds_per_call(step, seconds),
             "trainable_params": sum(p.numel() for p in params)}  # fmt: skip
 
 
-def _seconds_per_product(a, b, seconds: float) -> float:
-    for _ in range(3):
-        a @ b  # warm-up
+def _seconds_per_call(call, seconds: float, warm_ups: int = 3) -> float:
+    """Mean seconds of ``call()``, repeated for ``seconds`` after a few untimed calls."""
+    for _ in range(warm_ups):
+        call()
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        a @ b
+        call()
         count += 1
     return (time.perf_counter() - start) / count
 
