@@ -126,11 +126,11 @@ def step_parameter_work(model: str, seconds: float = 2.0) -> dict:
     parameters trained as bertfit trains them (word embeddings fixed), at whatever batch size."""
     import torch
 
-    from bertfit.modeling import load_encoder
+    from bertfit.modeling import freeze_word_embeddings, load_encoder
     from bertfit.training.loop import build_optimizer, clip_gradients
 
     encoder = load_encoder(model)
-    encoder.get_input_embeddings().requires_grad_(False)
+    freeze_word_embeddings(encoder)
     params = [p for p in encoder.parameters() if p.requires_grad]
     matrices = [p for p in params if p.ndim >= 2]
     for param in params:
