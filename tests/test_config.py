@@ -11,6 +11,7 @@ def test_all_problems_are_reported_at_once(tmp_path):
         warmup_ratio=1.5,
         freeze="some",
         max_length="long",
+        dropout=1.0,
     )
     with pytest.raises(ConfigError) as caught:
         config.validate()
@@ -23,6 +24,7 @@ def test_all_problems_are_reported_at_once(tmp_path):
         "--warmup-ratio must be in [0, 1)",
         "--freeze must be none, all, or a number of layers",
         "--max-length must be 'auto' or an integer",
+        "--dropout must be in [0, 1)",
     ):
         assert fragment in message
 
@@ -32,6 +34,8 @@ def test_strategy_defaults():
     assert TrainConfig(freeze="all").resolved_epochs == 10
     assert TrainConfig(freeze="all").resolved_learning_rate == 1e-3
     assert TrainConfig(freeze="2").frozen_layers == 2
+    assert TrainConfig().resolved_dropout == 0.0 and TrainConfig(freeze="all").resolved_dropout == 0.1
+    assert TrainConfig(dropout=0.2, freeze="all").resolved_dropout == 0.2
 
 
 def test_round_trips_through_dict():

@@ -32,6 +32,27 @@ def test_freeze_bottom_layers_any_architecture(kind, tiny_models):
         freeze_bottom_layers(model, 5)
 
 
+@pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta", "deberta-v2"])
+def test_dropout_rate_reaches_every_layer_and_the_saved_config(kind, tiny_models):
+    model = load_sequence_classifier(str(tiny_models[kind]), LABELS, dropout=0.25)
+    rates = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {0.25}
+    settings = {k: v for k, v in model.config.to_dict().items() if "dropout" in k and isinstance(v, float)}
+    assert settings and set(settings.values()) == {0.25}
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta", "deberta-v2"])
+def test_dropout_zero_makes_training_mode_deterministic(kind, tiny_models):
+    """Attention weights too: their dropout is not a module, so only the outputs show it is off."""
+    inputs = {"input_ids": torch.tensor([[101, 2023, 2003, 1037, 3231, 102]]), "attention_mask": torch.ones(1, 6).long()}
+    own = load_encoder(str(tiny_models[kind])).train()
+    assert not torch.equal(own(**inputs).last_hidden_state, own(**inputs).last_hidden_state)
+    off = load_encoder(str(tiny_models[kind]), dropout=0.0).train()
+    assert torch.equal(off(**inputs).last_hidden_state, off(**inputs).last_hidden_state)
+    head = build_pooled_classifier(off, LABELS, "mean", "linear", frozen=False, dropout=0.0).head
+    assert head.dropout.p == 0.0
+
+
 def test_reinit_touches_only_the_top_layers(tiny_bert):
     model = build_pooled_classifier(load_encoder(str(tiny_bert)), LABELS, "mean", "linear", frozen=False)
     layers = encoder_layers(model.encoder)

@@ -85,7 +85,8 @@ PROBLEM_TYPES = {"classification": "single_label_classification", "multi-label":
 
 
 def load_sequence_classifier(source: str, labels: LabelSet, task: str = "classification",
-                             trust_remote_code: bool = False) -> nn.Module:  # fmt: skip
+                             trust_remote_code: bool = False, dropout: float | None = None) -> nn.Module:  # fmt: skip
+    """``dropout``: every dropout rate of the model and its head (None: the model's own)."""
     from transformers import AutoModelForSequenceClassification
 
     try:
@@ -95,10 +96,24 @@ def load_sequence_classifier(source: str, labels: LabelSet, task: str = "classif
             id2label=labels.id2label,
             label2id=labels.label2id,
             problem_type=PROBLEM_TYPES[task],
+            **dropout_settings(source, dropout, trust_remote_code),
             **safe_loading(trust_remote_code),
         )
     except load_errors() as err:
         raise ModelError(f"cannot load {source!r} as a sequence classifier: {describe_load_error(err)}") from None
+
+
+def dropout_settings(source: str, rate: float | None, trust_remote_code: bool = False) -> dict[str, float]:
+    """Every dropout rate in the model's config set to ``rate`` (none when ``rate`` is None), as keyword
+    arguments for ``from_pretrained``: the layers are built with it, and the saved config says how the
+    model was trained. The names differ by architecture (BERT's ``hidden_dropout_prob`` and
+    ``attention_probs_dropout_prob``, DistilBERT's ``dropout`` and ``attention_dropout``, ...)."""
+    if rate is None:
+        return {}
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    return {name: rate for name, value in config.to_dict().items() if "dropout" in name and isinstance(value, float)}
 
 
 def safe_loading(trust_remote_code: bool = False) -> dict:
@@ -228,26 +243,27 @@ class PooledClassifier(nn.Module):
         return self.head(self.features(input_ids, attention_mask, **extra).float())
 
 
-def load_encoder(source: str, trust_remote_code: bool = False) -> nn.Module:
+def load_encoder(source: str, trust_remote_code: bool = False, dropout: float | None = None) -> nn.Module:
+    """``dropout``: every dropout rate of the encoder (None: the model's own)."""
     from transformers import AutoModel
 
-    safe = safe_loading(trust_remote_code)
     try:
+        options = {**dropout_settings(source, dropout, trust_remote_code), **safe_loading(trust_remote_code)}
         try:
             # No pooler: bertfit pools itself, and an unused layer would only cost time.
-            return AutoModel.from_pretrained(source, add_pooling_layer=False, **safe)
+            return AutoModel.from_pretrained(source, add_pooling_layer=False, **options)
         except TypeError:  # encoders without a pooler option (DistilBERT, DeBERTa-v2)
-            return AutoModel.from_pretrained(source, **safe)
+            return AutoModel.from_pretrained(source, **options)
     except load_errors() as err:
         raise ModelError(f"cannot load the encoder {source!r}: {describe_load_error(err)}") from None
 
 
 def build_pooled_classifier(
-    encoder: nn.Module, labels: LabelSet, pooling: str, head_kind: str, frozen: bool
+    encoder: nn.Module, labels: LabelSet, pooling: str, head_kind: str, frozen: bool, dropout: float = 0.1
 ) -> PooledClassifier:
     encoder.config.id2label = labels.id2label
     encoder.config.label2id = labels.label2id
-    head = HEADS[head_kind](encoder.config.hidden_size, len(labels))
+    head = HEADS[head_kind](encoder.config.hidden_size, len(labels), dropout=dropout)
     return PooledClassifier(encoder, head, pooling, head_kind, frozen)
 
 

@@ -220,14 +220,15 @@ def resolve_pooling(setting: str, source: str, freeze_all: bool) -> str:
 
 def _build_model(config: TrainConfig, source: str, task: Task) -> nn.Module:
     pooling = resolve_pooling(config.pooling, source, config.freeze_all)
-    if config.freeze_all:
+    dropout = config.resolved_dropout
+    if config.freeze_all:  # the encoder only runs in eval mode: the rate is the head's
         return build_pooled_classifier(load_encoder(source, config.trust_remote_code), task.labels, pooling, "dense",
-                                       frozen=True)  # fmt: skip
+                                       frozen=True, dropout=dropout)  # fmt: skip
     if pooling == "pooler":
-        model = load_sequence_classifier(source, task.labels, task.kind, config.trust_remote_code)
+        model = load_sequence_classifier(source, task.labels, task.kind, config.trust_remote_code, dropout)
     else:
-        model = build_pooled_classifier(load_encoder(source, config.trust_remote_code), task.labels, pooling, "linear",
-                                        frozen=False)  # fmt: skip
+        encoder = load_encoder(source, config.trust_remote_code, dropout)
+        model = build_pooled_classifier(encoder, task.labels, pooling, "linear", frozen=False, dropout=dropout)
     if config.gradient_checkpointing:
         encoder = model.encoder if isinstance(model, PooledClassifier) else model
         encoder.activation_checkpointing_enable({"use_reentrant": False})  # was gradient_checkpointing_enable

@@ -65,6 +65,7 @@ def suggest(trial, config: TrainConfig) -> dict:
         "epochs": trial.suggest_int("epochs", 2, 8),
         "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
         "warmup_ratio": trial.suggest_float("warmup_ratio", 0.0, 0.2),
+        "dropout": trial.suggest_categorical("dropout", [0.0, 0.1]),
     }
 
 
