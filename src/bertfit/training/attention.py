@@ -6,8 +6,8 @@ the values. This is that same computation with bertfit's cheaper dropout mask (`
 which made a layer's attention (forward and backward) about a quarter faster on short texts. With
 dropout off (bertfit's default) the fused kernel does apply, but on CoLA-sized batches (32 texts of
 about 14 tokens, bf16, 2 cores) a whole training step took twice as long with it (227 ms) as with
-this (114 ms), so this stays in use on CPUs either way. It is registered with transformers' attention interface and used only while training steps run; scoring
-keeps the model's own attention.
+this (114 ms), so this stays in use on CPUs either way. It is registered with transformers'
+attention interface and used only while training steps run; scoring keeps the model's own attention.
 """
 
 from __future__ import annotations
