@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 
 DEMO_DIR := runs/sms_spam
 
-.PHONY: demo test test-fast install install-dev browser clean
+.PHONY: demo test test-fast lint install install-dev browser clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,7 +43,14 @@ browser:
 		else echo "chromium/chromedriver missing and not root: browser tests will skip"; fi; \
 	fi
 
-test: $(BIN)/.installed-dev browser
+# The layers contract (import-linter, in pyproject.toml) and ruff run before the tests: a circle or an
+# upward import fails the build as a failing test does.
+lint: $(BIN)/.installed-dev
+	$(BIN)/lint-imports
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+test: $(BIN)/.installed-dev browser lint
 	$(BIN)/python -m pytest
 
 test-fast: $(BIN)/.installed-dev

@@ -1,6 +1,6 @@
 """Inference batches: every row once, longest first, and padded size capped by the token budget."""
 
-from bertfit.training.batching import inference_batches
+from bertfit.encoding.batching import inference_batches
 
 
 def test_token_budget_splits_mixed_lengths_and_keeps_every_row():

@@ -61,7 +61,9 @@ def test_serving_benchmark_prints_its_table(small_model_dir):
                             "--no-append"])  # fmt: skip
     rows = _rows(body, "| server |")
     assert [r.split("|")[1].strip() for r in rows] == list(serve_load.MODES)
-    assert all(r.split("|")[2].strip() == "60" and r.split("|")[3].strip() == "0" for r in rows)  # all answered, no errors
+    assert all(
+        r.split("|")[2].strip() == "60" and r.split("|")[3].strip() == "0" for r in rows
+    )  # all answered, no errors
     assert rows[-1].rstrip(" |").endswith("1.00×")
 
 

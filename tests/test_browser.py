@@ -59,7 +59,9 @@ def test_page_predicts_a_typed_message(browser, server, tmp_path):
 
     browser.get(server + "/")
     wait_for(browser, lambda b: "labels: neg, pos" in b.find_element(By.ID, "about").text)
-    browser.find_element(By.ID, "text").send_keys("what a lovely wonderful day ☀ café")  # chromedriver types BMP characters only
+    browser.find_element(By.ID, "text").send_keys(
+        "what a lovely wonderful day ☀ café"
+    )  # chromedriver types BMP characters only
     browser.find_element(By.ID, "predict").click()
     label = wait_for(browser, lambda b: b.find_element(By.ID, "label").text)
     assert label in ("neg", "pos")
@@ -82,12 +84,12 @@ def test_page_shows_the_error_of_an_empty_text(browser, server):
 def test_report_renders_every_section(browser, server, small_model_dir, tmp_path):
     from selenium.webdriver.common.by import By
 
-    from bertfit.evaluation.report import SECTIONS
+    from test_tasks import REPORT_SECTIONS
 
     browser.get(server + "/")
     browser.find_element(By.LINK_TEXT, "training report").click()
     wait_for(browser, lambda b: b.find_elements(By.ID, "wrong"))
-    for section in SECTIONS:
+    for section in REPORT_SECTIONS:
         element = browser.find_element(By.ID, section)
         assert element.is_displayed() and element.find_element(By.TAG_NAME, "h2").text, section
     images = browser.find_elements(By.TAG_NAME, "img")

@@ -68,7 +68,9 @@ def test_reloaded_folder_predicts_exactly_what_was_trained(tiny_bert, sentiment_
 def test_training_lowers_the_loss_and_learns(tiny_bert, sentiment_csv, tmp_path):
     output = tmp_path / "m"
     # A random tiny model must learn its word embeddings to pick up the sentiment words.
-    args = train_args(sentiment_csv, tiny_bert, output, "--epochs", "6", "--learning-rate", "3e-3", "--train-word-embeddings")
+    args = train_args(
+        sentiment_csv, tiny_bert, output, "--epochs", "6", "--learning-rate", "3e-3", "--train-word-embeddings"
+    )
     assert main(args) == 0
     with open(output / "training_log.csv", newline="") as handle:
         losses = [float(row["train_loss"]) for row in csv.DictReader(handle)]
@@ -97,7 +99,9 @@ def test_predict_texts_and_files(tiny_bert, sentiment_csv, tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[0].split("\t")[0] in ("neg", "pos") and lines[0].endswith("a lovely day")
 
-    source = write_csv(tmp_path / "in.csv", [(i, t) for i, (t, _) in enumerate(sentiment_rows(5))], header=("id", "text"))
+    source = write_csv(
+        tmp_path / "in.csv", [(i, t) for i, (t, _) in enumerate(sentiment_rows(5))], header=("id", "text")
+    )
     assert main(["predict", str(output), "--input", str(source), "--output", str(tmp_path / "out.jsonl")]) == 0
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert len(rows) == 5
@@ -142,7 +146,9 @@ def test_existing_output_is_kept_without_overwrite(tiny_bert, sentiment_csv, tmp
 
 def test_config_file_with_flag_override(tiny_bert, sentiment_csv, tmp_path):
     config = tmp_path / "run.toml"
-    config.write_text(f'model = "{tiny_bert}"\nepochs = 3\nprogress = false\n[data]\ntrain = "{sentiment_csv}"\nsplit = "0.6,0.2,0.2"\n')
+    config.write_text(
+        f'model = "{tiny_bert}"\nepochs = 3\nprogress = false\n[data]\ntrain = "{sentiment_csv}"\nsplit = "0.6,0.2,0.2"\n'
+    )
     assert main(["train", "--config", str(config), "--epochs", "1", "--output", str(tmp_path / "m")]) == 0
     manifest = json.loads((tmp_path / "m" / "bertfit.json").read_text())
     assert manifest["epochs_run"] == 1 and manifest["config"]["model"] == str(tiny_bert)

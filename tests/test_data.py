@@ -5,9 +5,10 @@ import logging
 import pytest
 
 from bertfit.config import DataConfig
-from bertfit.data.labels import LabelSet
-from bertfit.data.load import load_data, read_labelled_file
+from bertfit.data.load import load_data
+from bertfit.data.table import read_labelled_file
 from bertfit.errors import DataError
+from bertfit.tasks import LabelSet
 from conftest import sentiment_rows, write_csv
 
 
@@ -49,7 +50,9 @@ def test_missing_column_lists_columns_found(tmp_path):
 
 def test_ambiguous_label_column_asks_for_the_flag(tmp_path):
     path = tmp_path / "d.tsv"
-    path.write_text("".join(f"s{i % 3}\t{i % 2}\t{'*' if i % 2 else ''}\tsentence number {i} here\n" for i in range(12)))
+    path.write_text(
+        "".join(f"s{i % 3}\t{i % 2}\t{'*' if i % 2 else ''}\tsentence number {i} here\n" for i in range(12))
+    )
     with pytest.raises(DataError, match=r"cannot infer the label column \(candidates: 0, 1, 2; .*pass --label-column"):
         read_labelled_file(path)
 
@@ -79,7 +82,9 @@ def test_missing_label_names_row(tmp_path):
 
 def test_one_class_is_refused(tmp_path):
     path = write_csv(tmp_path / "d.csv", [(f"text {i}", "pos") for i in range(6)])
-    with pytest.raises(DataError, match=r"d\.csv: the training data has 1 class \('pos'\); classification needs at least two"):
+    with pytest.raises(
+        DataError, match=r"d\.csv: the training data has 1 class \('pos'\); classification needs at least two"
+    ):
         load_data(DataConfig(train=str(path)))
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from bertfit.cli import main
-from bertfit.training.loop import build_optimizer, build_scheduler, fit
+from bertfit.training.loop import EpochBatches, StepRecipe, build_optimizer, build_scheduler, fit
 
 LEARN = ["--epochs", "4", "--learning-rate", "3e-3", "--train-word-embeddings", "--pooling", "mean"]
 
@@ -34,8 +34,8 @@ def _train_linear(batches, accumulate: int = 1, precision: str = "fp32", loss_fn
     model = _Linear()
     optimizer = build_optimizer(model, 0.1, 0.0, 1e-8)
     scheduler = build_scheduler(optimizer, 2, 0.0)
-    epochs = fit(model, lambda epoch: iter(batches), len(batches), 1, optimizer, scheduler, loss_fn,
-                 max_grad_norm, precision, torch.device("cpu"), accumulate=accumulate)  # fmt: skip
+    recipe = StepRecipe(optimizer, scheduler, loss_fn, max_grad_norm, precision, torch.device("cpu"), accumulate)
+    epochs = fit(model, EpochBatches(lambda epoch: iter(batches), len(batches)), 1, recipe)
     list(epochs)
     return model.state_dict()
 
@@ -109,12 +109,21 @@ LAUNCHERS = {
 def test_two_processes_train_like_one(launcher, tiny_bert, sentiment_csv, tmp_path):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     assert main(train_args(sentiment_csv, tiny_bert, single)) == 0
-    command = [sys.executable, "-m", *LAUNCHERS[launcher](), "-m", "bertfit", *train_args(sentiment_csv, tiny_bert, ddp)]
+    command = [
+        sys.executable,
+        "-m",
+        *LAUNCHERS[launcher](),
+        "-m",
+        "bertfit",
+        *train_args(sentiment_csv, tiny_bert, ddp),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stderr.count("distributed training: 2 processes (gloo)") == 1  # rank 0 alone logs ...
-    assert run.stderr.count("first row read as a header") == 1 and run.stdout.count(f"saved {ddp}") == 1  # ... and prints
+    assert (
+        run.stderr.count("first row read as a header") == 1 and run.stdout.count(f"saved {ddp}") == 1
+    )  # ... and prints
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "sentiment.csv", "single"]  # rank 0 alone writes
     from bertfit import Predictor
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from bertfit.data.labels import LabelSet
-from bertfit.evaluation import classification_metrics, format_metrics
-from bertfit.tasks import CLASSIFICATION, MULTI_LABEL, REGRESSION, Task
+from bertfit.evaluation.metrics import format_metrics
+from bertfit.tasks import LabelSet, MultiLabelTask, RegressionTask, SingleLabelTask
+from bertfit.tasks.single_label import classification_metrics
 
 
 def test_metrics_over_the_whole_split():
@@ -29,10 +29,10 @@ def test_absent_class_gets_zero_not_an_error():
 
 
 def test_primary_metric():
-    assert Task(CLASSIFICATION, LabelSet(("a", "b"))).primary_metric == "mcc"
-    assert Task(CLASSIFICATION, LabelSet(("a", "b", "c", "d"))).primary_metric == "f1_macro"
-    assert Task(MULTI_LABEL, LabelSet(("a", "b"))).primary_metric == "f1_macro"
-    assert Task(REGRESSION, LabelSet(("value",))).primary_metric == "pearson"
+    assert SingleLabelTask(LabelSet(("a", "b"))).primary_metric == "mcc"
+    assert SingleLabelTask(LabelSet(("a", "b", "c", "d"))).primary_metric == "f1_macro"
+    assert MultiLabelTask(LabelSet(("a", "b"))).primary_metric == "f1_macro"
+    assert RegressionTask(LabelSet(("value",))).primary_metric == "pearson"
 
 
 def test_table_lists_every_class():

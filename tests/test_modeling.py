@@ -3,7 +3,6 @@
 import pytest
 import torch
 
-from bertfit.data.labels import LabelSet
 from bertfit.errors import ModelError
 from bertfit.modeling import (
     build_pooled_classifier,
@@ -13,9 +12,10 @@ from bertfit.modeling import (
     load_encoder,
     load_sequence_classifier,
     reinit_top_layers,
+    resolve_pooling,
     trained_pooling,
 )
-from bertfit.training.run import resolve_pooling
+from bertfit.tasks import LabelSet
 
 LABELS = LabelSet(("neg", "pos"))
 
@@ -44,7 +44,10 @@ def test_dropout_rate_reaches_every_layer_and_the_saved_config(kind, tiny_models
 @pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta", "deberta-v2"])
 def test_dropout_zero_makes_training_mode_deterministic(kind, tiny_models):
     """Attention weights too: their dropout is not a module, so only the outputs show it is off."""
-    inputs = {"input_ids": torch.tensor([[101, 2023, 2003, 1037, 3231, 102]]), "attention_mask": torch.ones(1, 6).long()}
+    inputs = {
+        "input_ids": torch.tensor([[101, 2023, 2003, 1037, 3231, 102]]),
+        "attention_mask": torch.ones(1, 6).long(),
+    }
     own = load_encoder(str(tiny_models[kind])).train()
     assert not torch.equal(own(**inputs).last_hidden_state, own(**inputs).last_hidden_state)
     off = load_encoder(str(tiny_models[kind]), dropout=0.0).train()

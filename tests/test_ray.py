@@ -35,7 +35,11 @@ def test_ray_predicts_shards_like_the_local_engine(local_ray, small_model_dir, t
 
     assert main(["predict", str(small_model_dir), "--input", str(shards), "--output", str(tmp_path / "local")]) == 0
     assert "wrote 300 predictions from 3 files" in capsys.readouterr().out
-    assert sorted(p.name for p in (tmp_path / "local").iterdir()) == ["part-0.parquet", "part-1.parquet", "part-2.parquet"]
+    assert sorted(p.name for p in (tmp_path / "local").iterdir()) == [
+        "part-0.parquet",
+        "part-1.parquet",
+        "part-2.parquet",
+    ]
     args = ["predict", str(small_model_dir), "--input", str(shards / "*.parquet"), "--output", str(tmp_path / "ray"),
             "--engine", "ray", "--workers", "2", "--text-column", "text"]  # fmt: skip
     assert main(args) == 0

@@ -63,8 +63,10 @@ def test_quoted_tsv_is_unquoted():
     frame = read_table(SHARED_DATA / "goemotions" / "dev.tsv")
     assert len(frame) == 5426
     # Line 89 is written """I didn't ..."" Oh look a new one!": CSV quoting with doubled quotes.
-    assert frame[0][88] == '"I didn\'t learn anything from the last short clip video on twitter that cut in mid way ' \
+    assert (
+        frame[0][88] == "\"I didn't learn anything from the last short clip video on twitter that cut in mid way "
         'through an confrontation" Oh look a new one!'
+    )
     assert not frame[0].str.contains('""', regex=False).any()
 
 

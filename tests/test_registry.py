@@ -25,7 +25,9 @@ def test_download_plain_file_and_check_sha(tmp_path, monkeypatch):
     source = tmp_path / "remote.csv"
     source.write_bytes(payload)
     monkeypatch.setenv("BERTFIT_DATA_DIR", str(tmp_path / "cache"))
-    spec = DatasetSpec("toy", "toy", {"train": RemoteFile("toy.csv", _sha(payload), source.as_uri())}, "text", "label", True)
+    spec = DatasetSpec(
+        "toy", "toy", {"train": RemoteFile("toy.csv", _sha(payload), source.as_uri())}, "text", "label", True
+    )
     paths = dataset_files(spec)
     assert paths["train"] == tmp_path / "cache" / "toy" / "toy.csv"
     assert paths["train"].read_bytes() == payload

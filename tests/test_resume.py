@@ -34,13 +34,13 @@ train(config_from_args(build_parser().parse_args(sys.argv[2:])), KillAfter(int(s
 # Writes the model folder over an existing one and SIGKILLs itself half-way through writing it.
 KILL_WHILE_SAVING = """
 import os, signal, sys
-import bertfit.artifacts
+import bertfit.training.save
 from bertfit.cli import main
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
-bertfit.artifacts._write_card = die
+bertfit.training.save._write_card = die
 main(sys.argv[1:])
 """
 

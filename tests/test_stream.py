@@ -53,13 +53,15 @@ def test_non_utf8_jsonl_names_the_line(tmp_path):
 @pytest.fixture(scope="module")
 def predictor(tiny_models):
     from bertfit import Predictor
-    from bertfit.data.labels import LabelSet
     from bertfit.modeling import build_pooled_classifier, load_encoder, load_tokenizer
+    from bertfit.tasks import LabelSet, SingleLabelTask
 
     source = str(tiny_models["bert"])
     labels = LabelSet(("neg", "pos"))
     model = build_pooled_classifier(load_encoder(source), labels, "mean", "linear", frozen=False)
-    return Predictor.from_model(model, load_tokenizer(source), labels, 32, precision="fp32", batch_size=8)
+    return Predictor.from_model(
+        model, load_tokenizer(source), SingleLabelTask(labels), 32, precision="fp32", batch_size=8
+    )
 
 
 def test_streamed_prediction_equals_whole_file_prediction(predictor, tmp_path):

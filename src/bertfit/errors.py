@@ -33,3 +33,13 @@ class OutputExistsError(BertfitError):
     """The output folder exists and ``--overwrite`` was not given."""
 
     exit_code = 5
+
+
+MAX_LISTED_ROWS = 10
+
+
+def describe_rows(rows: list[int]) -> str:
+    """'row 3' or 'rows 3, 9 and 12 more': row numbers for error messages, the list kept short."""
+    shown = ", ".join(str(r) for r in rows[:MAX_LISTED_ROWS])
+    more = f" and {len(rows) - MAX_LISTED_ROWS} more" if len(rows) > MAX_LISTED_ROWS else ""
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"

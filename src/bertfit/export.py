@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +18,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from bertfit.config import TrainConfig
+from bertfit.data.load import load_data
+from bertfit.data.table import read_labelled_file
 from bertfit.errors import ConfigError, DataError
-from bertfit.inference.backends import ONNX_DIR, ONNX_FILES, OnnxBackend, require_onnxruntime
-from bertfit.inference.predictor import Predictor, read_manifest
+from bertfit.evaluation.scoring import gold_of_split, require_pair_column
+from bertfit.folder import ONNX_DIR, ONNX_FILES, PARITY_FILE, Manifest, atomic_folder, read_manifest
+from bertfit.inference.backends import OnnxBackend, require_onnxruntime
+from bertfit.inference.predictor import Predictor
 from bertfit.modeling import logits_of
-from bertfit.tasks import CLASSIFICATION
 
 log = logging.getLogger(__name__)
 
-PARITY_FILE = "parity.json"
 OPSET = 17
 
 
@@ -64,17 +64,12 @@ def export_onnx(model_dir: str | Path, quantize: str | None = None, data: str | 
     folder = Path(model_dir)
     predictor = Predictor.load(folder, precision="fp32", device="cpu")
     split = _parity_split(folder, predictor, data, text_column, label_column, pair_column)  # fail before exporting
-    staging = Path(tempfile.mkdtemp(prefix=f".{ONNX_DIR}.tmp-", dir=folder))
-    try:
+    with atomic_folder(folder / ONNX_DIR) as staging:
         _export_graph(predictor, staging / ONNX_FILES["onnx"])
         if quantize == "int8":
             _quantize_int8(staging / ONNX_FILES["onnx"], staging / ONNX_FILES["onnx-int8"])
         report = _parity(predictor, staging, split)
         (staging / PARITY_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        _replace_dir(staging, folder / ONNX_DIR)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report
 
 
@@ -110,12 +105,8 @@ def _quantize_int8(source: Path, target: Path) -> None:
 
 def _parity_split(folder: Path, predictor: Predictor, data: str | None, text_column, label_column,
                   pair_column) -> ParitySplit:  # fmt: skip
-    from bertfit.evaluation.scoring import gold_of_split, require_pair_column
-
     manifest = read_manifest(folder)
     if data:
-        from bertfit.data.load import read_labelled_file
-
         require_pair_column(manifest, folder, pair_column)
         split = read_labelled_file(data, text_column, label_column, name="parity", pair_column=pair_column)
     else:
@@ -123,12 +114,9 @@ def _parity_split(folder: Path, predictor: Predictor, data: str | None, text_col
     return ParitySplit(split.source, split.texts, split.pairs, gold_of_split(predictor.task, manifest, split))
 
 
-def _validation_split(manifest: dict, folder: Path):
-    from bertfit.config import TrainConfig
-    from bertfit.data.load import load_data
-
+def _validation_split(manifest: Manifest, folder: Path):
     try:
-        loaded = load_data(TrainConfig.from_dict(manifest["config"]).data)
+        loaded = load_data(TrainConfig.from_dict(manifest.config).data)
     except DataError as err:
         raise DataError(f"{folder}: cannot reload its validation split for the parity check ({err}); "
                         "pass --data FILE with labelled texts") from None  # fmt: skip
@@ -140,14 +128,12 @@ def _validation_split(manifest: dict, folder: Path):
 
 def _parity(predictor: Predictor, staging: Path, split: ParitySplit) -> dict:
     """Torch fp32 against each exported graph: same decisions, same metric, how far outputs move."""
-    from bertfit.evaluation import task_metrics
-
     task = predictor.task
-    metric = "accuracy" if task.kind == CLASSIFICATION else task.primary_metric
+    metric = task.parity_metric
     encoded = predictor.encode(split.texts, split.pairs)
     reference = predictor.outputs_of(encoded)
     decided = task.decide(reference)
-    score = task_metrics(task, split.gold, reference)[metric]
+    score = task.metrics(split.gold, reference)[metric]
     report = {"data": split.source, "rows": len(split.texts), "metric": metric, "torch_fp32": score}
     for backend, name in ONNX_FILES.items():
         if not (staging / name).is_file():
@@ -155,7 +141,7 @@ def _parity(predictor: Predictor, staging: Path, split: ParitySplit) -> dict:
         exported = Predictor(OnnxBackend(staging / name, backend), predictor.tokenizer, task, predictor.policy,
                              predictor.batch_size, predictor.token_types).outputs_of(encoded)  # fmt: skip
         agree = task.decide(exported) == decided
-        exported_score = task_metrics(task, split.gold, exported)[metric]
+        exported_score = task.metrics(split.gold, exported)[metric]
         report[backend] = {
             "file": f"{ONNX_DIR}/{name}",
             "agreement": float(agree.all(axis=1).mean() if agree.ndim == 2 else agree.mean()),
@@ -165,18 +151,6 @@ def _parity(predictor: Predictor, staging: Path, split: ParitySplit) -> dict:
             "size_mb": round((staging / name).stat().st_size / 2**20, 1),
         }
     return report
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    os.chmod(staging, 0o755)
-    if target.exists():
-        retired = target.with_name(f".{target.name}.old")
-        shutil.rmtree(retired, ignore_errors=True)
-        os.replace(target, retired)
-        os.replace(staging, target)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        os.replace(staging, target)
 
 
 def format_parity(report: dict) -> str:
@@ -191,4 +165,3 @@ def format_parity(report: dict) -> str:
                 f"{row['size_mb']} MB  {row['file']}"
             )
     return "\n".join(lines)
-

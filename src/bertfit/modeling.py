@@ -17,15 +17,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bertfit.config import DEFAULT_MODEL
-from bertfit.data.labels import LabelSet
+from bertfit.config import DEFAULT_MODEL, TrainConfig
 from bertfit.errors import ModelError
+from bertfit.folder import HEAD_FILE, MANIFEST, POOLED_CLASSIFIER, SEQUENCE_CLASSIFIER, Manifest
+from bertfit.tasks import LabelSet, Task
 
 log = logging.getLogger(__name__)
-
-HEAD_FILE = "head.safetensors"
-SEQUENCE_CLASSIFIER = "sequence-classifier"
-POOLED_CLASSIFIER = "pooled-classifier"
 
 
 def load_errors() -> tuple[type[Exception], ...]:
@@ -60,16 +57,6 @@ def load_tokenizer(source: str, trust_remote_code: bool = False):
         raise ModelError(f"cannot load the tokenizer of {source!r}: {_first_line(err)}") from None
 
 
-def model_max_length(tokenizer, config) -> int:
-    """The longest input the model accepts: the tokenizer's limit and the position table's."""
-    limits = [getattr(config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
-    usable = [int(v) for v in limits if isinstance(v, int) and 0 < v < 100_000]
-    # RoBERTa-style models reserve the first positions for padding offsets.
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") and usable:
-        usable[0] = min(usable[0], int(config.max_position_embeddings) - 2)
-    return min(usable) if usable else 512
-
-
 def trained_pooling(source: str) -> str | None:
     """The pooling a sentence-transformers encoder was trained with (its folder says), else None."""
     config = Path(source) / "1_Pooling" / "config.json"
@@ -80,13 +67,10 @@ def trained_pooling(source: str) -> str | None:
 
 
 # -- full and partial fine-tuning ----------------------------------------------------------
-PROBLEM_TYPES = {"classification": "single_label_classification", "multi-label": "multi_label_classification",
-                 "regression": "regression"}  # fmt: skip
-
-
-def load_sequence_classifier(source: str, labels: LabelSet, task: str = "classification",
+def load_sequence_classifier(source: str, labels: LabelSet, problem_type: str = "single_label_classification",
                              trust_remote_code: bool = False, dropout: float | None = None) -> nn.Module:  # fmt: skip
-    """``dropout``: every dropout rate of the model and its head (None: the model's own)."""
+    """``problem_type``: transformers' name of the task shape (``Task.problem_type``); ``dropout``:
+    every dropout rate of the model and its head (None: the model's own)."""
     from transformers import AutoModelForSequenceClassification
 
     try:
@@ -95,7 +79,7 @@ def load_sequence_classifier(source: str, labels: LabelSet, task: str = "classif
             num_labels=len(labels),
             id2label=labels.id2label,
             label2id=labels.label2id,
-            problem_type=PROBLEM_TYPES[task],
+            problem_type=problem_type,
             **dropout_settings(source, dropout, trust_remote_code),
             **safe_loading(trust_remote_code),
         )
@@ -242,6 +226,23 @@ class PooledClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(input_ids, attention_mask, **extra).float())
 
+    def save_pretrained(self, folder: Path) -> None:
+        """The encoder as transformers saves it, and the head beside it in ``head.safetensors``."""
+        from safetensors.torch import save_file
+
+        self.encoder.save_pretrained(folder)
+        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, Path(folder) / HEAD_FILE)
+
+    @classmethod
+    def from_pretrained(cls, folder: Path, manifest: Manifest, trust_remote_code: bool = False) -> PooledClassifier:
+        """Rebuild a saved pooled classifier; ``manifest`` says its pooling, head and whether it was frozen."""
+        from safetensors.torch import load_file
+
+        encoder = load_encoder(str(folder), trust_remote_code)
+        head = HEADS[manifest.head](encoder.config.hidden_size, len(manifest.labels))
+        head.load_state_dict(load_file(Path(folder) / HEAD_FILE))
+        return cls(encoder, head, manifest.pooling, manifest.head, manifest.frozen_encoder)
+
 
 def load_encoder(source: str, trust_remote_code: bool = False, dropout: float | None = None) -> nn.Module:
     """``dropout``: every dropout rate of the encoder (None: the model's own)."""
@@ -267,6 +268,20 @@ def build_pooled_classifier(
     return PooledClassifier(encoder, head, pooling, head_kind, frozen)
 
 
+def load_model(folder: Path, manifest: Manifest, trust_remote_code: bool = False) -> nn.Module:
+    """The model a folder holds, as its manifest describes it; weights from safetensors only."""
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        if manifest.architecture == SEQUENCE_CLASSIFIER:
+            return AutoModelForSequenceClassification.from_pretrained(folder, **safe_loading(trust_remote_code))
+        if manifest.architecture == POOLED_CLASSIFIER:
+            return PooledClassifier.from_pretrained(folder, manifest, trust_remote_code)
+    except load_errors() as err:
+        raise ModelError(f"{folder}: cannot load the model: {describe_load_error(err)}") from None
+    raise ModelError(f"{folder}: unknown architecture {manifest.architecture!r} in {MANIFEST}")
+
+
 def describe_architecture(model: nn.Module) -> dict:
     """What ``bertfit.json`` records to rebuild ``model`` from its folder."""
     if isinstance(model, PooledClassifier):
@@ -287,3 +302,37 @@ def logits_of(output) -> torch.Tensor:
 def _first_line(err: Exception) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+# -- the model a training run starts from -------------------------------------------------------
+def resolve_pooling(setting: str, source: str, freeze_all: bool) -> str:
+    """'auto': the pooling a sentence-transformers encoder was trained with; otherwise the model's
+    own pooler, or mean pooling for a frozen encoder (whose head is ours)."""
+    if setting != "auto":
+        return setting
+    return trained_pooling(source) or ("mean" if freeze_all else "pooler")
+
+
+def build_model(config: TrainConfig, source: str, task: Task) -> nn.Module:
+    """The classifier ``config`` asks for over the encoder at ``source``: pooling, head, dropout,
+    re-initialised, frozen and fixed parts."""
+    pooling = resolve_pooling(config.pooling, source, config.freeze_all)
+    dropout = config.resolved_dropout
+    if config.freeze_all:  # the encoder only runs in eval mode: the rate is the head's
+        return build_pooled_classifier(load_encoder(source, config.trust_remote_code), task.labels, pooling, "dense",
+                                       frozen=True, dropout=dropout)  # fmt: skip
+    if pooling == "pooler":
+        model = load_sequence_classifier(source, task.labels, task.problem_type, config.trust_remote_code, dropout)
+    else:
+        encoder = load_encoder(source, config.trust_remote_code, dropout)
+        model = build_pooled_classifier(encoder, task.labels, pooling, "linear", frozen=False, dropout=dropout)
+    if config.gradient_checkpointing:
+        wrapped = model.encoder if isinstance(model, PooledClassifier) else model
+        wrapped.activation_checkpointing_enable({"use_reentrant": False})  # was gradient_checkpointing_enable
+    if config.reinit_layers:
+        reinit_top_layers(model, config.reinit_layers)
+    if config.frozen_layers:
+        freeze_bottom_layers(model, config.frozen_layers)
+    if not config.train_word_embeddings:
+        freeze_word_embeddings(model)
+    return model

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bertfit.data.load import TextSplit, checked_labels, checked_texts, resolve_columns
 from bertfit.data.readers import ReadOptions
-from bertfit.data.stream import atomic_output, iter_table
-from bertfit.data.targets import shape_labels
+from bertfit.data.stream import iter_table
+from bertfit.data.table import TextSplit, checked_labels, checked_texts, resolve_columns
 from bertfit.errors import ConfigError, DataError
-from bertfit.tasks import CLASSIFICATION
+from bertfit.folder import atomic_file
+from bertfit.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,8 @@ class ArrowSplit:
     name: str
     source: str
     table: object  # datasets.Dataset with columns text, label and maybe pair, memory-mapped
-    task: str = CLASSIFICATION
+    task: type[Task] | None = None  # the shape labels are read in, once checked (see ``with_task``)
     label_sep: str = ","
-    shaped: bool = False  # labels checked for ``task`` (see ``with_task``)
     row_numbers: np.ndarray | None = None  # 1-based data rows of ``source`` after ``subset`` (None: all, in order)
 
     def __len__(self) -> int:
@@ -105,12 +104,12 @@ class ArrowSplit:
             batch = self.table[first : first + PIECE_ROWS]
             piece = TextSplit(self.name, self.source, batch["text"], batch["label"],
                               rows[first : first + len(batch["text"])], batch.get("pair"))  # fmt: skip
-            yield shape_labels(piece, self.task, self.label_sep) if self.shaped else piece
+            yield piece if self.task is None else piece.with_task(self.task, self.label_sep)
 
-    def with_task(self, task: str, label_sep: str) -> ArrowSplit:
+    def with_task(self, task: type[Task], label_sep: str) -> ArrowSplit:
         """The split with labels read in ``task``'s form; checks every row now, so a bad cell stops
         the run before a model loads, naming its row."""
-        shaped = replace(self, task=task, label_sep=label_sep, shaped=True)
+        shaped = replace(self, task=task, label_sep=label_sep)
         for _ in shaped.pieces():
             pass
         return shaped
@@ -214,7 +213,7 @@ def _write_rows(path: Path, target: Path, text_column, label_column, pair_column
     names = ["text", "label"] + (["pair"] if pair_column is not None else [])
     schema = pa.schema([(name, pa.string()) for name in names])
     first_row, columns = 1, None
-    with atomic_output(target) as temp, pa.OSFile(str(temp), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
+    with atomic_file(target) as temp, pa.OSFile(str(temp), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         for frame in iter_table(path, READ_CHUNK_ROWS, options):
             if columns is None:  # inferred from the first chunk, kept for the rest
                 columns = resolve_columns(frame, text_column, label_column, pair_column, source)

@@ -3,30 +3,16 @@ how labels are spread over the splits, and how long the training texts are in to
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
 from bertfit.data.load import LoadedData
-from bertfit.tasks import MULTI_LABEL, REGRESSION
 
 LENGTH_BINS = 40
 
 
 def data_profile(data: LoadedData, token_lengths: np.ndarray | None, max_length: int) -> dict:
-    return {"labels": {name: label_counts(split.labels, data.task) for name, split in data.splits.items()},
+    return {"labels": {name: data.task.label_counts(split.labels) for name, split in data.splits.items()},
             "token_lengths": length_histogram(token_lengths, max_length)}  # fmt: skip
-
-
-def label_counts(labels: list, task: str) -> dict:
-    """Rows per class; rows carrying each label (multi-label); a histogram of values (regression)."""
-    if task == REGRESSION:
-        values = np.fromiter(labels, dtype=float)
-        counts, edges = np.histogram(values, bins=20) if len(values) else (np.array([]), np.array([]))
-        return {"histogram": {"edges": edges.tolist(), "counts": counts.tolist()}}
-    if task == MULTI_LABEL:
-        return dict(Counter(name for row in labels for name in row).most_common())
-    return dict(Counter(str(label) for label in labels).most_common())
 
 
 def length_histogram(lengths: np.ndarray | None, max_length: int) -> dict | None:

@@ -46,9 +46,7 @@ def file_format(path: Path) -> str:
         return "tsv"
     if "," in first_line:
         return "csv"
-    raise DataError(
-        f"{path}: unknown file type {suffix or '(no suffix)'!r}; use .csv, .tsv, .jsonl or .parquet"
-    )
+    raise DataError(f"{path}: unknown file type {suffix or '(no suffix)'!r}; use .csv, .tsv, .jsonl or .parquet")
 
 
 def read_table(path: str | Path, options: ReadOptions = ReadOptions()) -> pd.DataFrame:
@@ -167,13 +165,3 @@ def _is_number(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-MAX_LISTED_ROWS = 10
-
-
-def describe_rows(rows: list[int]) -> str:
-    """'row 3' or 'rows 3, 9 and 12 more': row numbers for error messages, the list kept short."""
-    shown = ", ".join(str(r) for r in rows[:MAX_LISTED_ROWS])
-    more = f" and {len(rows) - MAX_LISTED_ROWS} more" if len(rows) > MAX_LISTED_ROWS else ""
-    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"

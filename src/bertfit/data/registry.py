@@ -12,7 +12,6 @@ import hashlib
 import io
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bertfit.errors import DataError, DatasetUnavailableError
+from bertfit.folder import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +136,21 @@ DATASETS: dict[str, DatasetSpec] = {
         name="goemotions",
         description="GoEmotions: Reddit comments, multi-label over 27 emotions + neutral (official splits)",
         files={
-            "train": RemoteFile("train.tsv", "1c254a142be5c00e80d819b9ae1bbd36d94b2eeb8f4b1271846508d57e57d9c5",
-                                _GOEMOTIONS_URL + "train.tsv"),
-            "validation": RemoteFile("dev.tsv", "575489c079c9de1097062a01738f998590d6b7ead66dd1c9fd1d2ba01fd8bc62",
-                                     _GOEMOTIONS_URL + "dev.tsv"),
-            "test": RemoteFile("test.tsv", "0587b2dd8b27b97352adbfc3fb083d46005c8946657fdc2b1ca8b1cc7f1f8be4",
-                               _GOEMOTIONS_URL + "test.tsv"),
+            "train": RemoteFile(
+                "train.tsv",
+                "1c254a142be5c00e80d819b9ae1bbd36d94b2eeb8f4b1271846508d57e57d9c5",
+                _GOEMOTIONS_URL + "train.tsv",
+            ),
+            "validation": RemoteFile(
+                "dev.tsv",
+                "575489c079c9de1097062a01738f998590d6b7ead66dd1c9fd1d2ba01fd8bc62",
+                _GOEMOTIONS_URL + "dev.tsv",
+            ),
+            "test": RemoteFile(
+                "test.tsv",
+                "0587b2dd8b27b97352adbfc3fb083d46005c8946657fdc2b1ca8b1cc7f1f8be4",
+                _GOEMOTIONS_URL + "test.tsv",
+            ),
         },  # fmt: skip
         # Columns: comment, comma-separated label ids (0-based into emotions.txt), comment id.
         text_column=0,
@@ -235,6 +244,5 @@ def _check_digest(payload: bytes, expected: str | None, what: str) -> None:
 
 
 def _write_atomically(path: Path, payload: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{path.name}.") as handle:
-        handle.write(payload)
-    os.replace(handle.name, path)
+    with atomic_file(path) as temp:
+        temp.write_bytes(payload)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,11 +15,14 @@ import pandas as pd
 
 from bertfit.data.readers import ReadOptions, file_format, has_multiline_cell, json_record, looks_like_header
 from bertfit.errors import DataError
+from bertfit.folder import atomic_file
 
 CHUNK_ROWS = 8192
 
 
-def iter_table(path: str | Path, chunk_rows: int = CHUNK_ROWS, options: ReadOptions = ReadOptions()) -> Iterator[pd.DataFrame]:
+def iter_table(
+    path: str | Path, chunk_rows: int = CHUNK_ROWS, options: ReadOptions = ReadOptions()
+) -> Iterator[pd.DataFrame]:
     """The file's rows in frames of at most ``chunk_rows``; headerless files get columns 0, 1, 2, ..."""
     path = Path(path)
     if not path.is_file():
@@ -86,7 +87,9 @@ def _parse_chunks(path: Path, sep: str, quoting: int, chunk_rows: int, skip: int
         with reader:
             yield from reader
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: byte 0x{err.object[err.start]:02x} is not valid UTF-8; re-save the file as UTF-8") from None
+        raise DataError(
+            f"{path}: byte 0x{err.object[err.start]:02x} is not valid UTF-8; re-save the file as UTF-8"
+        ) from None
     except (pd.errors.ParserError, csv.Error) as err:
         raise DataError(f"{path}: cannot parse as {'TSV' if sep == chr(9) else 'CSV'}: {err}") from None
 
@@ -118,7 +121,7 @@ class TableWriter:
 
     def __enter__(self) -> TableWriter:
         self._swap = contextlib.ExitStack()
-        self._temp = self._swap.enter_context(atomic_output(self.path))
+        self._temp = self._swap.enter_context(atomic_file(self.path))
         if self.kind != "parquet":
             self._handle = open(self._temp, "w", encoding="utf-8", newline="")
         return self
@@ -149,27 +152,3 @@ class TableWriter:
         if self._parquet is not None:
             self._parquet.close()
         self._swap.__exit__(kind, error, traceback)
-
-
-@contextlib.contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path``: moved onto it with the umask's permissions when the block
-    ends cleanly, removed when it raises. Readers see the old file or the complete new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(descriptor)
-    temp = Path(name)
-    try:
-        yield temp
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    os.chmod(temp, 0o666 & ~current_umask())
-    os.replace(temp, path)
-
-
-def current_umask() -> int:
-    """The process umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

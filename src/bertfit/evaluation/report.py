@@ -9,53 +9,54 @@ import base64
 import csv
 import html
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from bertfit.evaluation.metrics import HEADLINES
-from bertfit.inference import read_manifest
-from bertfit.tasks import MULTI_LABEL, REGRESSION, Task
+from bertfit.folder import (
+    LOG_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    REPORT_FILE,
+    Manifest,
+    atomic_file,
+    read_json,
+    read_manifest,
+)
+from bertfit.tasks import Task, task_from_manifest
+from bertfit.tasks.base import saved_scores
 
-REPORT_FILE = "report.html"
 MOST_WRONG = 15
 MAX_CURVES = 12  # more classes than this make an unreadable PR plot: the best supported are drawn
-SECTIONS = ("profile", "training", "confusion", "per-class", "pr-curve", "wrong")
 
 
 def write_report(model_dir: str | Path, output: str | Path | None = None) -> Path:
-    from bertfit.data.stream import atomic_output
-
     folder = Path(model_dir)
     target = Path(output) if output else folder / REPORT_FILE
     page = build_report(folder)
-    with atomic_output(target) as temp:
+    with atomic_file(target) as temp:
         temp.write_text(page, encoding="utf-8")
     return target
 
 
 def build_report(folder: Path) -> str:
     manifest = read_manifest(folder)
-    metrics = _read_json(folder / "metrics.json")
-    history = _read_csv(folder / "training_log.csv")
-    predictions = _read_csv(folder / "predictions_test.csv")
+    task = task_from_manifest(manifest)
+    metrics = read_json(folder / METRICS_FILE)
+    history = _read_csv(folder / LOG_FILE)
+    predictions = _read_csv(folder / PREDICTIONS_FILE)
     sections = [
         ("profile", "Data", _profile_section(manifest)),
-        ("training", "Training", _training_section(history, manifest)),
+        ("training", "Training", _training_section(history, manifest, task)),
         ("confusion", "Confusion matrix", _confusion_section(metrics, manifest)),
         ("per-class", "Per-class precision, recall and F1", _per_class_section(metrics)),
-        ("pr-curve", "Precision-recall", _pr_section(predictions, manifest)),
-        ("wrong", "Most confidently wrong test examples", _wrong_section(predictions, manifest)),
+        ("pr-curve", "Precision-recall", _pr_section(predictions, task)),
+        ("wrong", "Most confidently wrong test examples", _wrong_section(predictions, task)),
     ]
-    return _page(manifest, metrics, sections)
+    return _page(manifest, task, metrics, sections)
 
 
 # -- reading ---------------------------------------------------------------------------------
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
 def _read_csv(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -64,46 +65,34 @@ def _read_csv(path: Path) -> list[dict]:
 
 
 # -- page ------------------------------------------------------------------------------------
-STYLE = """
-body{font:15px/1.45 system-ui,sans-serif;max-width:980px;margin:2rem auto;padding:0 1rem;color:#1d232a}
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2.2rem;border-bottom:1px solid #dde3ea;padding-bottom:.3rem}
-table{border-collapse:collapse;margin:.6rem 0}td,th{padding:.25rem .6rem;border-bottom:1px solid #eef1f4;text-align:right}
-th{background:#f5f7f9}td:first-child,th:first-child{text-align:left}.text{text-align:left;max-width:520px}
-img{max-width:100%}.muted{color:#66717d}nav a{margin-right:.8rem}code{background:#f2f4f6;padding:0 .25rem}
-"""
+def _page(manifest: Manifest, task: Task, metrics: dict, sections: list[tuple[str, str, str]]) -> str:
+    """The page, from ``templates/report.html.j2``; ``sections`` are (id, title, HTML) triples."""
+    import jinja2
 
-
-def _page(manifest: dict, metrics: dict, sections: list[tuple[str, str, str]]) -> str:
-    title = f"bertfit report: {manifest.get('base_model', 'model')} ({manifest.get('task', 'classification')})"
-    nav = "".join(f'<a href="#{key}">{html.escape(name)}</a>' for key, name, _ in sections)
-    body = "".join(f'<section id="{key}"><h2>{html.escape(name)}</h2>{content}</section>'
-                   for key, name, content in sections)  # fmt: skip
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{_summary(manifest, metrics)}"
-            f"<nav>{nav}</nav>{body}</body></html>")  # fmt: skip
-
-
-def _summary(manifest: dict, metrics: dict) -> str:
-    config = manifest.get("config", {})
-    data = config.get("data", {})
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("bertfit.evaluation", "templates"), autoescape=True)
+    data = manifest.config.get("data", {})
     facts = [
-        ("labels", ", ".join(manifest.get("labels", []))),
+        ("labels", ", ".join(manifest.labels)),
         ("data", data.get("dataset") or data.get("train") or "?"),
-        ("rows", ", ".join(f"{k} {v}" for k, v in manifest.get("data", {}).get("rows", {}).items())),
-        ("max length", f"{manifest.get('max_length')} tokens ({manifest.get('long_text', 'truncate')})"),
-        ("epochs", f"{manifest.get('epochs_run')} run, kept {manifest.get('best_epoch')}"),
-        ("precision", manifest.get("precision")),
-        ("calibration temperature", f"{manifest.get('temperature', 1.0):.3g}"),
+        ("rows", ", ".join(f"{k} {v}" for k, v in manifest.data.rows.items())),
+        ("max length", f"{manifest.max_length} tokens ({manifest.long_text})"),
+        ("epochs", f"{manifest.epochs_run} run, kept {manifest.best_epoch}"),
+        ("precision", manifest.precision),
+        ("calibration temperature", f"{manifest.temperature:.3g}"),
     ]
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td class=text>{html.escape(str(v))}</td></tr>" for k, v in facts)
-    return f"<table>{rows}</table>{_headline_table(metrics, manifest.get('task', 'classification'))}"
+    return environment.get_template("report.html.j2").render(
+        title=f"bertfit report: {manifest.base_model or 'model'} ({task.name})",
+        facts=facts,
+        headlines=_headline_table(metrics, task),
+        sections=sections,
+    )
 
 
-def _headline_table(metrics: dict, task: str) -> str:
+def _headline_table(metrics: dict, task: Task) -> str:
     splits = [name for name in ("validation", "test") if name in metrics]
     if not splits:
         return "<p class=muted>no validation or test metrics in this folder</p>"
-    headlines = [(title, key) for title, key in HEADLINES[task] if any(key in metrics[s] for s in splits)]
+    headlines = [(title, key) for title, key in task.headlines if any(key in metrics[s] for s in splits)]
     head = "".join(f"<th>{html.escape(title)}</th>" for title, _ in headlines)
     rows = "".join(f"<tr><td>{name}</td>" + "".join(f"<td>{_fmt(metrics[name].get(key))}</td>" for _, key in headlines)
                    + "</tr>" for name in splits)  # fmt: skip
@@ -146,8 +135,8 @@ def _image(fig, alt: str) -> str:
 
 
 # -- sections --------------------------------------------------------------------------------
-def _profile_section(manifest: dict) -> str:
-    profile = manifest.get("data", {}).get("profile")
+def _profile_section(manifest: Manifest) -> str:
+    profile = manifest.data.profile
     if not profile:
         return _missing("no data profile in bertfit.json (the folder was saved by an older bertfit)")
     return _label_balance(profile["labels"]) + _length_histogram(profile.get("token_lengths"))
@@ -189,12 +178,12 @@ def _length_histogram(lengths: dict | None) -> str:
     return "<h3>Token lengths</h3>" + _image(fig, "token length histogram") + note
 
 
-def _training_section(history: list[dict], manifest: dict) -> str:
+def _training_section(history: list[dict], manifest: Manifest, task: Task) -> str:
     if not history:
         return _missing("no training_log.csv in this folder")
     epochs = [int(r["epoch"]) for r in history]
     key = next((k for k in history[0] if k.startswith("validation_") and k != "validation_loss"), None)
-    metric = Task.from_manifest(manifest).primary_metric
+    metric = task.primary_metric
     key = f"validation_{metric}" if f"validation_{metric}" in history[0] else key
     fig, (loss_ax, metric_ax) = _figure(9, 3.4, columns=2)
     loss_ax.plot(epochs, [float(r["train_loss"]) for r in history], marker="o", label="train")
@@ -206,7 +195,7 @@ def _training_section(history: list[dict], manifest: dict) -> str:
         metric_ax.plot(epochs, [float(r[key]) for r in history], marker="o", color="#f58518")
         metric_ax.set(title=f"Validation {key.removeprefix('validation_')} per epoch")
     metric_ax.set(xlabel="epoch")
-    best = manifest.get("best_epoch")
+    best = manifest.best_epoch
     for ax in (loss_ax, metric_ax):
         ax.xaxis.get_major_locator().set_params(integer=True)
         if best:
@@ -222,12 +211,12 @@ def _test_metrics(metrics: dict) -> tuple[str, dict] | tuple[None, None]:
     return None, None
 
 
-def _confusion_section(metrics: dict, manifest: dict) -> str:
+def _confusion_section(metrics: dict, manifest: Manifest) -> str:
     split, scores = _test_metrics(metrics)
     if not scores or "confusion_matrix" not in scores:
         return _missing("no confusion matrix: " + ("not a single-label task" if scores else "no scored split"))
     matrix = np.array(scores["confusion_matrix"])
-    names = manifest.get("labels", [str(i) for i in range(len(matrix))])
+    names = manifest.labels
     size = 1.0 * len(names) + 2.5
     fig, ax = _figure(min(size + 1, 12), min(size, 11))
     draw_confusion_matrix(ax, matrix, names, split)
@@ -254,29 +243,16 @@ def _per_class_section(metrics: dict) -> str:
 
 
 # -- precision-recall and errors, from the saved test predictions ---------------------------------
-def _scores(predictions: list[dict], names: list[str]) -> np.ndarray:
-    return np.array([[float(row[f"prob_{name}"]) for name in names] for row in predictions])
-
-
-def _label_matrix(predictions: list[dict], names: list[str], manifest: dict, column: str = "gold") -> np.ndarray:
-    """One column per label: 1 where the row's label in ``column`` (gold or predicted) is, or includes, it."""
-    sep = manifest.get("label_sep") or ","
-    if manifest.get("task") == MULTI_LABEL:
-        sets = [set(filter(None, row[column].split(sep))) for row in predictions]
-    else:
-        sets = [{row[column]} for row in predictions]
-    return np.array([[name in gold for name in names] for gold in sets], dtype=int)
-
-
-def _pr_section(predictions: list[dict], manifest: dict) -> str:
+def _pr_section(predictions: list[dict], task: Task) -> str:
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
-    names = manifest.get("labels", [])
-    if manifest.get("task") == REGRESSION or not predictions:
-        return _missing("not applicable: " + ("a regression model has no classes" if predictions else "no test predictions"))
-    scores, gold = _scores(predictions, names), _label_matrix(predictions, names, manifest)
-    decided = _label_matrix(predictions, names, manifest, "predicted")
-    shown = _curve_labels(names, gold, manifest)
+    if task.no_classes_reason or not predictions:
+        return _missing("not applicable: " + (task.no_classes_reason if predictions else "no test predictions"))
+    names = list(task.labels.names)
+    scores = saved_scores(predictions, names)
+    gold = task.label_matrix([row["gold"] for row in predictions])
+    decided = task.label_matrix([row["predicted"] for row in predictions])
+    shown = task.curve_labels(gold, MAX_CURVES)
     fig, ax = _figure(6.5, 4.5)
     for index in shown:
         if gold[:, index].sum() == 0:
@@ -288,16 +264,9 @@ def _pr_section(predictions: list[dict], manifest: dict) -> str:
         ax.plot(*point, marker="o", markersize=8, color=line.get_color())
     ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02), title="Precision-recall (test)")
     ax.legend(fontsize=8, loc="lower left")
-    note = _threshold_note(names, manifest, len(shown) < len(names) and len(shown) > 1)
+    more = f" The {MAX_CURVES} best-supported labels are drawn." if 1 < len(shown) < len(names) else ""
+    note = f"<p>Dots mark the saved decision rule: {html.escape(task.decision_rule())}.{more}</p>"
     return _image(fig, "precision-recall curve") + note
-
-
-def _curve_labels(names: list[str], gold: np.ndarray, manifest: dict) -> list[int]:
-    if len(names) == 2 and manifest.get("task") != MULTI_LABEL:
-        positive = manifest.get("positive_label") or names[1]
-        return [names.index(positive)]
-    by_support = np.argsort(-gold.sum(axis=0), kind="stable")
-    return sorted(by_support[:MAX_CURVES].tolist())
 
 
 def _operating_point(gold: np.ndarray, decided: np.ndarray) -> tuple[float, float]:
@@ -306,53 +275,12 @@ def _operating_point(gold: np.ndarray, decided: np.ndarray) -> tuple[float, floa
     return hits / max(int(gold.sum()), 1), hits / max(int(decided.sum()), 1)
 
 
-def _threshold_note(names: list[str], manifest: dict, truncated: bool) -> str:
-    thresholds = manifest.get("thresholds")
-    if manifest.get("task") == MULTI_LABEL:
-        rule = "one threshold per label, tuned for F1 on validation" if thresholds else "a threshold of 0.5 per label"
-    elif manifest.get("positive_label") and thresholds:
-        rule = f"{manifest['positive_label']} when its probability is at least {thresholds[0]:.3f} (fitted on validation)"
-    elif len(names) == 2:
-        rule = "the more probable class (a threshold of 0.5)"
-    else:
-        rule = "the most probable class (argmax; curves are one-vs-rest)"
-    more = f" The {MAX_CURVES} best-supported labels are drawn." if truncated else ""
-    return f"<p>Dots mark the saved decision rule: {html.escape(rule)}.{more}</p>"
-
-
-def _wrong_section(predictions: list[dict], manifest: dict) -> str:
+def _wrong_section(predictions: list[dict], task: Task) -> str:
     if not predictions:
         return _missing("no predictions_test.csv (the model was trained without a test split)")
-    names = manifest.get("labels", [])
-    if manifest.get("task") == REGRESSION:
-        ranked = sorted(predictions, key=lambda row: -abs(float(row["error"])))[:MOST_WRONG]
-        rows = [[row["row"], row["text"], row["gold"], row["predicted"], float(row["error"])] for row in ranked]
-        return "<p>Largest absolute errors.</p>" + _text_table(["row", "text", "gold", "predicted", "error"], rows)
-    wrong = [row for row in predictions if row.get("misclassified") == "1"]
-    if not wrong:
-        return "<p>No test example is misclassified.</p>"
-    confidence = _wrong_confidence(wrong, names, manifest)
-    order = np.argsort(-confidence, kind="stable")[:MOST_WRONG]
-    rows = [[wrong[i]["row"], wrong[i]["text"], wrong[i]["gold"], wrong[i]["predicted"], float(confidence[i])]
-            for i in order]  # fmt: skip
-    what = ("the probability behind the most confident wrong label decision" if manifest.get("task") == MULTI_LABEL
-            else "the probability the model gave its (wrong) prediction")  # fmt: skip
-    return (f"<p>{len(wrong)} of {len(predictions)} test examples are wrong; the {len(rows)} most confident "
-            f"(confidence = {what}) — often mislabelled data.</p>"
-            + _text_table(["row", "text", "gold", "predicted", "confidence"], rows))  # fmt: skip
-
-
-def _wrong_confidence(wrong: list[dict], names: list[str], manifest: dict) -> np.ndarray:
-    scores = _scores(wrong, names)
-    if manifest.get("task") == MULTI_LABEL:
-        gold = _label_matrix(wrong, names, manifest)
-        thresholds = np.asarray(manifest.get("thresholds") or [0.5] * len(names))
-        said = scores >= thresholds
-        # A wrong "yes" is as confident as its probability; a wrong "no" as one minus it.
-        certainty = np.where(said, scores, 1 - scores)
-        return np.where(said != gold.astype(bool), certainty, 0).max(axis=1)
-    index = {name: i for i, name in enumerate(names)}
-    return np.array([scores[i, index[row["predicted"]]] for i, row in enumerate(wrong)])
+    worst = task.worst_examples(predictions, MOST_WRONG)
+    note = f"<p>{html.escape(worst.note)}</p>"
+    return note + _text_table(worst.header, worst.rows) if worst.rows else note
 
 
 def _text_table(header: list[str], rows: list[list]) -> str:

@@ -2,16 +2,15 @@
 
 from bertfit.inference.backends import OnnxBackend, TorchBackend, predict_logits, run_batched
 from bertfit.inference.files import predict_file
-from bertfit.inference.predictor import MANIFEST, Prediction, Predictor, read_manifest
+from bertfit.inference.predictor import Predictor
+from bertfit.tasks import Prediction
 
 __all__ = [
-    "MANIFEST",
     "OnnxBackend",
     "Prediction",
     "Predictor",
     "TorchBackend",
     "predict_file",
     "predict_logits",
-    "read_manifest",
     "run_batched",
 ]

@@ -14,15 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from bertfit.encoding.batching import Encoded, inference_batches, iterate_batches
+from bertfit.encoding.precision import autocast
 from bertfit.errors import ModelError
+from bertfit.folder import ONNX_DIR, ONNX_FILES
 from bertfit.modeling import logits_of
-from bertfit.training.batching import Encoded, inference_batches, iterate_batches
-from bertfit.training.precision import autocast
-
-ONNX_DIR = "onnx"
-ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}
-BACKENDS = ("torch", *ONNX_FILES)
-
 
 CPU_BATCH_TOKENS = 1024  # padded tokens per CPU batch (see inference_batches)
 

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bertfit.data.load import checked_texts, text_column_of
 from bertfit.data.readers import file_format
-from bertfit.data.stream import CHUNK_ROWS, TableWriter, atomic_output, iter_table
+from bertfit.data.stream import CHUNK_ROWS, TableWriter, iter_table
+from bertfit.data.table import checked_texts, text_column_of
+from bertfit.encoding.batching import aggregate_windows
 from bertfit.errors import ConfigError
+from bertfit.folder import atomic_file
 from bertfit.inference.backends import run_batched
 from bertfit.inference.predictor import Predictor
 from bertfit.modeling import PooledClassifier, pool
-from bertfit.training.batching import aggregate_windows
 
 VECTOR_FORMATS = ("npy", "parquet", "jsonl")
 
@@ -77,5 +78,5 @@ def embed_file(model_dir: str | Path, input_path: str | Path, output_path: str |
 
 
 def _save_npy(path: Path, matrix: np.ndarray) -> None:
-    with atomic_output(path) as temp, open(temp, "wb") as handle:
+    with atomic_file(path) as temp, open(temp, "wb") as handle:
         np.save(handle, matrix)

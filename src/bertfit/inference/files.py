@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 
 from bertfit.data.columns import resolve_column
-from bertfit.data.load import checked_texts, text_column_of
 from bertfit.data.stream import CHUNK_ROWS, TableWriter, iter_table
+from bertfit.data.table import checked_texts, text_column_of
 from bertfit.inference.predictor import Predictor
-from bertfit.tasks import REGRESSION
 
 
 def predict_file(
@@ -59,11 +58,6 @@ def checked_inputs(frame: pd.DataFrame, column, pair, source: str, first_row: in
 
 def with_predictions(frame: pd.DataFrame, predictor: Predictor, outputs: np.ndarray) -> pd.DataFrame:
     frame = frame.copy()
-    task = predictor.task
-    if task.kind == REGRESSION:
-        frame["predicted_value"] = outputs
-        return frame
-    frame["predicted_label"] = task.label_names(task.decide(outputs))
-    for i, name in enumerate(task.labels.names):
-        frame[f"prob_{name}"] = outputs[:, i]
+    for name, values in predictor.task.prediction_columns(outputs).items():
+        frame[name] = values
     return frame

@@ -144,7 +144,9 @@ def _write(dataset, folder: str, kind: str) -> None:
         import pyarrow.csv
 
         delimiter = "\t" if kind == "tsv" else ","
-        dataset.write_csv(folder, arrow_csv_args_fn=lambda: {"write_options": pyarrow.csv.WriteOptions(delimiter=delimiter)})
+        dataset.write_csv(
+            folder, arrow_csv_args_fn=lambda: {"write_options": pyarrow.csv.WriteOptions(delimiter=delimiter)}
+        )
 
 
 def _rows_in(folder: Path, kind: str):

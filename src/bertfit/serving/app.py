@@ -10,7 +10,6 @@ schema (malformed JSON, wrong content type, an empty list), 503 with ``Retry-Aft
 
 # No `from __future__ import annotations` here: FastAPI reads the route annotations at run time, and
 # the body model is imported inside create_app (the serve extra may be missing).
-import json
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,8 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
 
-    from bertfit.inference import Predictor, read_manifest
+    from bertfit.folder import read_manifest
+    from bertfit.inference import Predictor
     from bertfit.serving.batching import BatchLimits, MicroBatcher, Overloaded
     from bertfit.serving.schema import PredictRequest, PredictResponse
 
@@ -69,7 +69,7 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
     @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True)
     async def predict(body: PredictRequest):
         texts, pairs = body.inputs()
-        problem = _check(texts, pairs, manifest.get("text_pairs", False), limits)
+        problem = _check(texts, pairs, manifest.text_pairs, limits)
         if problem:
             return JSONResponse({"error": problem[1]}, status_code=problem[0])
         try:
@@ -100,7 +100,8 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
 
 def _report_page(folder: Path) -> str:
     """The folder's report.html, or one drawn now for folders saved without it."""
-    from bertfit.evaluation.report import REPORT_FILE, build_report
+    from bertfit.evaluation.report import build_report
+    from bertfit.folder import REPORT_FILE
 
     saved = folder / REPORT_FILE
     return saved.read_text(encoding="utf-8") if saved.is_file() else build_report(folder)
@@ -109,7 +110,7 @@ def _report_page(folder: Path) -> str:
 def _check(texts: list, pairs: list | None, pair_model: bool, limits: ServeLimits) -> tuple | None:
     """(status, message) for a request the model cannot take, else None."""
     if not texts:
-        return 422, "no texts given: send {\"text\": \"...\"} or a non-empty {\"texts\": [...]}"
+        return 422, 'no texts given: send {"text": "..."} or a non-empty {"texts": [...]}'
     if len(texts) > limits.max_texts:
         return 413, f"{len(texts)} texts in one request; the limit is {limits.max_texts}"
     longest = max(range(len(texts)), key=lambda i: len(texts[i]))
@@ -131,20 +132,21 @@ def _describe(error: dict) -> str:
     return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))
 
 
-def _model_info(folder: Path, manifest: dict, predictor, limits: ServeLimits) -> dict:
-    metrics_path = folder / "metrics.json"
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+def _model_info(folder: Path, manifest, predictor, limits: ServeLimits) -> dict:
+    from bertfit.folder import METRICS_FILE, read_json
+
+    metrics = read_json(folder / METRICS_FILE)
     headline = {split: {k: v for k, v in values.items() if isinstance(v, (int, float))}
                 for split, values in metrics.items() if split in ("validation", "test")}  # fmt: skip
     return {
         "name": folder.name,
-        "task": predictor.task.kind,
+        "task": predictor.task.name,
         "labels": list(predictor.labels.names),
-        "text_pairs": bool(manifest.get("text_pairs")),
+        "text_pairs": bool(manifest.text_pairs),
         "max_length": predictor.max_length,
         "backend": predictor.backend.name,
-        "base_model": manifest.get("base_model"),
+        "base_model": manifest.base_model,
         "metrics": headline,
         "limits": {"max_texts": limits.max_texts, "max_chars": limits.max_chars},
-        "config": manifest.get("config", {}),
+        "config": manifest.config,
     }

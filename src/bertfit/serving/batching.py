@@ -86,7 +86,7 @@ class MicroBatcher:
                         break
                     try:
                         request = await asyncio.wait_for(self._queue.get(), remaining)
-                    except TimeoutError:
+                    except asyncio.TimeoutError:  # noqa: UP041 - on Python 3.10 it is not the builtin TimeoutError
                         break
                 batch.append(request)
                 size += len(request.texts)

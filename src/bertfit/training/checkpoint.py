@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 from torch import nn
 
 from bertfit.errors import ConfigError
+from bertfit.folder import atomic_folder, write_json_atomically
 
 LATEST = "latest.json"
 STATE = "state.json"
@@ -50,6 +50,23 @@ class LoopPosition:
 
 
 @dataclass
+class BestEpoch:
+    """The best epoch so far: its validation score, number and weights (``state`` None: none scored yet)."""
+
+    score: float = -np.inf
+    epoch: int | None = None
+    state: dict[str, torch.Tensor] | None = None
+
+    def offer(self, score: float, epoch: int, model: nn.Module) -> bool:
+        """Keep ``model``'s weights if ``score`` beats the best; True if it did."""
+        if not score > self.score:
+            return False
+        self.score, self.epoch = score, epoch
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return True
+
+
+@dataclass
 class Checkpoint:
     config: dict
     position: LoopPosition
@@ -59,8 +76,8 @@ class Checkpoint:
     folder: Path
     rng: dict = field(default_factory=dict)
 
-    def restore(self, model: nn.Module, optimizer, scheduler) -> dict[str, torch.Tensor] | None:
-        """Load weights, optimizer, scheduler and random generators; return the best epoch's weights."""
+    def restore(self, model: nn.Module, optimizer, scheduler) -> BestEpoch:
+        """Load weights, optimizer, scheduler and random generators; return the best epoch so far."""
         from safetensors.torch import load_file, load_model
 
         load_model(model, self.folder / WEIGHTS)
@@ -71,45 +88,49 @@ class Checkpoint:
         np.random.set_state(tuple(self.rng["numpy"][:1]) + (np.array(self.rng["numpy"][1], dtype=np.uint32),)
                             + tuple(self.rng["numpy"][2:]))  # fmt: skip
         torch.set_rng_state(states["torch_rng"])
+        if states.get("cuda_rng") and torch.cuda.is_available():  # dropout masks drawn on the GPU continue too
+            torch.cuda.set_rng_state_all(states["cuda_rng"])
         best = self.folder / BEST_WEIGHTS
-        return load_file(best) if best.exists() else None
+        if not best.exists():
+            return BestEpoch()
+        return BestEpoch(self.best_score, self.best_epoch, load_file(best))
 
 
 class Checkpointer:
-    """Writes a checkpoint every ``every`` steps into ``folder`` and keeps only the newest."""
+    """Writes a checkpoint of ``model``, ``optimizer`` and ``scheduler`` every ``every`` steps into
+    ``folder`` and keeps only the newest."""
 
-    def __init__(self, folder: Path, every: int, config: dict):
+    def __init__(self, folder: Path, every: int, config: dict, model: nn.Module, optimizer, scheduler):
         self.folder, self.every, self.config = folder, every, config
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
 
     def due(self, global_step: int) -> bool:
         return self.every > 0 and global_step % self.every == 0
 
-    def save(self, global_step: int, position: LoopPosition, model: nn.Module, optimizer, scheduler,
-             history: list, best_score: float, best_epoch: int, best_state: dict | None) -> None:  # fmt: skip
+    def save(self, global_step: int, position: LoopPosition, history: list, best: BestEpoch) -> None:
         from safetensors.torch import save_file, save_model
 
-        self.folder.mkdir(parents=True, exist_ok=True)
         name = f"step-{global_step:08d}"
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=self.folder))
-        save_model(model, str(staging / WEIGHTS))
-        if best_state is not None:
-            save_file({k: v.contiguous() for k, v in best_state.items()}, staging / BEST_WEIGHTS)
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state()}, staging / OPTIMIZER)  # fmt: skip
-        numpy_state = np.random.get_state()
-        state = {
-            "config": self.config,
-            "position": asdict(position),
-            "history": [asdict(record) for record in history],
-            "best_score": None if best_state is None else float(best_score),
-            "best_epoch": None if best_state is None else best_epoch,
-            "rng": {"python": random.getstate(),
-                    "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]]},  # fmt: skip
-        }
-        (staging / STATE).write_text(json.dumps(state), encoding="utf-8")
-        final = self.folder / name
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
+        best_state = best.state
+        with atomic_folder(self.folder / name) as staging:
+            save_model(self.model, str(staging / WEIGHTS))
+            if best_state is not None:
+                save_file({k: v.contiguous() for k, v in best_state.items()}, staging / BEST_WEIGHTS)
+            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                        "torch_rng": torch.get_rng_state(), "cuda_rng": _cuda_rng_states()}, staging / OPTIMIZER)  # fmt: skip
+            numpy_state = np.random.get_state()
+            state = {
+                "config": self.config,
+                "position": asdict(position),
+                "history": [asdict(record) for record in history],
+                "best_score": None if best_state is None else float(best.score),
+                "best_epoch": None if best_state is None else best.epoch,
+                "rng": {
+                    "python": random.getstate(),
+                    "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+                },  # fmt: skip
+            }
+            (staging / STATE).write_text(json.dumps(state), encoding="utf-8")
         _write_pointer(self.folder, name)
         for old in self.folder.glob("step-*"):
             if old.name != name:
@@ -117,8 +138,6 @@ class Checkpointer:
 
 
 def _write_pointer(folder: Path, name: str) -> None:
-    from bertfit.artifacts import write_json_atomically
-
     write_json_atomically(folder / LATEST, {"checkpoint": name})
 
 
@@ -131,6 +150,10 @@ def read_checkpoint(output_dir: Path) -> Checkpoint:
     state = json.loads((step_folder / STATE).read_text(encoding="utf-8"))
     return Checkpoint(state["config"], LoopPosition(**state["position"]), state["history"], state["best_score"],
                       state["best_epoch"], step_folder, state["rng"])  # fmt: skip
+
+
+def _cuda_rng_states() -> list[torch.Tensor]:
+    return torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
 
 
 def _as_tuple(value):

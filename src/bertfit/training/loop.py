@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from bertfit.encoding.precision import autocast, loss_scaler
 from bertfit.modeling import logits_of
 from bertfit.training.checkpoint import LoopPosition
-from bertfit.training.precision import autocast, loss_scaler
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 
@@ -62,28 +62,45 @@ def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int, warmup_r
     return get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * total_steps), total_steps)
 
 
+@dataclass
+class EpochBatches:
+    """What the loop trains on: ``of_epoch(epoch)`` gives that epoch's ``per_epoch`` (inputs, labels) batches."""
+
+    of_epoch: Callable[[int], Iterable[Batch]]
+    per_epoch: int
+
+
+@dataclass
+class StepRecipe:
+    """How one optimizer step is taken: every ``accumulate`` batches' gradients add up to one step of
+    ``optimizer`` (and ``scheduler``), clipped to ``max_grad_norm`` (0: off), under ``precision``."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    loss_fn: Callable
+    max_grad_norm: float
+    precision: str
+    device: torch.device
+    accumulate: int = 1
+
+
 def fit(
     model: nn.Module,
-    epoch_batches: Callable[[int], Iterable[Batch]],
-    batches_per_epoch: int,
+    batches: EpochBatches,
     epochs: int,
-    optimizer: torch.optim.Optimizer,
-    scheduler,
-    loss_fn: nn.Module,
-    max_grad_norm: float,
-    precision: str,
-    device: torch.device,
+    recipe: StepRecipe,
     callbacks: Callbacks = Callbacks(),
     start: LoopPosition | None = None,
     on_step_end: Callable[[int, LoopPosition], None] | None = None,
-    accumulate: int = 1,
 ) -> Iterator[EpochResult]:
-    """Train ``epochs`` epochs; ``epoch_batches(epoch)`` gives that epoch's ``batches_per_epoch``
-    (inputs, labels) batches, and every ``accumulate`` of them make one optimizer step.
+    """Train ``epochs`` epochs of ``batches``, stepping as ``recipe`` says.
 
     ``start`` resumes a run: that epoch's first ``start.step`` batches are drawn and skipped, so the
     sampler stands exactly where the interrupted run stopped. ``on_step_end(global_step, position)``
     runs after every optimizer step (checkpointing hooks in there)."""
+    optimizer, scheduler, loss_fn = recipe.optimizer, recipe.scheduler, recipe.loss_fn
+    precision, device, accumulate = recipe.precision, recipe.device, recipe.accumulate
+    batches_per_epoch = batches.per_epoch
     trainable = [p for p in model.parameters() if p.requires_grad]
     scaler = loss_scaler(precision, device)
     steps_per_epoch = optimizer_steps(batches_per_epoch, accumulate)
@@ -94,7 +111,7 @@ def fit(
         model.train()
         resumed = start if epoch == start.epoch else LoopPosition(epoch)
         started, total, count = time.perf_counter(), resumed.loss_total, resumed.loss_count
-        for step, (inputs, labels) in enumerate(epoch_batches(epoch), 1):
+        for step, (inputs, labels) in enumerate(batches.of_epoch(epoch), 1):
             if step <= resumed.step:
                 continue
             # The last group of an epoch may be short; its gradients are averaged over what it has.
@@ -114,8 +131,8 @@ def fit(
             if not closes_group:
                 continue
             scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-            if max_grad_norm > 0:
-                clip_gradients(optimizer, trainable, max_grad_norm, fold=not scaler.is_enabled())
+            if recipe.max_grad_norm > 0:
+                clip_gradients(optimizer, trainable, recipe.max_grad_norm, fold=not scaler.is_enabled())
             scaler.step(optimizer)  # skipped, with the scale lowered, when fp16 gradients overflowed
             scaler.update()
             scheduler.step()

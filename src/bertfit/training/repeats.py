@@ -6,21 +6,22 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
 from bertfit.config import TrainConfig
-from bertfit.data.load import LoadedData, TextSplit, strata
+from bertfit.data.load import LoadedData
+from bertfit.data.table import TextSplit
 from bertfit.training.loop import Callbacks
 
 log = logging.getLogger(__name__)
 
 
-def fit_repeated(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callbacks()):
-    """Run every seed or fold; return the best run's result with ``summary`` over all of them."""
-    from bertfit.training.run import fit_once
-
+def fit_repeated(config: TrainConfig, data: LoadedData, fit_once: Callable, callbacks: Callbacks = Callbacks()):
+    """Run every seed or fold with ``fit_once(config, data, callbacks)``; return the best run's result
+    with ``summary`` over all of them."""
     if config.folds:
         by, runs = "fold", [(f"fold {i}", replace(config, folds=0), part)
                             for i, part in enumerate(fold_splits(data, config.folds, config.data.split_seed), 1)]  # fmt: skip
@@ -53,7 +54,9 @@ def fold_splits(data: LoadedData, folds: int, seed: int) -> list[LoadedData]:
     pool = _concat(data.splits["train"], data.get("validation"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # classes rarer than K: sklearn warns and still splits
-        parts = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(pool.texts, strata(pool.labels, data.task)))
+        parts = list(
+            StratifiedKFold(folds, shuffle=True, random_state=seed).split(pool.texts, data.task.strata(pool.labels))
+        )
     found = []
     for train_rows, held_out in parts:
         splits = {"train": replace(pool.subset(list(train_rows)), name="train"),
@@ -75,7 +78,7 @@ def _concat(train: TextSplit, validation: TextSplit | None) -> TextSplit:
 def summarise(runs: list[dict]) -> dict:
     """Per split and scalar metric: mean, sample standard deviation, and every run's value."""
     first = runs[0].get("test") or runs[0].get("validation") or {}
-    summary: dict = {"task": first.get("task", "classification")}
+    summary: dict = {"task": first.get("task")}
     for split in ("validation", "test"):
         present = [m[split] for m in runs if split in m]
         if not present:
@@ -87,20 +90,3 @@ def summarise(runs: list[dict]) -> dict:
             std = float(values.std(ddof=1)) if len(values) > 1 else 0.0
             summary[split][key] = {"mean": float(values.mean()), "std": std, "values": values.tolist()}
     return summary
-
-
-def format_summary(summary: dict) -> str:
-    """Lines like ``test mcc 0.2130 ± 0.0060  (0.2080, 0.2130, 0.2200)`` for the headline metrics."""
-    from bertfit.evaluation.metrics import HEADLINES
-
-    lines = []
-    for split in ("validation", "test"):
-        if split not in summary:
-            continue
-        values = summary[split]
-        for _, key in HEADLINES[summary["task"]]:
-            if key in values:
-                row = values[key]
-                runs = ", ".join(f"{v:.4f}" for v in row["values"])
-                lines.append(f"{split} {key} {row['mean']:.4f} ± {row['std']:.4f}  ({runs})")
-    return "\n".join(lines)

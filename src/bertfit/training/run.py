@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import random
 import shutil
-from collections.abc import Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,43 +13,36 @@ import torch
 from torch import nn
 
 from bertfit.config import TrainConfig
-from bertfit.data.labels import LabelSet
 from bertfit.data.load import LoadedData, load_data
-from bertfit.errors import ConfigError, OutputExistsError
-from bertfit.evaluation import task_metrics
-from bertfit.evaluation.calibration import calibrate
-from bertfit.inference import Predictor, predict_logits, run_batched
-from bertfit.modeling import (
-    PooledClassifier,
-    build_pooled_classifier,
-    freeze_bottom_layers,
-    freeze_word_embeddings,
-    load_encoder,
-    load_sequence_classifier,
-    load_tokenizer,
-    model_max_length,
-    reinit_top_layers,
-    resolve_model_source,
-    trained_pooling,
-    uses_token_types,
-)
-from bertfit.tasks import REGRESSION, Task
-from bertfit.training import distributed
-from bertfit.training.attention import training_attention
-from bertfit.training.batching import (
+from bertfit.encoding.batching import (
     Encoded,
     TextPolicy,
-    aggregate_windows,
-    choose_max_length,
     encode_texts,
-    iterate_batches,
     token_lengths,
-    training_batches,
 )
-from bertfit.training.checkpoint import Checkpoint, Checkpointer, checkpoint_dir, read_checkpoint
-from bertfit.training.dropout import use_fast_dropout
-from bertfit.training.loop import Callbacks, EpochResult, build_optimizer, build_scheduler, fit, optimizer_steps
-from bertfit.training.precision import default_device, resolve_precision
+from bertfit.encoding.policy import text_policy
+from bertfit.encoding.precision import default_device, resolve_precision
+from bertfit.errors import ConfigError, OutputExistsError
+from bertfit.folder import Manifest
+from bertfit.inference import Predictor
+from bertfit.modeling import PooledClassifier, build_model, load_tokenizer, resolve_model_source, uses_token_types
+from bertfit.tasks import CalibrationOptions, LabelSet, Task
+from bertfit.training import distributed
+from bertfit.training.checkpoint import BestEpoch, Checkpoint, Checkpointer, checkpoint_dir, read_checkpoint
+from bertfit.training.frozen import frozen_plan
+from bertfit.training.full import full_plan
+from bertfit.training.loop import (
+    Callbacks,
+    EpochResult,
+    StepRecipe,
+    build_optimizer,
+    build_scheduler,
+    fit,
+    optimizer_steps,
+)
+from bertfit.training.plan import Placement, TrainingInputs
+from bertfit.training.repeats import fit_repeated
+from bertfit.training.save import check_output_free, write_model_folder
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +60,7 @@ class TrainResult:
     truncated: float = 0.0
     outputs: dict[str, np.ndarray] = field(default_factory=dict)  # validation/test outputs, for the folder
     summary: dict | None = None  # mean and std over seeds or folds
-    manifest: dict = field(default_factory=dict)
+    manifest: Manifest | None = None  # of the folder written
     token_lengths: np.ndarray | None = None  # of the training texts, for the data profile
 
     @property
@@ -97,9 +88,6 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     With ``seeds`` > 1 or ``folds`` the run repeats and the folder holds the best run's model and
     every run's metrics with their mean and standard deviation. ``checkpoint`` continues a killed
     run (see ``resume``)."""
-    from bertfit.artifacts import check_output_free, write_model_folder
-    from bertfit.training.repeats import fit_repeated
-
     config.validate()
     ranks = distributed.from_environment()
     distributed.quiet_other_ranks(ranks)
@@ -117,7 +105,7 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     distributed.start(ranks)
     try:
         if config.seeds > 1 or config.folds:
-            result = fit_repeated(config, data, callbacks)
+            result = fit_repeated(config, data, fit_once, callbacks)
         else:
             result = fit_once(config, data, callbacks, checkpoint)
         if ranks.is_main:
@@ -157,14 +145,14 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     set_seed(config.seed)
     source = resolve_model_source(config.model)
     tokenizer = load_tokenizer(source, config.trust_remote_code)
-    task = Task(data.task, data.labels, label_sep=data.label_sep)
+    task = data.task(labels=data.labels, label_sep=data.label_sep)
     gold = {name: np.concatenate([task.gold(piece.labels) for piece in split.pieces()])
             for name, split in data.splits.items()}  # fmt: skip
-    if task.kind == REGRESSION:
-        task = task.with_target_scale(gold["train"])
-    model = _build_model(config, source, task)
+    task = task.fitted_to_train(gold["train"])
+    model = build_model(config, source, task)
     lengths = np.concatenate([token_lengths(tokenizer, p.texts, p.pairs) for p in data.train.pieces()])
-    policy, truncated = _text_policy(config, tokenizer, model.config, lengths)
+    policy, truncated = text_policy(config.max_length, config.long_text, config.stride, config.window_aggregate,
+                                    tokenizer, model.config, lengths)  # fmt: skip
     ranks = distributed.from_environment()
     device = ranks.device() or default_device()
     precision = resolve_precision(config.precision, device)
@@ -176,8 +164,9 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
                for name, split in data.splits.items()}  # fmt: skip
     pad_id = tokenizer.pad_token_id or 0
     targets = task.targets(gold["train"])
-    history, best_epoch = _fit(config, model, task, encoded, gold, targets, pad_id, precision, device, callbacks,
-                               checkpoint, ranks)  # fmt: skip
+    inputs = TrainingInputs(encoded, gold, _row_targets(targets, encoded["train"]), pad_id)
+    where = Placement(precision, device, ranks)
+    history, best_epoch = _fit(config, model, task, inputs, where, callbacks, checkpoint)
 
     predictor = Predictor.from_model(model, tokenizer, task, policy, precision, device, config.eval_batch_size)
     logits = {name: distributed.gather_rows(ranks, encoded[name].texts,
@@ -199,123 +188,58 @@ def _calibrate_and_score(config: TrainConfig, task: Task, logits: dict, gold: di
     """Fit temperature and thresholds on validation, then score validation and test with them."""
     fitted = task
     if "validation" in logits:
-        fitted = calibrate(task, logits["validation"], gold["validation"], temperature=config.calibrate,
-                           threshold=config.threshold, target_recall=config.target_recall,
-                           positive_label=config.positive_label)  # fmt: skip
+        options = CalibrationOptions(config.calibrate, config.threshold, config.target_recall, config.positive_label)
+        fitted = task.calibrated(logits["validation"], gold["validation"], options)
     outputs = {name: fitted.outputs(values) for name, values in logits.items()}
-    metrics = {name: task_metrics(fitted, gold[name], outputs[name]) for name in outputs}
+    metrics = {name: fitted.metrics(gold[name], outputs[name]) for name in outputs}
     if "ece" in metrics.get("validation", {}):
         plain = task.outputs(logits["validation"])
-        metrics["validation"]["ece_uncalibrated"] = task_metrics(task, gold["validation"], plain)["ece"]
+        metrics["validation"]["ece_uncalibrated"] = task.metrics(gold["validation"], plain)["ece"]
     return fitted, outputs, metrics
 
 
-def resolve_pooling(setting: str, source: str, freeze_all: bool) -> str:
-    """'auto': the pooling a sentence-transformers encoder was trained with; otherwise the model's
-    own pooler, or mean pooling for a frozen encoder (whose head is ours)."""
-    if setting != "auto":
-        return setting
-    return trained_pooling(source) or ("mean" if freeze_all else "pooler")
-
-
-def _build_model(config: TrainConfig, source: str, task: Task) -> nn.Module:
-    pooling = resolve_pooling(config.pooling, source, config.freeze_all)
-    dropout = config.resolved_dropout
-    if config.freeze_all:  # the encoder only runs in eval mode: the rate is the head's
-        return build_pooled_classifier(load_encoder(source, config.trust_remote_code), task.labels, pooling, "dense",
-                                       frozen=True, dropout=dropout)  # fmt: skip
-    if pooling == "pooler":
-        model = load_sequence_classifier(source, task.labels, task.kind, config.trust_remote_code, dropout)
-    else:
-        encoder = load_encoder(source, config.trust_remote_code, dropout)
-        model = build_pooled_classifier(encoder, task.labels, pooling, "linear", frozen=False, dropout=dropout)
-    if config.gradient_checkpointing:
-        encoder = model.encoder if isinstance(model, PooledClassifier) else model
-        encoder.activation_checkpointing_enable({"use_reentrant": False})  # was gradient_checkpointing_enable
-    if config.reinit_layers:
-        reinit_top_layers(model, config.reinit_layers)
-    if config.frozen_layers:
-        freeze_bottom_layers(model, config.frozen_layers)
-    if not config.train_word_embeddings:
-        freeze_word_embeddings(model)
-    return model
-
-
-def _text_policy(config: TrainConfig, tokenizer, model_config, lengths: np.ndarray) -> tuple[TextPolicy, float]:
-    max_length, longer = _pick_max_length(config, tokenizer, model_config, lengths)
-    policy = TextPolicy(max_length, config.long_text, config.stride, config.window_aggregate)
-    if config.long_text == "window" and longer:
-        log.info("long texts are cut into windows of %d tokens overlapping by %d; window logits combine by %s",
-                 max_length, min(config.stride, max_length // 2), config.window_aggregate)  # fmt: skip
-    return policy, longer
-
-
-def _pick_max_length(config: TrainConfig, tokenizer, model_config, lengths: np.ndarray) -> tuple[int, float]:
-    cap = model_max_length(tokenizer, model_config)
-    if config.max_length == "auto":
-        max_length = choose_max_length(lengths, cap)
-    else:
-        max_length = min(int(config.max_length), cap)
-        if int(config.max_length) > cap:
-            log.warning("--max-length %s is above the model's limit; using %d", config.max_length, cap)
-    truncated = float((lengths > max_length).mean()) if len(lengths) else 0.0
-    log.info(
-        "max length %d tokens (longest training text %d); %.2f%% of training texts %s",
-        max_length,
-        int(lengths.max()) if len(lengths) else 0,
-        100 * truncated,
-        "are longer (windowed)" if config.long_text == "window" else "truncated",
-    )
-    return max_length, truncated
-
-
-def _fit(config, model, task: Task, encoded, gold, targets, pad_id, precision, device, callbacks,
-         checkpoint: Checkpoint | None = None,
-         ranks: distributed.Distributed = distributed.Distributed()) -> tuple[list[EpochResult], int]:  # fmt: skip
+def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInputs, where: Placement,
+         callbacks: Callbacks, checkpoint: Checkpoint | None = None) -> tuple[list[EpochResult], int]:  # fmt: skip
     """Run the loop, score validation after each epoch, and leave the best epoch's weights in ``model``."""
-    loss_fn = task.loss(gold["train"], config.class_weights)
+    loss_fn = task.loss(inputs.gold["train"], config.class_weights)
     if isinstance(loss_fn, nn.Module):
-        loss_fn.to(device)
-    setup = _frozen_setup if isinstance(model, PooledClassifier) and model.frozen else _full_setup
-    targets = _row_targets(targets, encoded["train"])
-    trainable, epoch_batches, batches, validation_logits = setup(config, model, targets, encoded, pad_id, precision,
-                                                                 device, ranks)  # fmt: skip
+        loss_fn.to(where.device)
+    recipe = frozen_plan if isinstance(model, PooledClassifier) and model.frozen else full_plan
+    plan = recipe(config, model, inputs, where)
     epochs = config.resolved_epochs
-    optimizer = build_optimizer(trainable, config.resolved_learning_rate, config.weight_decay, config.adam_epsilon)
-    scheduler = build_scheduler(optimizer, optimizer_steps(batches, config.grad_accum) * epochs, config.warmup_ratio)
+    optimizer = build_optimizer(plan.trainable, config.resolved_learning_rate, config.weight_decay, config.adam_epsilon)
+    total_steps = optimizer_steps(plan.batches.per_epoch, config.grad_accum) * epochs
+    scheduler = build_scheduler(optimizer, total_steps, config.warmup_ratio)
     key = task.primary_metric
     history: list[EpochResult] = []
-    best_score, best_epoch, best_state = -np.inf, epochs, None
-    start = None
+    best, start = BestEpoch(), None
     if checkpoint is not None:
-        best_state = checkpoint.restore(trainable, optimizer, scheduler)
+        best = checkpoint.restore(plan.trainable, optimizer, scheduler)
         history = [EpochResult(**record) for record in checkpoint.history]
-        if best_state is not None:
-            best_score, best_epoch = checkpoint.best_score, checkpoint.best_epoch
         start = checkpoint.position
-    saver = Checkpointer(checkpoint_dir(config.output_dir), config.save_every, config.to_dict())
+    saver = Checkpointer(checkpoint_dir(config.output_dir), config.save_every, config.to_dict(), plan.trainable,
+                         optimizer, scheduler)  # fmt: skip
 
     def save_if_due(global_step: int, position) -> None:
         if saver.due(global_step):
-            saver.save(global_step, position, trainable, optimizer, scheduler, history, best_score, best_epoch,
-                       best_state)  # fmt: skip
+            saver.save(global_step, position, history, best)
 
-    for record in fit(distributed.wrap(trainable, ranks), epoch_batches, batches, epochs, optimizer, scheduler,
-                      loss_fn, config.max_grad_norm, precision, device, callbacks, start, save_if_due,
-                      config.grad_accum):  # fmt: skip
-        logits = validation_logits()
+    steps = StepRecipe(optimizer, scheduler, loss_fn, config.max_grad_norm, where.precision, where.device,
+                       config.grad_accum)  # fmt: skip
+    trained = distributed.wrap(plan.trainable, where.ranks)
+    for record in fit(trained, plan.batches, epochs, steps, callbacks, start, save_if_due):
+        logits = plan.validation_logits()
         if logits is not None:
-            record.validation = task_metrics(task, gold["validation"], task.outputs(logits))
-            if record.validation[key] > best_score:
-                best_score, best_epoch = record.validation[key], record.epoch
-                best_state = {k: v.detach().clone() for k, v in trainable.state_dict().items()}
+            record.validation = task.metrics(inputs.gold["validation"], task.outputs(logits))
+            best.offer(record.validation[key], record.epoch, plan.trainable)
         history.append(record)
         _log_epoch(record, epochs, key)
         callbacks.on_epoch_end(record, key)
-    if best_state is not None:
-        trainable.load_state_dict(best_state)
-        log.info("kept epoch %d (validation %s %.4f)", best_epoch, key, best_score)
-    return history, best_epoch
+    if best.state is None:
+        return history, epochs
+    plan.trainable.load_state_dict(best.state)
+    log.info("kept epoch %d (validation %s %.4f)", best.epoch, key, best.score)
+    return history, best.epoch
 
 
 def _log_epoch(record: EpochResult, epochs: int, key: str) -> None:
@@ -328,71 +252,3 @@ def _log_epoch(record: EpochResult, epochs: int, key: str) -> None:
 def _row_targets(targets: torch.Tensor, encoded: Encoded) -> torch.Tensor:
     """One target per training row: a text's windows all carry its label."""
     return targets if encoded.owner is None else targets[torch.from_numpy(encoded.owner)]
-
-
-def _full_setup(config, model, targets, encoded, pad_id, precision, device, ranks):
-    on_cpu = device.type == "cpu"
-    if on_cpu:  # PyTorch's per-element CPU dropout masks cost about a tenth of each step
-        use_fast_dropout(model)
-    train = encoded["train"]
-    lengths = train.lengths()
-
-    def rank_batches(epoch: int) -> list[np.ndarray]:
-        """This rank's slice of each global batch (all of it in a single process)."""
-        order = training_batches(lengths, config.batch_size, seed=config.seed * 1000 + epoch)
-        # Under DDP every rank needs a share of every batch: a last batch smaller than the world is left out.
-        return [ranks.slice(batch) for batch in order if len(batch) >= ranks.world_size]
-
-    def epoch_batches(epoch: int) -> Iterable:
-        # Training steps only: validation between epochs scores with the model's own attention.
-        with training_attention(model) if on_cpu else nullcontext():
-            for indices, batch in iterate_batches(train, rank_batches(epoch), pad_id):
-                yield batch, targets[indices]
-
-    validation = encoded.get("validation")
-
-    def validation_logits():
-        if not validation:
-            return None
-
-        def score(rows: list[int]) -> np.ndarray:
-            inputs = validation.select(rows)
-            logits = predict_logits(model, inputs, pad_id, config.eval_batch_size, precision, device)
-            return aggregate_windows(logits, inputs, config.window_aggregate)
-
-        return distributed.gather_rows(ranks, validation.texts, score)
-
-    return model, epoch_batches, len(rank_batches(1)), validation_logits
-
-
-def _frozen_setup(config, model, targets, encoded, pad_id, precision, device, ranks):
-    """The encoder never changes, so its pooled output is computed once and the head trains on it."""
-    features = {
-        name: _encode_features(model, encoded[name], pad_id, config.eval_batch_size, precision, device)
-        for name in ("train", "validation")
-        if encoded.get(name)
-    }
-
-    def epoch_batches(epoch: int) -> Iterable:
-        generator = torch.Generator().manual_seed(config.seed * 1000 + epoch)
-        order = torch.randperm(len(targets), generator=generator)
-        for start in range(0, len(order) - ranks.world_size + 1, config.batch_size):
-            rows = order[start : start + config.batch_size][ranks.rank :: ranks.world_size]
-            yield {"features": features["train"][rows]}, targets[rows]
-
-    @torch.inference_mode()
-    def validation_logits():
-        if "validation" not in features:
-            return None
-        model.head.eval()
-        logits = model.head(features["validation"].to(device)).float().cpu().numpy()
-        model.head.train()
-        return aggregate_windows(logits, encoded["validation"], config.window_aggregate)
-
-    batches = len(range(0, len(targets) - ranks.world_size + 1, config.batch_size))
-    return model.head, epoch_batches, batches, validation_logits
-
-
-def _encode_features(model: PooledClassifier, encoded, pad_id, batch_size, precision, device) -> torch.Tensor:
-    model.eval()
-    return torch.from_numpy(run_batched(model.features, encoded, pad_id, batch_size, precision, device))

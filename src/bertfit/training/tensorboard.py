@@ -22,7 +22,9 @@ class TensorBoardLogger(Callbacks):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ConfigError("--tensorboard needs the tensorboard package: pip install 'bertfit[tensorboard]'") from None
+            raise ConfigError(
+                "--tensorboard needs the tensorboard package: pip install 'bertfit[tensorboard]'"
+            ) from None
         self.folder, self.make_writer = folder, SummaryWriter
         self.writer, self.step, self.runs = None, 0, 0
 

@@ -1,7 +1,7 @@
 """Hyper-parameter search with Optuna, scored on the validation split only (the test split is never
 read), with bad trials stopped early by a median pruner on the per-epoch validation score.
 
-Searched: learning rate (log scale), epochs, batch size, warmup share. The result is a config file
+Searched: learning rate (log scale), epochs, batch size, warmup share and dropout (0 or 0.1). The result is a config file
 that ``bertfit train --config`` takes as it is.
 """
 
@@ -72,9 +72,9 @@ def suggest(trial, config: TrainConfig) -> dict:
 def tune(config: TrainConfig, trials: int = 10, timeout: float | None = None,
          callbacks: Callbacks = Callbacks()) -> TuneResult:  # fmt: skip
     """Run ``trials`` trials (or until ``timeout`` seconds), write the trials and the best config."""
-    from bertfit.artifacts import check_output_free
     from bertfit.data.load import load_data
     from bertfit.training.run import fit_once
+    from bertfit.training.save import check_output_free
 
     optuna = require_optuna()
     config.validate()
@@ -122,7 +122,7 @@ def _short(params: dict) -> str:
 
 def _write(result: TuneResult, config: TrainConfig) -> None:
     """``trials.json`` (every trial) and ``best_config.json`` (the run's options with the best values)."""
-    from bertfit.artifacts import write_json_atomically
+    from bertfit.folder import write_json_atomically
 
     result.output_dir.mkdir(parents=True, exist_ok=True)
     best = {**config.to_dict(), **result.best_params, "output": None, "overwrite": False}
@@ -146,4 +146,3 @@ def format_tune(result: TuneResult) -> str:
              f"{_short(result.best_params)}"]  # fmt: skip
     lines.append(f"train with it: bertfit train --config {result.output_dir / BEST_CONFIG_FILE}")
     return "\n".join(lines)
-

@@ -1,4 +1,5 @@
-"""Calibration and decision rules, fitted on the validation split only.
+"""The arithmetic of calibration and decision rules, shared by the task shapes that fit them on the
+validation split (each shape decides what it fits: see ``calibrated`` in its module).
 
 - Temperature scaling: one scalar T divides the logits so that probabilities match observed
   frequencies (lower NLL); argmax decisions do not change.
@@ -8,15 +9,7 @@
 
 from __future__ import annotations
 
-import logging
-from dataclasses import replace
-
 import numpy as np
-from scipy.optimize import minimize_scalar
-
-from bertfit.tasks import MULTI_LABEL, REGRESSION, Task
-
-log = logging.getLogger(__name__)
 
 ECE_BINS = 15
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 2)
@@ -44,6 +37,8 @@ def expected_calibration_error(probabilities: np.ndarray, gold: np.ndarray, mult
 
 def fit_temperature(logits: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
     """The T that minimises validation negative log-likelihood of ``logits / T``."""
+    from scipy.optimize import minimize_scalar
+
     logits = np.asarray(logits, dtype=np.float64)
 
     def nll(log_t: float) -> float:
@@ -77,52 +72,3 @@ def recall_threshold(scores: np.ndarray, positive: np.ndarray, target: float) ->
     ranked = np.sort(scores[positive])[::-1]
     needed = int(np.ceil(target * len(ranked)))
     return float(ranked[max(needed, 1) - 1])
-
-
-def calibrate(task: Task, logits: np.ndarray, gold: np.ndarray, *, temperature: bool, threshold: str,
-              target_recall: float | None, positive_label: str | None) -> Task:  # fmt: skip
-    """Fit the temperature, then the decision thresholds, on validation logits and gold labels."""
-    if task.kind == REGRESSION or len(gold) == 0:
-        return task
-    multi_label = task.kind == MULTI_LABEL
-    if temperature:
-        task = replace(task, temperature=fit_temperature(logits, gold, multi_label))
-        log.info("calibration: temperature %.3f fitted on validation", task.temperature)
-    outputs = task.outputs(logits)
-    if multi_label:
-        if threshold == "auto" or threshold == "tune":
-            chosen = tuple(
-                best_f1_threshold(outputs[:, i], gold[:, i] > 0) if gold[:, i].any() else 0.5
-                for i in range(len(task.labels))
-            )
-        else:
-            chosen = tuple([float(threshold)] * len(task.labels))
-        return replace(task, thresholds=chosen)
-    if threshold == "auto" and target_recall is None:
-        return task
-    if len(task.labels) != 2:
-        log.warning("--threshold/--target-recall apply to binary and multi-label tasks; %d classes use argmax",
-                    len(task.labels))  # fmt: skip
-        return task
-    positive = _positive_class(task, gold, positive_label)
-    scores, is_positive = outputs[:, positive], gold == positive
-    if target_recall is not None:
-        value = recall_threshold(scores, is_positive, target_recall)
-    elif threshold == "tune":
-        value = best_f1_threshold(scores, is_positive)
-    else:
-        value = float(threshold)
-    log.info("decision: %s when its probability >= %.4f", task.labels.names[positive], value)
-    return replace(task, positive=positive, thresholds=(value,))
-
-
-def _positive_class(task: Task, gold: np.ndarray, name: str | None) -> int:
-    """The named class, else the rarer class in validation (what imbalance thresholds are for)."""
-    if name is not None:
-        from bertfit.errors import ConfigError
-
-        if name not in task.labels.label2id:
-            raise ConfigError(f"--positive-label {name!r} is not a label: {', '.join(task.labels.names)}")
-        return task.labels.label2id[name]
-    counts = np.bincount(gold, minlength=2)
-    return int(counts.argmin()) if counts[0] != counts[1] else 1

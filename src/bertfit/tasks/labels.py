@@ -6,6 +6,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 
 def normalize_label(value: object) -> str | None:
     """One label value as a string name; ``None`` for a missing label."""
@@ -22,6 +24,13 @@ def normalize_label(value: object) -> str | None:
         return normalize_label(value.item())
     text = str(value).strip()
     return text or None
+
+
+def raw_label(value: object) -> str | tuple[str, ...] | None:
+    """A label cell as a name, a tuple of names (list-valued cells), or ``None`` when missing."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(name for name in (normalize_label(v) for v in value) if name is not None)
+    return normalize_label(value)
 
 
 def _order_key(name: str) -> tuple[int, float, str]:

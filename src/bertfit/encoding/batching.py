@@ -132,8 +132,10 @@ def inference_batches(lengths: Sequence[int], batch_size: int, max_tokens: int |
     batches: list[list[int]] = []
     for index in order:
         current = batches[-1] if batches else None
-        if current is None or len(current) == batch_size or (
-            max_tokens is not None and (len(current) + 1) * lengths[current[0]] > max_tokens
+        if (
+            current is None
+            or len(current) == batch_size
+            or (max_tokens is not None and (len(current) + 1) * lengths[current[0]] > max_tokens)
         ):
             batches.append([index])
         else:

@@ -1,0 +1,224 @@
+"""The model folder's layout: its file names, its typed manifest (``bertfit.json``), and how files and
+folders are written so that a crash never leaves half of one.
+
+This module sits at the bottom of the house and imports nothing heavy: reading a folder's manifest,
+metrics or report needs no torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bertfit.errors import ModelError
+
+# -- file names --------------------------------------------------------------------------------
+MANIFEST = "bertfit.json"
+HEAD_FILE = "head.safetensors"  # bertfit's own head over a pooled encoder
+METRICS_FILE = "metrics.json"
+LOG_FILE = "training_log.csv"
+PREDICTIONS_FILE = "predictions_test.csv"
+REPORT_FILE = "report.html"
+CARD_FILE = "README.md"
+LOSS_PLOT = "loss_curve.png"
+CONFUSION_PLOT = "confusion_matrix.png"
+ONNX_DIR = "onnx"
+ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}  # by prediction backend
+BACKENDS = ("torch", *ONNX_FILES)  # what computes a folder's logits: its PyTorch model, or an ONNX export
+PARITY_FILE = "parity.json"
+
+# Architectures a folder can hold (see ``bertfit.modeling``).
+SEQUENCE_CLASSIFIER = "sequence-classifier"
+POOLED_CLASSIFIER = "pooled-classifier"
+
+FORMAT_VERSION = 1  # bump when a field changes meaning; older folders then get a clear message
+
+
+# -- the manifest ------------------------------------------------------------------------------
+@dataclass
+class DataSummary:
+    """What the folder records of its training data: rows and files per split, warnings, profile."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    profile: dict | None = None  # label counts per split and the token-length histogram
+
+
+@dataclass
+class Manifest:
+    """``bertfit.json``: everything needed to rebuild the model and read its outputs, and how it was made.
+
+    Defaults are what a folder that lacks a field meant when it was written."""
+
+    labels: list[str]
+    max_length: int
+    format: int = FORMAT_VERSION
+    # the model
+    architecture: str = SEQUENCE_CLASSIFIER
+    pooling: str = "pooler"
+    head: str | None = None  # linear or dense, for a pooled classifier
+    frozen_encoder: bool = False
+    base_model: str | None = None
+    base_model_source: str | None = None
+    # the task (``bertfit.tasks``): its shape and fitted decision rule
+    label_aliases: dict[str, str] = field(default_factory=dict)  # raw label values -> names, e.g. 0 -> ham
+    task: str | None = None  # None: single-label classification
+    label_sep: str = ","
+    target_mean: float = 0.0
+    target_std: float = 1.0
+    temperature: float = 1.0
+    positive_label: str | None = None
+    thresholds: list[float] | None = None
+    # how texts become inputs
+    long_text: str = "truncate"
+    stride: int = 64
+    window_aggregate: str = "mean"
+    text_pairs: bool = False
+    train_truncated_share: float = 0.0
+    precision: str = "auto"
+    eval_batch_size: int = 64
+    # how training went
+    best_epoch: int | None = None
+    epochs_run: int | None = None
+    data: DataSummary = field(default_factory=DataSummary)
+    config: dict[str, Any] = field(default_factory=dict)  # the TrainConfig, as ``TrainConfig.to_dict``
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        return {"format": values.pop("format"), **values}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = MANIFEST) -> Manifest:
+        """Checked once, here: the format version, the required fields, the nested data summary."""
+        version = values.get("format")
+        if not isinstance(version, int) or version < 1:
+            raise ModelError(f"{source}: no format version; the folder was written by a bertfit before 0.1: "
+                             "train it again")  # fmt: skip
+        if version > FORMAT_VERSION:
+            raise ModelError(f"{source}: format {version} is newer than this bertfit reads ({FORMAT_VERSION}); "
+                             "upgrade bertfit")  # fmt: skip
+        missing = [name for name in ("labels", "max_length") if name not in values]
+        if missing:
+            raise ModelError(f"{source}: missing {', '.join(missing)}; the folder is incomplete")
+        known = {f.name for f in dataclasses.fields(cls)}
+        fields = {k: v for k, v in values.items() if k in known}
+        data = fields.get("data") or {}
+        summary_fields = {f.name for f in dataclasses.fields(DataSummary)}
+        fields["data"] = DataSummary(**{k: v for k, v in data.items() if k in summary_fields})
+        return cls(**fields)
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ModelError(f"{folder}: not a bertfit model folder (no {MANIFEST})")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ModelError(f"{path}: unreadable ({err.msg})") from None
+    if not isinstance(values, dict):
+        raise ModelError(f"{path}: unreadable (not a JSON object)")
+    return Manifest.from_dict(values, str(path))
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file of the folder, or {} where it is missing."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+# -- writing without half-written results ------------------------------------------------------
+def write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_json_atomically(path: Path, value) -> None:
+    """A JSON file that is either the old one or the complete new one, never half of either."""
+    with atomic_file(path) as temp:
+        write_json(temp, value)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``: moved onto it with the umask's permissions when the block
+    ends cleanly, removed when it raises. Readers see the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(descriptor)
+    temp = Path(name)
+    try:
+        yield temp
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    os.chmod(temp, 0o666 & ~current_umask())
+    os.replace(temp, path)
+
+
+@contextlib.contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """A temporary folder beside ``target``, filled in the block and then swapped into place whole:
+    a crash leaves the old folder (or none) and a hidden sibling the next write clears."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in target.parent.glob(f".{target.name}.tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield staging
+        _use_umask_permissions(staging)
+        _swap_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _use_umask_permissions(folder: Path) -> None:
+    """Temp folders and files are private (0700/0600); the finished folder gets normal permissions."""
+    umask = current_umask()
+    os.chmod(folder, 0o777 & ~umask)
+    for path in folder.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def _swap_into_place(staging: Path, target: Path) -> None:
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    if _exchange(staging, target):  # staging now holds the old folder
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    os.replace(target, retired / target.name)
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one step (Linux renameat2 RENAME_EXCHANGE), so no moment exists where the
+    target is missing; False where the system or file system cannot."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange) == 0

@@ -1,0 +1,156 @@
+"""Typed options of every command but ``train`` (whose options are ``TrainConfig``/``DataConfig``).
+
+As with the training options, each field's ``help`` becomes the command's ``--help`` text and
+``problems()`` lists every bad value at once, so the CLI only parses, calls and renders. Nothing
+here imports torch: a mistyped option is reported at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bertfit.config import _opt
+from bertfit.errors import ConfigError
+from bertfit.folder import BACKENDS
+
+BACKEND_HELP = "torch (the saved model) or an ONNX export: onnx, onnx-int8 (see `bertfit export`)"
+ENGINES = ("local", "ray")
+
+
+def _model_dir() -> str:
+    return _opt(None, "the model folder (`bertfit train` writes one)", positional=True)
+
+
+def _backend() -> str:
+    return _opt("torch", BACKEND_HELP, choices=BACKENDS)
+
+
+class _Checked:
+    def problems(self) -> list[str]:
+        return []
+
+    def validate(self):
+        found = self.problems()
+        if len(found) == 1:
+            raise ConfigError(found[0])
+        if found:
+            raise ConfigError("invalid options:\n  - " + "\n  - ".join(found))
+        return self
+
+
+@dataclass
+class EvaluateOptions(_Checked):
+    model_dir: str = _model_dir()
+    data: str | None = _opt(None, "labelled file (CSV, TSV, JSONL or Parquet)", required=True)
+    text_column: str | None = _opt(None, "text column (inferred when unambiguous)")
+    label_column: str | None = _opt(None, "label column (inferred when unambiguous)")
+    text_pair_column: str | None = _opt(None, "second-text column, for models trained on pairs")
+    json: bool = _opt(False, "print the metrics as JSON")
+    backend: str = _backend()
+    arrow: bool = _opt(
+        False, "read --data through memory-mapped Arrow and score it in pieces (files larger than memory)"
+    )
+
+
+@dataclass
+class PredictOptions(_Checked):
+    model_dir: str = _model_dir()
+    text: list[str] | None = _opt(None, "a text to classify (repeatable)", action="append")
+    text_pair: list[str] | None = _opt(None, "the second text of each --text, for pair models", action="append")
+    input: str | None = _opt(None, "file of texts (CSV, TSV, JSONL or Parquet), or a folder or glob of such shards")
+    output: str | None = _opt(None, "where to write the input's rows plus predictions (a folder for shards)")
+    engine: str = _opt(
+        "local",
+        "local (this process) or ray (Ray Data: an actor pool on the cluster at RAY_ADDRESS, or a local one)",
+        choices=ENGINES,
+    )
+    workers: int = _opt(2, "Ray actors, each holding the model")
+    text_column: str | None = _opt(None, "text column of --input (inferred when unambiguous)")
+    text_pair_column: str | None = _opt(None, "second-text column of --input, for pair models")
+    json: bool = _opt(False, "print predictions as JSON lines")
+    backend: str = _backend()
+
+    def problems(self) -> list[str]:
+        found = []
+        if bool(self.text) == bool(self.input):
+            found.append("give --text (one or more) or --input FILE --output FILE")
+        if self.input and not self.output:
+            found.append("--input needs --output FILE for the predictions")
+        if self.text_pair and len(self.text_pair) != len(self.text or []):
+            found.append("give one --text-pair per --text")
+        if self.engine == "ray" and not self.input:
+            found.append("--engine ray predicts files: give --input FILES --output FOLDER")
+        if self.workers < 1:
+            found.append("--workers must be at least 1")
+        return found
+
+
+@dataclass
+class ExportOptions(_Checked):
+    model_dir: str = _model_dir()
+    onnx: bool = _opt(False, "write onnx/model.onnx (the only format so far)", required=True)
+    quantize: str | None = _opt(None, "also write onnx/model.int8.onnx (dynamic int8)", choices=("int8",))
+    data: str | None = _opt(None, "labelled file for the parity check (default: the model's validation split)")
+    text_column: str | None = _opt(None, "text column of --data")
+    label_column: str | None = _opt(None, "label column of --data")
+    text_pair_column: str | None = _opt(None, "second-text column of --data, for pair models")
+
+    def problems(self) -> list[str]:
+        return [] if self.onnx else ["give --onnx: ONNX is the only export format so far"]
+
+
+@dataclass
+class EmbedOptions(_Checked):
+    model_dir: str = _model_dir()
+    input: str | None = _opt(None, "file of texts (CSV, TSV, JSONL or Parquet)", required=True)
+    output: str | None = _opt(
+        None, ".npy (a rows x dims matrix), or .parquet/.jsonl (the input's columns plus an embedding column)",
+        required=True,
+    )  # fmt: skip
+    text_column: str | None = _opt(None, "text column of --input (inferred when unambiguous)")
+
+
+@dataclass
+class SearchOptions(_Checked):
+    """``bertfit tune``'s own options; the rest are the training options it starts from."""
+
+    trials: int = _opt(10, "trials to run")
+    timeout: float | None = _opt(None, "stop starting trials after this many seconds")
+
+    def problems(self) -> list[str]:
+        found = [] if self.trials >= 1 else ["--trials must be at least 1"]
+        if self.timeout is not None and not self.timeout > 0:
+            found.append("--timeout must be a positive number of seconds")
+        return found
+
+
+@dataclass
+class ServeOptions(_Checked):
+    model_dir: str = _model_dir()
+    host: str = _opt("127.0.0.1", "address to bind (default: loopback only)")
+    port: int = _opt(8000, "port")
+    backend: str = _backend()
+    max_texts: int = _opt(256, "texts per request")
+    max_chars: int = _opt(20_000, "characters per text")
+    max_batch: int = _opt(64, "texts per model call when requests are micro-batched; 1 answers one request at a time")
+    max_wait_ms: float = _opt(
+        0.0, "how long a request waits for others to share its model call; 0 still batches what queued during the "
+        "previous call",
+    )  # fmt: skip
+    max_queue: int = _opt(2048, "texts waiting beyond which requests get 503")
+
+    def problems(self) -> list[str]:
+        found = []
+        if min(self.max_texts, self.max_chars, self.max_batch, self.max_queue) < 1 or self.max_wait_ms < 0:
+            found.append(
+                "--max-texts, --max-chars, --max-batch and --max-queue must be at least 1; --max-wait-ms 0 or more"
+            )
+        if not 1 <= self.port <= 65535:
+            found.append(f"--port must be between 1 and 65535, got {self.port}")
+        return found
+
+
+@dataclass
+class ReportOptions(_Checked):
+    model_dir: str = _model_dir()
+    output: str | None = _opt(None, "where to write it (default: MODEL_DIR/report.html)")

@@ -1,0 +1,167 @@
+"""Multi-label classification: each text carries any number of labels, from list cells or strings
+joined by ``--label-sep``.
+
+One sigmoid per label; the decision is one threshold per label, tuned for F1 on validation (rare
+labels rarely reach 0.5). Macro F1 picks the best epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from bertfit.tasks.base import CalibrationOptions, Prediction, Task, saved_scores
+from bertfit.tasks.calibration import best_f1_threshold, expected_calibration_error
+from bertfit.tasks.labels import LabelSet
+from bertfit.tasks.single_label import per_name
+
+log = logging.getLogger(__name__)
+
+
+class MultiLabelTask(Task):
+    name = "multi-label"
+    problem_type = "multi_label_classification"
+    headlines = (("F1 macro", "f1_macro"), ("F1 micro", "f1_micro"), ("F1 macro at 0.5", "f1_macro_at_0.5"),
+                 ("subset accuracy", "subset_accuracy"), ("ECE", "ece"), ("loss", "loss"))  # fmt: skip
+    confidence_meaning = "the probability behind the most confident wrong label decision"
+
+    @classmethod
+    def claims(cls, train_labels: list, sep: str, sep_given: bool, source: str) -> bool:
+        if any(isinstance(v, tuple) for v in train_labels):
+            log.info("%s: list-valued labels, so the task is multi-label", source)
+            return True
+        joined = [v for v in train_labels if isinstance(v, str) and sep in v]
+        if sep_given or (joined and all(pieces(v, sep) for v in joined)):
+            log.info("%s: labels joined by %r, so the task is multi-label (--task classification keeps them whole)",
+                     source, sep)  # fmt: skip
+            return True
+        return False
+
+    @classmethod
+    def shape_labels(cls, labels: list, sep: str, source: str, rows: Sequence[int]) -> list:
+        return [v if isinstance(v, tuple) else tuple(pieces(v, sep)) for v in labels]
+
+    @classmethod
+    def names_in(cls, labels: Iterable) -> Iterator:
+        return (name for names in labels for name in names)
+
+    @classmethod
+    def strata(cls, labels: Iterable) -> list[str]:
+        """A row's rarest label."""
+        labels = list(labels)
+        counts = Counter(name for names in labels for name in names)
+        return [min(names, key=lambda n: (counts[n], n)) if names else "" for names in labels]
+
+    @classmethod
+    def label_counts(cls, labels: Iterable) -> dict:
+        """Rows carrying each label."""
+        return dict(Counter(name for row in labels for name in row).most_common())
+
+    def gold(self, labels: Sequence) -> np.ndarray:
+        index = self.labels.label2id
+        matrix = np.zeros((len(labels), len(self.labels)), dtype=np.float32)
+        for row, names in enumerate(labels):
+            matrix[row, [index[n] for n in names]] = 1.0
+        return matrix
+
+    def loss(self, train_gold: np.ndarray, class_weights: str = "none") -> Callable:
+        import torch
+        from torch import nn
+
+        positives = train_gold.sum(axis=0)
+        # balanced: each label's positives weigh as much as its negatives
+        weight = np.where(positives > 0, (len(train_gold) - positives) / np.maximum(positives, 1), 1.0)
+        balanced = class_weights == "balanced"
+        return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight, dtype=torch.float32) if balanced else None)
+
+    def outputs(self, logits: np.ndarray) -> np.ndarray:
+        scaled = np.asarray(logits, dtype=np.float64) / self.temperature
+        return (1.0 / (1.0 + np.exp(-scaled))).astype(np.float32)
+
+    def decide(self, outputs: np.ndarray) -> np.ndarray:
+        """A 0/1 matrix: each label where its probability reaches its threshold."""
+        thresholds = np.asarray(self.thresholds if self.thresholds else [0.5] * len(self.labels))
+        return (outputs >= thresholds).astype(np.int64)
+
+    def decision_names(self, decisions: np.ndarray) -> list[str]:
+        return [self.label_sep.join(self.labels.names[i] for i in np.flatnonzero(row)) for row in decisions]
+
+    def calibrated(self, logits: np.ndarray, gold: np.ndarray, options: CalibrationOptions) -> Task:
+        if len(gold) == 0:
+            return self
+        task = self.with_temperature(logits, gold, multi_label=True) if options.temperature else self
+        outputs = task.outputs(logits)
+        if options.threshold in ("auto", "tune"):
+            chosen = tuple(
+                best_f1_threshold(outputs[:, i], gold[:, i] > 0) if gold[:, i].any() else 0.5
+                for i in range(len(task.labels))
+            )
+        else:
+            chosen = tuple([float(options.threshold)] * len(task.labels))
+        return replace(task, thresholds=chosen)
+
+    def metrics(self, gold: np.ndarray, outputs: np.ndarray) -> dict:
+        return multilabel_metrics(gold, outputs, self.labels, self.decide(outputs))
+
+    def predictions(self, outputs: np.ndarray) -> list[Prediction]:
+        decisions = self.decide(outputs)
+        found = []
+        for row, decision, name in zip(outputs, decisions, self.decision_names(decisions)):
+            probabilities = {label: float(p) for label, p in zip(self.labels.names, row)}
+            chosen = tuple(self.labels.names[i] for i in np.flatnonzero(decision))
+            found.append(Prediction(name, float(row.max()), probabilities, labels=chosen))
+        return found
+
+    def gold_name(self, label) -> str:
+        return self.label_sep.join(sorted(label, key=self.labels.label2id.get))
+
+    # -- the report -------------------------------------------------------------------------
+    def label_matrix(self, cells: list[str]) -> np.ndarray:
+        sets = [set(filter(None, cell.split(self.label_sep or ","))) for cell in cells]
+        return np.array([[name in chosen for name in self.labels.names] for chosen in sets], dtype=int)
+
+    def decision_rule(self) -> str:
+        return (
+            "one threshold per label, tuned for F1 on validation" if self.thresholds else "a threshold of 0.5 per label"
+        )
+
+    def wrong_confidence(self, wrong: list[dict]) -> np.ndarray:
+        names = self.labels.names
+        scores = saved_scores(wrong, names)
+        gold = self.label_matrix([row["gold"] for row in wrong])
+        thresholds = np.asarray(self.thresholds or [0.5] * len(names))
+        said = scores >= thresholds
+        # A wrong "yes" is as confident as its probability; a wrong "no" as one minus it.
+        certainty = np.where(said, scores, 1 - scores)
+        return np.where(said != gold.astype(bool), certainty, 0).max(axis=1)
+
+
+def pieces(value: str, sep: str) -> list[str]:
+    return [piece.strip() for piece in value.split(sep) if piece.strip()]
+
+
+def multilabel_metrics(gold: np.ndarray, probabilities: np.ndarray, labels: LabelSet, predicted: np.ndarray) -> dict:
+    """Micro/macro F1, per-label P/R/F1, subset accuracy (every label right), and the same F1s at a
+    plain 0.5 threshold so tuned thresholds can be compared with it."""
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    gold = np.asarray(gold).astype(np.int64)
+    at_half = (probabilities >= 0.5).astype(np.int64)
+    precision, recall, f1, support = precision_recall_fscore_support(gold, predicted, zero_division=0)
+    clipped = np.clip(probabilities.astype(np.float64), 1e-12, 1 - 1e-12)
+    return {
+        "task": MultiLabelTask.name,
+        "loss": float(-(gold * np.log(clipped) + (1 - gold) * np.log(1 - clipped)).mean()),
+        "subset_accuracy": float((predicted == gold).all(axis=1).mean()),
+        "f1_micro": float(f1_score(gold, predicted, average="micro", zero_division=0)),
+        "f1_macro": float(f1_score(gold, predicted, average="macro", zero_division=0)),
+        "f1_micro_at_0.5": float(f1_score(gold, at_half, average="micro", zero_division=0)),
+        "f1_macro_at_0.5": float(f1_score(gold, at_half, average="macro", zero_division=0)),
+        "ece": expected_calibration_error(probabilities, gold, multi_label=True),
+        "per_class": per_name(labels, precision, recall, f1, support),
+        "rows": int(len(gold)),
+    }

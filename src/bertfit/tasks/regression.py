@@ -1,0 +1,170 @@
+"""Regression: one number per text.
+
+Trained with mean squared error on standardised targets (mean 0, standard deviation 1 over the
+training labels), so one learning rate suits any scale; outputs are scaled back. Pearson correlation
+picks the best epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from bertfit.errors import DataError, describe_rows
+from bertfit.tasks.base import Prediction, Task, WorstExamples
+from bertfit.tasks.labels import LabelSet
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+VALUE_LABEL = "value"  # the one name of a regression model's output
+
+
+class RegressionTask(Task):
+    name = "regression"
+    problem_type = "regression"
+    headlines = (("Pearson", "pearson"), ("Spearman", "spearman"), ("RMSE", "rmse"), ("MAE", "mae"), ("R2", "r2"))
+    distinct_word = "different value"
+    no_classes_reason = "a regression model has no classes"
+
+    @classmethod
+    def claims(cls, train_labels: list, sep: str, sep_given: bool, source: str) -> bool:
+        numbers = [number(v) for v in train_labels]
+        if all(n is not None for n in numbers) and any(not float(n).is_integer() for n in numbers):
+            log.info("%s: numeric labels with fractions, so the task is regression (--task classification "
+                     "treats them as classes)", source)  # fmt: skip
+            return True
+        return False
+
+    @classmethod
+    def shape_labels(cls, labels: list, sep: str, source: str, rows: Sequence[int]) -> list:
+        numbers = [number(v) for v in labels]
+        bad = [i for i, n in enumerate(numbers) if n is None]
+        if bad:
+            raise DataError(
+                f"{source}, {describe_rows([rows[i] for i in bad])}: regression labels must be numbers, got "
+                f"{', '.join(repr(labels[i]) for i in bad[:3])}"
+            )
+        return numbers
+
+    @classmethod
+    def strata(cls, labels: Iterable) -> list[str]:
+        """A value's quartile."""
+        labels = list(labels)
+        edges = np.quantile(labels, [0.25, 0.5, 0.75]) if labels else []
+        return [str(int(np.searchsorted(edges, v))) for v in labels]
+
+    @classmethod
+    def label_set(cls, names: Iterable, display: dict[str, str]) -> LabelSet:
+        return LabelSet((VALUE_LABEL,))
+
+    @classmethod
+    def unseen(cls, train_names: set, labels: Iterable) -> list[str]:
+        return []  # a value need not occur in training to be predicted
+
+    @classmethod
+    def label_counts(cls, labels: Iterable) -> dict:
+        """A histogram of the values."""
+        values = np.fromiter(labels, dtype=float)
+        counts, edges = np.histogram(values, bins=20) if len(values) else (np.array([]), np.array([]))
+        return {"histogram": {"edges": edges.tolist(), "counts": counts.tolist()}}
+
+    @property
+    def primary_metric(self) -> str:
+        return "pearson"
+
+    def gold(self, labels: Sequence) -> np.ndarray:
+        return np.asarray(labels, dtype=np.float64)
+
+    def targets(self, gold: np.ndarray) -> torch.Tensor:
+        import torch
+
+        return torch.tensor((gold - self.target_mean) / self.target_std, dtype=torch.float32)
+
+    def fitted_to_train(self, train_gold: np.ndarray) -> Task:
+        values = np.asarray(train_gold, dtype=np.float64)
+        std = float(values.std()) if len(values) > 1 else 1.0
+        return replace(self, target_mean=float(values.mean()) if len(values) else 0.0, target_std=std or 1.0)
+
+    def loss(self, train_gold: np.ndarray, class_weights: str = "none") -> Callable:
+        from torch import nn
+
+        mse = nn.MSELoss()
+        return lambda logits, targets: mse(logits.squeeze(-1), targets)
+
+    def outputs(self, logits: np.ndarray) -> np.ndarray:
+        logits = np.asarray(logits, dtype=np.float64)
+        return (logits[:, 0] * self.target_std + self.target_mean).astype(np.float32)
+
+    def empty_outputs(self) -> np.ndarray:
+        return np.zeros((0,), dtype=np.float32)
+
+    def decide(self, outputs: np.ndarray) -> np.ndarray:
+        return outputs
+
+    def decision_names(self, decisions: np.ndarray) -> list[str]:
+        return [f"{v:.6g}" for v in decisions]
+
+    def metrics(self, gold: np.ndarray, outputs: np.ndarray) -> dict:
+        return regression_metrics(gold, outputs)
+
+    def gold_of(self, labels: list, aliases: dict[str, str], source: str, rows: Sequence[int]) -> np.ndarray:
+        return self.gold(labels)
+
+    def predictions(self, outputs: np.ndarray) -> list[Prediction]:
+        names = self.decision_names(outputs)
+        return [Prediction(name, float("nan"), {}, value=float(v)) for name, v in zip(names, outputs)]
+
+    def prediction_columns(self, outputs: np.ndarray) -> dict[str, object]:
+        return {"predicted_value": outputs}
+
+    @property
+    def score_columns(self) -> list[str]:
+        return ["error"]
+
+    def test_row(self, label, output, predicted: str) -> tuple[str, list[str], object]:
+        return f"{label:.6g}", [f"{output - label:.6g}"], ""
+
+    def worst_examples(self, predictions: list[dict], most: int) -> WorstExamples:
+        ranked = sorted(predictions, key=lambda row: -abs(float(row["error"])))[:most]
+        rows = [[row["row"], row["text"], row["gold"], row["predicted"], float(row["error"])] for row in ranked]
+        return WorstExamples("Largest absolute errors.", ["row", "text", "gold", "predicted", "error"], rows)
+
+
+def number(value) -> float | None:
+    if isinstance(value, tuple):
+        return None
+    try:
+        found = float(value)
+    except (TypeError, ValueError):
+        return None
+    return found if math.isfinite(found) else None
+
+
+def regression_metrics(gold: np.ndarray, predicted: np.ndarray) -> dict:
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    gold = np.asarray(gold, dtype=np.float64)
+    predicted = np.asarray(predicted, dtype=np.float64)
+    constant = len(gold) < 2 or np.ptp(gold) == 0 or np.ptp(predicted) == 0
+    mse = float(mean_squared_error(gold, predicted)) if len(gold) else float("nan")
+    return {
+        "task": RegressionTask.name,
+        "loss": mse,
+        "mse": mse,
+        "rmse": float(np.sqrt(mse)),
+        "mae": float(mean_absolute_error(gold, predicted)) if len(gold) else float("nan"),
+        "r2": float(r2_score(gold, predicted)) if len(gold) > 1 else float("nan"),
+        # Correlation is undefined for a constant column; 0 keeps "greater is better" working.
+        "pearson": 0.0 if constant else float(pearsonr(gold, predicted)[0]),
+        "spearman": 0.0 if constant else float(spearmanr(gold, predicted)[0]),
+        "rows": int(len(gold)),
+    }
