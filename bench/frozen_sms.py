@@ -132,7 +132,9 @@ def main(argv=None) -> str:
     parser.add_argument("--rows", type=int, help="first N rows of each split (default: all)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--peer-runs", type=int, help="runs of the every-epoch loop (default: --runs; it takes minutes each)")
+    parser.add_argument(
+        "--peer-runs", type=int, help="runs of the every-epoch loop (default: --runs; it takes minutes each)"
+    )
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     prepare_environment()

@@ -66,7 +66,9 @@ def table(rows: dict[str, dict], columns: list[tuple[str, str, str]], reference:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     base = rows[reference]["wall_s"]
     for name, row in rows.items():
-        cells = [name] + [format(row[k], f) if isinstance(row.get(k), (int, float)) else str(row.get(k, "")) for k, _, f in columns]
+        cells = [name] + [
+            format(row[k], f) if isinstance(row.get(k), (int, float)) else str(row.get(k, "")) for k, _, f in columns
+        ]
         cells.append("—" if name == reference else f"{row['wall_s'] / base:.2f}×")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -96,7 +98,11 @@ def publish(title: str, module: str, argv, summary: str, body: str, append: bool
 
 
 def append_results(title: str, body: str, path: Path = RESULTS) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n\nAppended by the scripts in `bench/`; newest last.\n"
+    text = (
+        path.read_text(encoding="utf-8")
+        if path.exists()
+        else "# Benchmark results\n\nAppended by the scripts in `bench/`; newest last.\n"
+    )
     text += f"\n## {title} — {date.today().isoformat()}\n\nMachine: {machine()}\n\n{body}\n"
     path.write_text(text, encoding="utf-8")
 

@@ -41,7 +41,9 @@ def seed_everything(seed: int) -> None:
 
 
 @torch.inference_mode()
-def predict_in_order(model, tokenizer, texts, max_length: int, pad_to: int | None, bf16: bool, batch_size: int = 64) -> np.ndarray:
+def predict_in_order(
+    model, tokenizer, texts, max_length: int, pad_to: int | None, bf16: bool, batch_size: int = 64
+) -> np.ndarray:
     """Argmax labels in dataset order; ``pad_to`` pads every batch to a fixed length as the peer does."""
     model.eval()
     out = []
@@ -90,7 +92,12 @@ def tutorial_loop(model: str, train_rows: int | None, eval_rows: int | None, epo
         test_texts, test_labels = cola_split("test", eval_rows)
         predicted = predict_in_order(net, tokenizer, test_texts, 64, 64, bf16=False)
     tokens = int(encoded["attention_mask"].sum()) * epochs
-    return {"wall_s": timer.seconds, "fit_s": fit.seconds, "tokens_per_s": tokens / fit.seconds, **quality(test_labels, predicted)}
+    return {
+        "wall_s": timer.seconds,
+        "fit_s": fit.seconds,
+        "tokens_per_s": tokens / fit.seconds,
+        **quality(test_labels, predicted),
+    }
 
 
 # -- (b) and (c): Hugging Face Trainer ------------------------------------------------------------
@@ -132,4 +139,9 @@ def hf_trainer(model: str, train_rows: int | None, eval_rows: int | None, epochs
         test_texts, test_labels = cola_split("test", eval_rows)
         predicted = predict_in_order(trainer.model, tokenizer, test_texts, 128, None if expert else 128, bf16=expert)
     tokens = sum(map(sum, encoded["attention_mask"])) * epochs
-    return {"wall_s": timer.seconds, "fit_s": fit.seconds, "tokens_per_s": tokens / fit.seconds, **quality(test_labels, predicted)}
+    return {
+        "wall_s": timer.seconds,
+        "fit_s": fit.seconds,
+        "tokens_per_s": tokens / fit.seconds,
+        **quality(test_labels, predicted),
+    }

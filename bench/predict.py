@@ -66,7 +66,9 @@ def bertfit_stream(model_dir: str, input_file: str, backend: str = "torch") -> d
     predictor = Predictor.load(model_dir, backend=backend)
     resident = []  # RSS after each chunk: flat if memory does not grow with the rows read
     with tempfile.TemporaryDirectory() as scratch, Timer() as timer:
-        rows = predict_file(predictor, input_file, Path(scratch) / "out.csv", progress=lambda _: resident.append(rss_mb()))
+        rows = predict_file(
+            predictor, input_file, Path(scratch) / "out.csv", progress=lambda _: resident.append(rss_mb())
+        )
     return {"wall_s": timer.seconds, "rows": rows, "rows_per_s": rows / timer.seconds,
             "rss_first_chunk_mb": resident[0], "rss_last_chunk_mb": resident[-1]}  # fmt: skip
 
@@ -143,8 +145,13 @@ def main(argv=None) -> str:
         stream = {}
         for count in (args.rows // 10, args.rows):
             source = synthetic_file(Path(scratch) / f"rows{count}.csv", count)
-            stream[count] = run_contender("bench.predict:bertfit_stream", {"model_dir": str(folder), "input_file": str(source)})
-            print(f"stream {count}: {stream[count]['rows_per_s']:.0f} rows/s, peak RSS {stream[count]['peak_rss_mb']:.0f} MB", flush=True)
+            stream[count] = run_contender(
+                "bench.predict:bertfit_stream", {"model_dir": str(folder), "input_file": str(source)}
+            )
+            print(
+                f"stream {count}: {stream[count]['rows_per_s']:.0f} rows/s, peak RSS {stream[count]['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
     texts_note = f"the SMS spam test split ({args.limit or 836} texts)"
     stream_lines = "\n".join(f"| {count} | {r['wall_s']:.1f} | {r['rows_per_s']:.0f} | {r['rss_first_chunk_mb']:.0f} | "
                              f"{r['rss_last_chunk_mb']:.0f} | {r['peak_rss_mb']:.0f} |" for count, r in stream.items())  # fmt: skip

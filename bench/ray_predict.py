@@ -88,7 +88,9 @@ def _body(rows: dict[str, dict]) -> str:
     one = rows["Ray Data, 1 actor"]["rows_per_s"]
     lines = ["| engine | rows | wall s | rows/s | vs 1 actor |", "|---|---|---|---|---|"]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['rows']} | {r['wall_s']:.1f} | {r['rows_per_s']:.0f} | {r['rows_per_s'] / one:.2f}× |")
+        lines.append(
+            f"| {name} | {r['rows']} | {r['wall_s']:.1f} | {r['rows_per_s']:.0f} | {r['rows_per_s'] / one:.2f}× |"
+        )
     return "\n".join(lines)
 
 

@@ -168,7 +168,11 @@ async def measure(model_dir: str, backend: str, max_batch: int, texts: list[str]
     finally:
         server.terminate()
         server.wait(timeout=30)
-    return {**result, "idle_p50_ms": 1000 * float(np.median(idle)), "idle_p99_ms": 1000 * float(np.percentile(idle, 99))}
+    return {
+        **result,
+        "idle_p50_ms": 1000 * float(np.median(idle)),
+        "idle_p99_ms": 1000 * float(np.percentile(idle, 99)),
+    }
 
 
 def sms_texts(limit: int = 836) -> list[str]:

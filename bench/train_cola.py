@@ -196,9 +196,13 @@ def main(argv=None) -> str:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--first-seed", type=int, default=1,
-                        help="seeds first-seed .. first-seed + runs - 1: a peer that takes most of an hour a run "
-                             "can be run one seed at a time and its runs' ratios collected")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=1,
+        help="seeds first-seed .. first-seed + runs - 1: a peer that takes most of an hour a run "
+        "can be run one seed at a time and its runs' ratios collected",
+    )
     parser.add_argument("--only", action="append", choices=list(CONTENDERS), help="run only these (repeatable)")
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to bench/RESULTS.md")
     args = parser.parse_args(argv)
