@@ -85,7 +85,21 @@ def machine() -> str:
         pass
     import torch
 
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    return (f"{cpu}, {os.cpu_count()} cores, CPU flags: {cpu_flags()}, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads)")  # fmt: skip
+
+
+SPEED_FLAGS = ("avx512_bf16", "amx_bf16", "avx512f", "avx2")  # what decides bf16 vs fp32 speed on a CPU
+
+
+def cpu_flags() -> str:
+    """Which of ``SPEED_FLAGS`` the CPU has: timings from CPUs with different ones do not compare."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    present = set(text.split())
+    return " ".join(flag for flag in SPEED_FLAGS if flag in present) or "none of " + ", ".join(SPEED_FLAGS)
 
 
 def publish(title: str, module: str, argv, summary: str, body: str, append: bool) -> str:

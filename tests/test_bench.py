@@ -76,3 +76,11 @@ def test_ray_prediction_benchmark_prints_its_table(small_model_dir):
     assert [r.split("|")[1].strip() for r in rows] == ["local engine (this process)", "Ray Data, 1 actor",
                                                        "Ray Data, 2 actors"]  # fmt: skip
     assert all(r.split("|")[2].strip() == "200" for r in rows)
+
+
+def test_attention_benchmark_prints_its_table(tiny_bert):
+    from bench import cpu_attention
+
+    body = cpu_attention.main(["--model", str(tiny_bert), "--rounds", "1", "--steps", "1", "--no-append"])
+    rows = [line for line in body.splitlines() if line.startswith("| 0.0 |") or line.startswith("| 0.1 |")]
+    assert len(rows) == 4 and all(row.rstrip(" |").endswith("×") for row in rows)

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from bertfit.encoding.batching import Encoded, inference_batches, iterate_batches
-from bertfit.encoding.precision import autocast
+from bertfit.encoding.precision import autocast, default_device, resolve_precision
 from bertfit.errors import ModelError
-from bertfit.folder import ONNX_DIR, ONNX_FILES
-from bertfit.modeling import logits_of
+from bertfit.folder import ONNX_DIR, ONNX_FILES, Manifest
+from bertfit.modeling import load_model, logits_of, uses_token_types
 
 CPU_BATCH_TOKENS = 1024  # padded tokens per CPU batch (see inference_batches)
 
@@ -77,6 +77,17 @@ def predict_logits(
         model.train(was_training)
 
 
+def open_backend(name: str, folder: Path, manifest: Manifest, precision: str | None = None,
+                 device: str | None = None, trust_remote_code: bool = False) -> TorchBackend | OnnxBackend:  # fmt: skip
+    """The backend ``name`` (one of ``folder.BACKENDS``) over a saved model folder: its PyTorch model,
+    in ``precision`` (default: the one it was trained in) on ``device``, or an ONNX export."""
+    if name == "torch":
+        model = load_model(folder, manifest, trust_remote_code)
+        where = torch.device(device) if device else default_device()
+        return TorchBackend(model, resolve_precision(precision or manifest.precision, where), where)
+    return OnnxBackend(onnx_path(folder, name), name)
+
+
 class TorchBackend:
     name = "torch"
 
@@ -84,6 +95,11 @@ class TorchBackend:
         self.model = model.to(device).eval()
         self.precision = precision
         self.device = device
+
+    @property
+    def token_types(self) -> bool:
+        """Whether inputs carry token type ids (the encoder has a segment embedding)."""
+        return uses_token_types(self.model.config)
 
     def logits(self, encoded: Encoded, pad_id: int, batch_size: int) -> np.ndarray:
         return predict_logits(self.model, encoded, pad_id, batch_size, self.precision, self.device)
@@ -104,6 +120,10 @@ class OnnxBackend:
         self.name = name
         self.precision = "int8" if name == "onnx-int8" else "fp32"
         self.inputs = {i.name for i in self.session.get_inputs()}
+
+    @property
+    def token_types(self) -> bool:
+        return "token_type_ids" in self.inputs
 
     def logits(self, encoded: Encoded, pad_id: int, batch_size: int) -> np.ndarray:
         def score_batch(batch: dict[str, torch.Tensor]) -> np.ndarray:

@@ -13,8 +13,8 @@ from bertfit.encoding.batching import Encoded, TextPolicy, aggregate_windows, en
 from bertfit.encoding.precision import default_device, resolve_precision
 from bertfit.errors import ConfigError, ModelError
 from bertfit.folder import BACKENDS, Manifest, read_manifest
-from bertfit.inference.backends import OnnxBackend, TorchBackend, onnx_path
-from bertfit.modeling import load_model, load_tokenizer, uses_token_types
+from bertfit.inference.backends import OnnxBackend, TorchBackend, open_backend
+from bertfit.modeling import load_tokenizer
 from bertfit.tasks import LabelSet, Prediction, Task, task_from_manifest
 
 
@@ -41,7 +41,7 @@ class Predictor:
         policy = TextPolicy(policy) if isinstance(policy, int) else policy
         device = device or default_device()
         backend = TorchBackend(model, resolve_precision(precision, device), device)
-        return cls(backend, tokenizer, task, policy, batch_size, uses_token_types(model.config))
+        return cls(backend, tokenizer, task, policy, batch_size, backend.token_types)
 
     @classmethod
     def load(cls, folder: str | Path, precision: str | None = None, device: str | None = None,
@@ -58,12 +58,8 @@ class Predictor:
         task = task_from_manifest(manifest)
         tokenizer = load_tokenizer(str(folder), trust_remote_code)
         policy = policy_of(manifest)
-        if backend != "torch":
-            onnx = OnnxBackend(onnx_path(folder, backend), backend)
-            return cls(onnx, tokenizer, task, policy, manifest.eval_batch_size, "token_type_ids" in onnx.inputs)
-        model = load_model(folder, manifest, trust_remote_code)
-        return cls.from_model(model, tokenizer, task, policy, precision or manifest.precision,
-                              torch.device(device) if device else None, manifest.eval_batch_size)  # fmt: skip
+        opened = open_backend(backend, folder, manifest, precision, device, trust_remote_code)
+        return cls(opened, tokenizer, task, policy, manifest.eval_batch_size, opened.token_types)
 
     @property
     def labels(self) -> LabelSet:

@@ -4,10 +4,11 @@ With dropout on, PyTorch's ``scaled_dot_product_attention`` cannot use its fused
 its unfused path: scores, softmax, a dropout mask drawn one element at a time, and the product with
 the values. This is that same computation with bertfit's cheaper dropout mask (``training.dropout``),
 which made a layer's attention (forward and backward) about a quarter faster on short texts. With
-dropout off (bertfit's default) the fused kernel does apply, but on CoLA-sized batches (32 texts of
-about 14 tokens, bf16, 2 cores) a whole training step took twice as long with it (227 ms) as with
-this (114 ms), so this stays in use on CPUs either way. It is registered with transformers'
-attention interface and used only while training steps run; scoring keeps the model's own attention.
+dropout off (bertfit's default) the fused kernel does apply, but on CoLA-sized batches in bf16 a
+whole training step took twice as long with it as with this; in fp32 the two are level
+(``bench/cpu_attention.py``), so the full recipe uses this for bf16 steps on CPUs only. It is
+registered with transformers' attention interface and used only while training steps run; scoring
+keeps the model's own attention.
 """
 
 from __future__ import annotations

@@ -170,7 +170,7 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
 
     predictor = Predictor.from_model(model, tokenizer, task, policy, precision, device, config.eval_batch_size)
     logits = {name: distributed.gather_rows(ranks, encoded[name].texts,
-                                            lambda rows, inputs=encoded[name]: predictor.logits_of(inputs.select(rows)))
+                                            lambda rows, split=encoded[name]: predictor.logits_of(split.select(rows)))
               for name in ("validation", "test") if data.get(name)}  # fmt: skip
     predictor.task, outputs, metrics = _calibrate_and_score(config, task, logits, gold)
     return TrainResult(config.output_dir, metrics, history, best_epoch, predictor, data, source, precision,

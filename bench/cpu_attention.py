@@ -1,0 +1,87 @@
+"""Scenario 5: one fine-tuning step on CPU, the model's own attention (PyTorch's SDPA) against
+bertfit's training attention (``bertfit.training.attention``), with dropout off and on, in fp32 and
+bf16, in one process.
+
+bertfit swaps its attention in only where this measures it faster; run it on each CPU kind (the
+machine line says which flags it has).
+
+    python -m bench.cpu_attention [--model NAME] [--rounds 5] [--steps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from bench.harness import publish
+
+TEXT = "The book was written by her on a rainy day ."  # a CoLA-length sentence
+BATCH = 32
+
+
+def step_ms(model, batch, labels, optimizer, precision: str, ours: bool, steps: int) -> float:
+    """Mean milliseconds of ``steps`` full training steps (forward, backward, AdamW)."""
+    from contextlib import nullcontext
+
+    import torch
+
+    from bertfit.encoding.precision import autocast
+    from bertfit.training.attention import training_attention
+
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+    with training_attention(model) if ours else nullcontext():
+        start = time.perf_counter()
+        for _ in range(steps):
+            with autocast(precision, torch.device("cpu")):
+                logits = model(**batch)
+            loss_fn(logits.float(), labels).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return (time.perf_counter() - start) / steps * 1000
+
+
+def main(argv: list[str] | None = None) -> str:
+    import torch
+
+    from bertfit.config import DEFAULT_MODEL, DataConfig, TrainConfig
+    from bertfit.modeling import build_model, load_tokenizer, resolve_model_source
+    from bertfit.tasks import LabelSet, SingleLabelTask
+    from bertfit.training.loop import build_optimizer
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--no-append", action="store_true", help="print only; do not add to bench/RESULTS.md")
+    args = parser.parse_args(argv)
+
+    source = resolve_model_source(args.model)
+    batch = dict(load_tokenizer(source)([TEXT] * BATCH, padding=True, return_tensors="pt"))
+    lines = [
+        "| dropout | precision | SDPA ms/step | bertfit attention ms/step | SDPA / bertfit |",
+        "|---|---|---|---|---|",
+    ]
+    for dropout in (0.0, 0.1):
+        torch.manual_seed(0)
+        config = TrainConfig(data=DataConfig(dataset="cola"), model=args.model, dropout=dropout)
+        model = build_model(config, source, SingleLabelTask(LabelSet(("unacceptable", "acceptable"))))
+        labels = torch.randint(0, 2, (BATCH,))
+        optimizer = build_optimizer(model, 1e-5, 0.01, 1e-8)
+        for precision in ("fp32", "bf16"):
+            for ours in (False, True):  # warm-up
+                step_ms(model, batch, labels, optimizer, precision, ours, 2)
+            times: dict[bool, list[float]] = {False: [], True: []}
+            for _ in range(args.rounds):
+                for ours in (False, True):  # alternated, so drifts in the machine's speed hit both alike
+                    times[ours].append(step_ms(model, batch, labels, optimizer, precision, ours, args.steps))
+            sdpa, mine = statistics.median(times[False]), statistics.median(times[True])
+            lines.append(f"| {dropout} | {precision} | {sdpa:.1f} | {mine:.1f} | {sdpa / mine:.2f}× |")
+    summary = (f"{BATCH} texts of {batch['input_ids'].shape[1]} tokens, medians of {args.rounds} rounds of "
+               f"{args.steps} steps, {args.model}")  # fmt: skip
+    return publish("CPU training attention", "bench.cpu_attention", argv, summary, "\n".join(lines), not args.no_append)
+
+
+if __name__ == "__main__":
+    main()
