@@ -27,6 +27,7 @@ def step_ms(model, batch, labels, optimizer, precision: str, ours: bool, steps: 
     import torch
 
     from bertfit.encoding.precision import autocast
+    from bertfit.modeling import logits_of
     from bertfit.training.attention import training_attention
 
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -35,7 +36,7 @@ def step_ms(model, batch, labels, optimizer, precision: str, ours: bool, steps: 
         start = time.perf_counter()
         for _ in range(steps):
             with autocast(precision, torch.device("cpu")):
-                logits = model(**batch)
+                logits = logits_of(model(**batch))
             loss_fn(logits.float(), labels).backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

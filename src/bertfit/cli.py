@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -185,15 +186,17 @@ def _setup_logging(quiet: bool) -> None:
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
-    try:  # the model-loading report and its progress bar are noise for bertfit's users
+    # The model-loading report and its progress bar are noise for bertfit's users. The libraries read these
+    # variables when they load, so commands that never load a model (report, option mistakes) need not load them.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # already loaded (the library used in-process): tell it directly
         import huggingface_hub
         import transformers
 
         transformers.logging.set_verbosity_error()
         transformers.logging.disable_progress_bar()
         huggingface_hub.utils.disable_progress_bars()
-    except ImportError:
-        pass
 
 
 # -- commands ----------------------------------------------------------------------------------
