@@ -79,6 +79,7 @@ class Task:
     headlines: ClassVar[Headlines]
     distinct_word: ClassVar[str] = "class"  # what training needs two of
     no_classes_reason: ClassVar[str | None] = None  # why class-wise report plots do not apply
+    confidence_meaning: ClassVar[str] = "the probability the model gave its (wrong) prediction"  # in the report
 
     labels: LabelSet  # regression: one name, the predicted value's
     label_sep: str = ","  # multi-label: joins label names in files and predictions
@@ -170,6 +171,10 @@ class Task:
     def decide(self, outputs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def same_decisions(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Per row, whether two sets of decisions (``decide``) agree."""
+        return first == second
+
     def decision_names(self, decisions: np.ndarray) -> list[str]:
         """Decisions as the strings written to files: a class, labels joined by ``label_sep``, a value."""
         return [self.labels.names[i] for i in decisions]
@@ -260,8 +265,6 @@ class Task:
         note = (f"{len(wrong)} of {len(predictions)} test examples are wrong; the {len(rows)} most confident "
                 f"(confidence = {self.confidence_meaning}) — often mislabelled data.")  # fmt: skip
         return WorstExamples(note, ["row", "text", "gold", "predicted", "confidence"], rows)
-
-    confidence_meaning: ClassVar[str] = "the probability the model gave its (wrong) prediction"
 
     def wrong_confidence(self, wrong: list[dict]) -> np.ndarray:
         scores = saved_scores(wrong, self.labels.names)

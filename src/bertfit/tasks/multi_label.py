@@ -87,6 +87,9 @@ class MultiLabelTask(Task):
         thresholds = np.asarray(self.thresholds if self.thresholds else [0.5] * len(self.labels))
         return (outputs >= thresholds).astype(np.int64)
 
+    def same_decisions(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return (first == second).all(axis=1)  # every label's decision
+
     def decision_names(self, decisions: np.ndarray) -> list[str]:
         return [self.label_sep.join(self.labels.names[i] for i in np.flatnonzero(row)) for row in decisions]
 

@@ -10,6 +10,9 @@ temporary name and renamed when complete, and ``latest.json`` naming the newest 
 (replaced atomically). A kill at any moment leaves ``latest.json`` pointing at a whole checkpoint.
 Tensors are stored as safetensors; the optimizer state goes through ``torch.load(weights_only=True)``,
 which refuses anything but tensors and plain containers, so reading a checkpoint runs no code.
+(accelerate's ``save_state`` covers the model, optimizer, scheduler and generators, but the sampler's
+position, the history and the best epoch would be custom objects, which it reads back with
+``weights_only=False``, and it writes into the folder in place, where a kill leaves half a checkpoint.)
 """
 
 from __future__ import annotations

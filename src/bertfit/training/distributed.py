@@ -5,6 +5,8 @@ DistributedDataParallel, gloo on CPU and NCCL on GPU, set up from the launcher's
 and trains on its slice of each, so N processes take the same optimizer steps on the same rows as
 one process would. Validation and test rows are scored in slices too and gathered, so every rank
 sees the same metrics and keeps the same epoch; only rank 0 writes the model folder and logs.
+(accelerate's prepared data loaders give each rank whole batches of its own, so the global batch would
+grow with the number of processes; this slicing keeps a run's steps the same at any world size.)
 """
 
 from __future__ import annotations

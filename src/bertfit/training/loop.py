@@ -114,7 +114,8 @@ def fit(
         for step, (inputs, labels) in enumerate(batches.of_epoch(epoch), 1):
             if step <= resumed.step:
                 continue
-            # The last group of an epoch may be short; its gradients are averaged over what it has.
+            # The last group of an epoch may be short; its gradients are averaged over what it has. (accelerate's
+            # backward() divides by the full group size, which would under-weigh those batches.)
             group_start = (step - 1) // accumulate * accumulate
             group_size = min(accumulate, batches_per_epoch - group_start)
             closes_group = step - group_start >= group_size
