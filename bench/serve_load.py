@@ -201,7 +201,7 @@ def main(argv=None) -> str:
     texts = sms_texts()
     with tempfile.TemporaryDirectory() as scratch:
         folder = str(model_folder(args, Path(scratch)))
-        if not Path(folder, "onnx", "model.int8.onnx").is_file():
+        if not Path(folder, "onnx", "model_quantized.onnx").is_file():
             from bertfit.export import export_onnx
 
             export_onnx(folder, quantize="int8")

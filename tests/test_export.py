@@ -31,7 +31,33 @@ def test_export_writes_graphs_and_a_parity_report(trained, capsys):
     assert report["onnx"]["agreement"] == 1.0
     assert report["onnx"]["max_output_difference"] < 1e-4
     assert report["onnx-int8"]["agreement"] >= 0.9
-    assert {p.name for p in (trained / "onnx").iterdir()} == {"model.onnx", "model.int8.onnx", "parity.json"}
+    names = {p.name for p in (trained / "onnx").iterdir()}
+    assert {"model.onnx", "model_quantized.onnx", "parity.json", "config.json", "tokenizer.json"} <= names
+
+
+def test_the_export_folder_has_what_optimum_reads(trained):
+    """Optimum's ORTModelForSequenceClassification cannot be installed beside transformers 5 (its ONNX
+    package pins transformers < 4.58), so this reads the folder as it does: the config's labels, the
+    folder's own tokenizer, and the graph's logits output, from the onnx folder alone."""
+    import onnxruntime
+    from transformers import AutoConfig, AutoTokenizer
+
+    from bertfit import Predictor
+
+    main(["export", str(trained), "--onnx", "--quantize", "int8", "-q"])
+    onnx_dir = trained / "onnx"
+    config, tokenizer = AutoConfig.from_pretrained(onnx_dir), AutoTokenizer.from_pretrained(onnx_dir)
+    assert config.id2label == {0: "neg", 1: "pos"} and config.problem_type == "single_label_classification"
+    texts = [t for t, _ in sentiment_rows(30, seed=4)]
+    for backend, name in (("onnx", "model.onnx"), ("onnx-int8", "model_quantized.onnx")):
+        session = onnxruntime.InferenceSession(str(onnx_dir / name), providers=["CPUExecutionProvider"])
+        assert [o.name for o in session.get_outputs()] == ["logits"]
+        wanted = {i.name for i in session.get_inputs()}
+        batch = tokenizer(texts, padding=True, return_tensors="np")
+        logits = session.run(None, {k: v for k, v in batch.items() if k in wanted})[0]
+        labels = [config.id2label[i] for i in logits.argmax(axis=1)]
+        predicted = Predictor.load(trained, backend=backend).predict(texts)
+        assert labels == [p.label for p in predicted]
 
 
 def test_predictor_on_the_export_matches_torch(trained):

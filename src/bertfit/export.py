@@ -8,6 +8,7 @@ on the validation split and stores decision agreement and the metric difference 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import warnings
@@ -56,8 +57,9 @@ class ParitySplit:
 def export_onnx(model_dir: str | Path, quantize: str | None = None, data: str | None = None,
                 text_column: str | None = None, label_column: str | None = None,
                 pair_column: str | None = None) -> dict:  # fmt: skip
-    """Write ``onnx/model.onnx`` (and ``model.int8.onnx`` with ``quantize="int8"``) into the folder,
-    then check each against PyTorch on the validation split (or on ``data``). Returns the report."""
+    """Write ``onnx/`` into the folder in Optimum's layout (``config.json``, the tokenizer, ``model.onnx``
+    and, with ``quantize="int8"``, ``model_quantized.onnx``), then check each graph against PyTorch on
+    the validation split (or on ``data``). Returns the report."""
     if quantize not in (None, "int8"):
         raise ConfigError(f"quantize {quantize!r}: only int8 is supported")
     require_onnxruntime()
@@ -68,6 +70,7 @@ def export_onnx(model_dir: str | Path, quantize: str | None = None, data: str | 
         _export_graph(predictor, staging / ONNX_FILES["onnx"])
         if quantize == "int8":
             _quantize_int8(staging / ONNX_FILES["onnx"], staging / ONNX_FILES["onnx-int8"])
+        _write_config_and_tokenizer(predictor, staging)
         report = _parity(predictor, staging, split)
         (staging / PARITY_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
@@ -93,6 +96,15 @@ def _export_graph(predictor: Predictor, path: Path) -> None:
             opset_version=OPSET,
             dynamo=False,  # the TorchScript exporter: seconds, not minutes, and ORT fuses its attention
         )
+
+
+def _write_config_and_tokenizer(predictor: Predictor, folder: Path) -> None:
+    """What ``ORTModelForSequenceClassification.from_pretrained(folder)`` and its pipeline read beside the
+    graph: the labels and the task's problem type (softmax or sigmoid), and the tokenizer."""
+    config = copy.deepcopy(predictor.model.config)
+    config.problem_type = predictor.task.problem_type
+    config.save_pretrained(folder)
+    predictor.tokenizer.save_pretrained(folder)
 
 
 def _quantize_int8(source: Path, target: Path) -> None:

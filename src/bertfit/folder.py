@@ -32,7 +32,9 @@ CARD_FILE = "README.md"
 LOSS_PLOT = "loss_curve.png"
 CONFUSION_PLOT = "confusion_matrix.png"
 ONNX_DIR = "onnx"
-ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model.int8.onnx"}  # by prediction backend
+# By prediction backend; the names Optimum's ORTModel and its quantizer use, beside a config.json and the tokenizer.
+ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model_quantized.onnx"}
+LEGACY_ONNX_FILES = {"onnx-int8": "model.int8.onnx"}  # what exports before the Optimum layout called them
 BACKENDS = ("torch", *ONNX_FILES)  # what computes a folder's logits: its PyTorch model, or an ONNX export
 PARITY_FILE = "parity.json"
 

@@ -89,7 +89,7 @@ class PredictOptions(_Checked):
 class ExportOptions(_Checked):
     model_dir: str = _model_dir()
     onnx: bool = _opt(False, "write onnx/model.onnx (the only format so far)", required=True)
-    quantize: str | None = _opt(None, "also write onnx/model.int8.onnx (dynamic int8)", choices=("int8",))
+    quantize: str | None = _opt(None, "also write onnx/model_quantized.onnx (dynamic int8)", choices=("int8",))
     data: str | None = _opt(None, "labelled file for the parity check (default: the model's validation split)")
     text_column: str | None = _opt(None, "text column of --data")
     label_column: str | None = _opt(None, "label column of --data")

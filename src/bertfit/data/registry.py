@@ -52,6 +52,7 @@ class DatasetSpec:
     # A single file split by (train, validation, test) fractions with this seed.
     split: tuple[float, float, float] | None = None
     split_seed: int = 0
+    hub_id: str | None = None  # the same data on the Hugging Face Hub, named in model cards
 
 
 _COLA_ZIP = "https://nyu-mll.github.io/CoLA/cola_public_1.1.zip"
@@ -68,6 +69,7 @@ _SPAM_URL = "https://raw.githubusercontent.com/sylphsang/NLP/4f8085db55b40aa68cc
 DATASETS: dict[str, DatasetSpec] = {
     "cola": DatasetSpec(
         name="cola",
+        hub_id="nyu-mll/glue",
         description="CoLA 1.1: grammatical acceptability; test = out-of-domain dev",
         files={
             "train": RemoteFile(
@@ -101,6 +103,7 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "sms_spam": DatasetSpec(
         name="sms_spam",
+        hub_id="ucirvine/sms_spam",
         description="SMS spam (the tutorial's spamdata_v2.csv), stratified 70/15/15 with seed 2018",
         files={
             "train": RemoteFile(
@@ -116,6 +119,7 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "ag_news": DatasetSpec(
         name="ag_news",
+        hub_id="fancyzhx/ag_news",
         description="AG News topics (4 classes), title + description as a text pair; only the official test "
         "split is public offline, so it is split 80/10/10 with seed 42",
         files={
@@ -134,6 +138,7 @@ DATASETS: dict[str, DatasetSpec] = {
     ),
     "goemotions": DatasetSpec(
         name="goemotions",
+        hub_id="google-research-datasets/go_emotions",
         description="GoEmotions: Reddit comments, multi-label over 27 emotions + neutral (official splits)",
         files={
             "train": RemoteFile(

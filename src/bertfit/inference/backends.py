@@ -17,7 +17,7 @@ from torch import nn
 from bertfit.encoding.batching import Encoded, inference_batches, iterate_batches
 from bertfit.encoding.precision import autocast, default_device, resolve_precision
 from bertfit.errors import ModelError
-from bertfit.folder import ONNX_DIR, ONNX_FILES, Manifest
+from bertfit.folder import LEGACY_ONNX_FILES, ONNX_DIR, ONNX_FILES, Manifest
 from bertfit.modeling import load_model, logits_of, uses_token_types
 
 CPU_BATCH_TOKENS = 1024  # padded tokens per CPU batch (see inference_batches)
@@ -137,6 +137,9 @@ class OnnxBackend:
 
 def onnx_path(folder: Path, backend: str) -> Path:
     path = folder / ONNX_DIR / ONNX_FILES[backend]
+    legacy = folder / ONNX_DIR / LEGACY_ONNX_FILES.get(backend, ONNX_FILES[backend])
+    if not path.is_file() and legacy.is_file():
+        return legacy
     if not path.is_file():
         hint = " --quantize int8" if backend == "onnx-int8" else ""
         raise ModelError(f"{folder}: no {ONNX_DIR}/{ONNX_FILES[backend]}; run: bertfit export {folder} --onnx{hint}")

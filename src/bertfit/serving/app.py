@@ -11,18 +11,12 @@ schema (malformed JSON, wrong content type, an empty list), 503 with ``Retry-Aft
 # No `from __future__ import annotations` here: FastAPI reads the route annotations at run time, and
 # the body model is imported inside create_app (the serve extra may be missing).
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from bertfit.errors import ConfigError
+from bertfit.serving.limits import ServeLimits, check_inputs
 
 PAGE = Path(__file__).with_name("page.html")
-
-
-@dataclass(frozen=True)
-class ServeLimits:
-    max_texts: int = 256  # texts per request
-    max_chars: int = 20_000  # characters per text
 
 
 def require_fastapi():
@@ -44,7 +38,9 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
     from bertfit.folder import read_manifest
     from bertfit.inference import Predictor
     from bertfit.serving.batching import BatchLimits, MicroBatcher, Overloaded
-    from bertfit.serving.schema import PredictRequest, PredictResponse
+    from bertfit.serving.metrics import add_metrics
+    from bertfit.serving.schema import PredictRequest, PredictResponse, TeiRequest
+    from bertfit.serving.standard import add_standard_routes
 
     folder = Path(model_dir)
     manifest = read_manifest(folder)
@@ -66,10 +62,18 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
         problems = "; ".join(_describe(e) for e in err.errors())
         return JSONResponse({"error": f"invalid request: {problems}"}, status_code=422)
 
-    @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True)
-    async def predict(body: PredictRequest):
-        texts, pairs = body.inputs()
-        problem = _check(texts, pairs, manifest.text_pairs, limits)
+    add_standard_routes(app, predictor, batcher, limits, folder.name, manifest.text_pairs)
+    add_metrics(app, batcher)
+
+    @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True,
+              openapi_extra=_either_body(PredictRequest, TeiRequest))  # fmt: skip
+    async def predict(request: Request):
+        """bertfit's body (``text``/``texts``, with pairs) or TEI's (``inputs``): see ``serving.standard``."""
+        body = await _json_body(request)
+        if isinstance(body, dict) and "inputs" in body:
+            return await app.state.tei_answer(_validated(TeiRequest, body), one_list_per_text=False)
+        texts, pairs = _validated(PredictRequest, body).inputs()
+        problem = check_inputs(texts, pairs, manifest.text_pairs, limits)
         if problem:
             return JSONResponse({"error": problem[1]}, status_code=problem[0])
         try:
@@ -107,24 +111,34 @@ def _report_page(folder: Path) -> str:
     return saved.read_text(encoding="utf-8") if saved.is_file() else build_report(folder)
 
 
-def _check(texts: list, pairs: list | None, pair_model: bool, limits: ServeLimits) -> tuple | None:
-    """(status, message) for a request the model cannot take, else None."""
-    if not texts:
-        return 422, 'no texts given: send {"text": "..."} or a non-empty {"texts": [...]}'
-    if len(texts) > limits.max_texts:
-        return 413, f"{len(texts)} texts in one request; the limit is {limits.max_texts}"
-    longest = max(range(len(texts)), key=lambda i: len(texts[i]))
-    if len(texts[longest]) > limits.max_chars:
-        return 413, f"text {longest} has {len(texts[longest])} characters; the limit is {limits.max_chars}"
-    if any(not t.strip() for t in texts):
-        return 422, "empty text: every text needs some characters"
-    if pair_model and pairs is None:
-        return 422, "this model takes text pairs: send text_pair / text_pairs too"
-    if not pair_model and pairs is not None:
-        return 422, "this model takes single texts: drop text_pair / text_pairs"
-    if pairs is not None and len(pairs) != len(texts):
-        return 422, f"{len(texts)} texts but {len(pairs)} text pairs"
-    return None
+async def _json_body(request):
+    """The request's JSON body; a body that is not JSON gets the same 422 as a body that misses the schema."""
+    import json
+
+    from fastapi.exceptions import RequestValidationError
+
+    if "json" not in request.headers.get("content-type", ""):
+        raise RequestValidationError([{"loc": ("body",), "msg": "send JSON (Content-Type: application/json)"}])
+    try:
+        return json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RequestValidationError([{"loc": ("body",), "msg": f"JSON decode error: {err}"}]) from None
+
+
+def _validated(schema, body):
+    from fastapi.exceptions import RequestValidationError
+    from pydantic import ValidationError
+
+    try:
+        return schema.model_validate(body)
+    except ValidationError as err:
+        raise RequestValidationError(err.errors()) from None
+
+
+def _either_body(*schemas) -> dict:
+    """The OpenAPI request body of a route that takes any of ``schemas``."""
+    one_of = [schema.model_json_schema() for schema in schemas]
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": one_of}}}}}
 
 
 def _describe(error: dict) -> str:

@@ -44,6 +44,7 @@ class MicroBatcher:
         self.limits = limits
         self.waiting = 0  # texts queued and not yet answered
         self.batch_sizes: list[int] = []  # texts per model call, for tests and /health
+        self.on_batch = None  # called with each model call's text count (the /metrics histogram)
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._worker: asyncio.Task | None = None
         self._model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bertfit-model")
@@ -96,6 +97,8 @@ class MicroBatcher:
         texts = [t for r in batch for t in r.texts]
         pairs = [p for r in batch for p in r.pairs] if batch[0].pairs is not None else None
         self.batch_sizes.append(len(texts))
+        if self.on_batch is not None:
+            self.on_batch(len(texts))
         try:
             call = self.predictor.predict_proba
             outputs = await asyncio.get_running_loop().run_in_executor(self._model_thread, call, texts, pairs)

@@ -41,3 +41,38 @@ class Prediction(BaseModel):
 
 class PredictResponse(BaseModel):
     predictions: list[Prediction]
+
+
+class TeiRequest(BaseModel):
+    """Text Embeddings Inference's ``/predict`` body (and the Inference API's, which
+    ``huggingface_hub.InferenceClient`` sends to ``POST /``): one text or a list of them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: str | list[str] = Field(description="one text, or several answered in order")
+    raw_scores: bool = Field(False, description="logits instead of calibrated probabilities")
+    truncate: bool | None = Field(None, description="accepted for compatibility: texts are always fitted to the model")
+    truncation_direction: str | None = Field(None, description="accepted for compatibility")
+    parameters: dict | None = Field(None, description="the Inference API's options (top_k is honoured)")
+
+    def texts(self) -> list[str]:
+        return [self.inputs] if isinstance(self.inputs, str) else list(self.inputs)
+
+
+class InferTensor(BaseModel):
+    """One tensor of the Open Inference Protocol (KServe v2)."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list
+    parameters: dict | None = None
+
+
+class InferRequest(BaseModel):
+    """``POST /v2/models/{name}/infer``: a BYTES tensor named ``text`` (and ``text_pair`` for pair models)."""
+
+    id: str | None = None
+    inputs: list[InferTensor]
+    outputs: list[dict] | None = None
+    parameters: dict | None = None

@@ -220,6 +220,11 @@ class Task:
             found.append(Prediction(name, float(row[decision]), probabilities))
         return found
 
+    def scored_labels(self, outputs: np.ndarray) -> list[list[tuple[str, float]]]:
+        """Per row, every label with its probability, most probable first (what TEI's ``/predict`` returns)."""
+        names = self.labels.names
+        return [sorted(zip(names, map(float, row)), key=lambda pair: -pair[1]) for row in outputs]
+
     def prediction_columns(self, outputs: np.ndarray) -> dict[str, object]:
         """The columns ``predict --input`` adds to a file: the decision and one probability per label."""
         columns: dict[str, object] = {"predicted_label": self.decision_names(self.decide(outputs))}

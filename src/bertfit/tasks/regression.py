@@ -122,6 +122,9 @@ class RegressionTask(Task):
         names = self.decision_names(outputs)
         return [Prediction(name, float("nan"), {}, value=float(v)) for name, v in zip(names, outputs)]
 
+    def scored_labels(self, outputs: np.ndarray) -> list[list[tuple[str, float]]]:
+        return [[(VALUE_LABEL, float(value))] for value in outputs]
+
     def prediction_columns(self, outputs: np.ndarray) -> dict[str, object]:
         return {"predicted_value": outputs}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bertfit import __version__
-from bertfit.config import TrainConfig
+from bertfit.config import DEFAULT_MODEL, DEFAULT_MODEL_HUB_ID, TrainConfig
 from bertfit.data.profile import data_profile
 from bertfit.data.registry import get_dataset
 from bertfit.errors import OutputExistsError
@@ -27,12 +27,14 @@ from bertfit.folder import (
     MANIFEST,
     METRICS_FILE,
     PREDICTIONS_FILE,
+    SEQUENCE_CLASSIFIER,
     DataSummary,
     Manifest,
     atomic_folder,
     write_json,
 )
 from bertfit.modeling import describe_architecture
+from bertfit.tasks import shape_named
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +198,10 @@ def _write_report(folder: Path) -> None:
 
 
 def _write_card(path: Path, manifest: Manifest, result) -> None:
-    """README.md, from ``templates/model_card.md.j2``."""
+    """README.md: Hub metadata (``huggingface_hub.ModelCardData``, with the test metrics as its
+    model-index) above the text of ``templates/model_card.md.j2``."""
     import jinja2
+    from huggingface_hub import ModelCard
 
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("bertfit.training", "templates"), keep_trailing_newline=True,
@@ -205,14 +209,53 @@ def _write_card(path: Path, manifest: Manifest, result) -> None:
     )  # fmt: skip
     environment.filters["pyrepr"] = repr
     data = manifest.config["data"]
-    card = environment.get_template("model_card.md.j2").render(
+    text = environment.get_template("model_card.md.j2").render(
+        card_data=card_data(manifest, result.metrics.get("test"), Path(result.output_dir).name).to_yaml(),
         manifest=manifest,
         output_dir=result.output_dir,
         pairs=manifest.text_pairs,
+        standard_head=manifest.architecture == SEQUENCE_CLASSIFIER,
         data_name=data["dataset"] or data["train"],
         epochs=len(result.history),
         result_lines=[summary_line(m, name) for name, m in result.metrics.items()],
         summary=result.summary,
         summary_lines=format_summary(result.summary).splitlines() if result.summary else [],
     )
-    path.write_text(card, encoding="utf-8")
+    card = ModelCard(text)  # parses the metadata: a card the Hub would reject fails here, not there
+    path.write_text(str(card), encoding="utf-8")
+
+
+UNRANKED = ("loss", "ece")  # diagnostics, not scores a model is ranked by
+
+
+def card_data(manifest: Manifest, test_metrics: dict | None, model_name: str):
+    """The card's Hub metadata: base model, pipeline, data set and the test split's headline metrics."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    dataset = manifest.config["data"].get("dataset")
+    hub_data = get_dataset(dataset).hub_id if dataset else None
+    task = shape_named(manifest.task)
+    keys = [key for _, key in task.headlines
+            if key not in UNRANKED and test_metrics and isinstance(test_metrics.get(key), float)]  # fmt: skip
+    results = [
+        EvalResult(task_type="text-classification", dataset_type=hub_data or "custom", dataset_name=dataset or "custom",
+                   dataset_split="test", metric_type=key, metric_value=round(test_metrics[key], 4))
+        for key in keys
+    ]  # fmt: skip
+    return ModelCardData(
+        model_name=model_name,
+        base_model=_hub_name(manifest.base_model),
+        library_name="transformers" if manifest.architecture == SEQUENCE_CLASSIFIER else "bertfit",
+        pipeline_tag="text-classification",
+        tags=["bertfit", "text-classification", task.name],
+        datasets=[hub_data] if hub_data else None,
+        metrics=keys or None,
+        eval_results=results or None,
+    )
+
+
+def _hub_name(model: str | None) -> str | None:
+    """The base model's Hub id: the packaged default's, a hub name as given; None for a local folder."""
+    if model == DEFAULT_MODEL:
+        return DEFAULT_MODEL_HUB_ID
+    return None if model is None or Path(model).expanduser().exists() else model
