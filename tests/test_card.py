@@ -23,7 +23,7 @@ def test_the_card_parses_back_with_its_metadata_and_test_metrics(small_model_dir
     assert 'pipeline("text-classification"' in card.text
 
 
-def test_a_pooled_folder_warns_against_plain_transformers(tiny_bert, tmp_path):
+def test_a_pooled_folder_card_shows_the_remote_code_pipeline(tiny_bert, tmp_path):
     data = write_csv(tmp_path / "data.csv", sentiment_rows(60))
     output = tmp_path / "m"
     args = ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(tiny_bert), "--pooling", "mean",
@@ -31,4 +31,4 @@ def test_a_pooled_folder_warns_against_plain_transformers(tiny_bert, tmp_path):
     assert main(args) == 0
     card = ModelCard.load(output / "README.md")
     assert card.data.library_name == "bertfit" and card.data.base_model is None  # a local folder has no Hub name
-    assert "Do not load this folder with plain transformers" in card.text
+    assert "trust_remote_code=True" in card.text and "max_length=" in card.text

@@ -87,7 +87,8 @@ def test_freezing_strategies(freeze, tiny_bert, sentiment_csv, tmp_path):
     expected = "pooled-classifier" if freeze == "all" else "sequence-classifier"
     assert manifest["architecture"] == expected
     if freeze == "all":
-        assert (output / "head.safetensors").is_file()
+        assert (output / "modeling_bertfit.py").is_file() and not (output / "head.safetensors").exists()
+        assert json.loads((output / "config.json").read_text())["head"] == "dense"
         assert manifest["pooling"] == "mean" and manifest["epochs_run"] == 2
 
 

@@ -70,3 +70,25 @@ def test_a_folder_of_another_format_is_refused_in_one_line(small_model_dir, tmp_
     assert main(["predict", str(folder), "--text", "hello"]) == 4
     error = capsys.readouterr().err
     assert expected in error and len(error.strip().splitlines()) == 1
+
+
+def test_a_folder_of_format_1_still_loads(tiny_bert, sentiment_csv, tmp_path):
+    """Format 1 kept a pooled classifier as the encoder's own folder and its head in head.safetensors."""
+    from safetensors.torch import save_file
+
+    from bertfit import Predictor
+
+    folder = tmp_path / "m"
+    args = ["train", "--train", str(sentiment_csv), "--split", "0.6,0.2,0.2", "--model", str(tiny_bert), "--pooling",
+            "mean", "--output", str(folder), "--epochs", "1", "--no-progress", "-q"]  # fmt: skip
+    assert main(args) == 0
+    current = Predictor.load(folder, precision="fp32")
+    old = tmp_path / "old"
+    current.model.encoder.save_pretrained(old)
+    current.tokenizer.save_pretrained(old)
+    save_file({k: v.contiguous() for k, v in current.model.head.state_dict().items()}, old / "head.safetensors")
+    manifest = json.loads((folder / "bertfit.json").read_text())
+    (old / "bertfit.json").write_text(json.dumps({**manifest, "format": 1}))
+    texts = ["a lovely day", "an awful evening"]
+    reloaded = Predictor.load(old, precision="fp32").predict_proba(texts)
+    assert (reloaded == current.predict_proba(texts)).all()

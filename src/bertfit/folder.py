@@ -23,7 +23,7 @@ from bertfit.errors import ModelError
 
 # -- file names --------------------------------------------------------------------------------
 MANIFEST = "bertfit.json"
-HEAD_FILE = "head.safetensors"  # bertfit's own head over a pooled encoder
+HEAD_FILE = "head.safetensors"  # bertfit's own head over a pooled encoder (format 1)
 METRICS_FILE = "metrics.json"
 LOG_FILE = "training_log.csv"
 PREDICTIONS_FILE = "predictions_test.csv"
@@ -42,7 +42,9 @@ PARITY_FILE = "parity.json"
 SEQUENCE_CLASSIFIER = "sequence-classifier"
 POOLED_CLASSIFIER = "pooled-classifier"
 
-FORMAT_VERSION = 1  # bump when a field changes meaning; older folders then get a clear message
+# Bumped when the layout changes. 2: a pooled classifier is saved as a ``bertfit-pooled`` transformers
+# model (config.json, model.safetensors, modeling_bertfit.py); 1 kept the encoder's config and head.safetensors.
+FORMAT_VERSION = 2
 
 
 # -- the manifest ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import torch
@@ -20,9 +21,18 @@ from torch import nn
 from bertfit.config import DEFAULT_MODEL, TrainConfig
 from bertfit.errors import ModelError
 from bertfit.folder import HEAD_FILE, MANIFEST, POOLED_CLASSIFIER, SEQUENCE_CLASSIFIER, Manifest
+from bertfit.modeling_bertfit import (
+    HEADS,
+    MODEL_TYPE,
+    BertfitPooledConfig,
+    BertfitPooledForSequenceClassification,
+    pool,
+)
 from bertfit.tasks import LabelSet, Task
 
 log = logging.getLogger(__name__)
+
+REMOTE_MODULE = "modeling_bertfit"  # the file a pooled folder carries for plain transformers
 
 
 def load_errors() -> tuple[type[Exception], ...]:
@@ -51,10 +61,22 @@ def resolve_model_source(name: str) -> str:
 def load_tokenizer(source: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
+    # A bertfit-pooled folder's config.json points at its own code; the tokenizer is the encoder's.
+    config = pooled_config(source)
+    extra = {"config": config.encoder_config()} if config is not None else {}
     try:
-        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **extra)
     except load_errors() as err:
         raise ModelError(f"cannot load the tokenizer of {source!r}: {_first_line(err)}") from None
+
+
+def pooled_config(source: str) -> BertfitPooledConfig | None:
+    """The config of a folder bertfit saved as a ``bertfit-pooled`` model, else None."""
+    path = Path(source) / "config.json"
+    if not path.is_file():
+        return None
+    values = json.loads(path.read_text(encoding="utf-8"))
+    return BertfitPooledConfig.from_dict(values) if values.get("model_type") == MODEL_TYPE else None
 
 
 def trained_pooling(source: str) -> str | None:
@@ -165,41 +187,6 @@ def freeze_bottom_layers(model: nn.Module, count: int) -> None:
 
 
 # -- encoder + pooling + head ---------------------------------------------------------------
-class LinearHead(nn.Module):
-    """Dropout then one linear layer: the usual fine-tuning head."""
-
-    def __init__(self, input_size: int, num_labels: int, dropout: float = 0.1):
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(input_size, num_labels)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.output(self.dropout(features))
-
-
-class DenseHead(nn.Module):
-    """Dense 512 -> ReLU -> dropout -> dense: the head of the SMS spam tutorial."""
-
-    def __init__(self, input_size: int, num_labels: int, hidden_size: int = 512, dropout: float = 0.1):
-        super().__init__()
-        self.hidden = nn.Linear(input_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
-        self.output = nn.Linear(hidden_size, num_labels)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.output(self.dropout(torch.relu(self.hidden(features))))
-
-
-HEADS = {"linear": LinearHead, "dense": DenseHead}
-
-
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    if pooling == "cls":
-        return hidden[:, 0]
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-
-
 class PooledClassifier(nn.Module):
     """An encoder whose pooled output feeds a head; the encoder may be frozen.
 
@@ -227,21 +214,37 @@ class PooledClassifier(nn.Module):
         return self.head(self.features(input_ids, attention_mask, **extra).float())
 
     def save_pretrained(self, folder: Path) -> None:
-        """The encoder as transformers saves it, and the head beside it in ``head.safetensors``."""
-        from safetensors.torch import save_file
+        """As a transformers model of type ``bertfit-pooled``: ``config.json`` (the encoder's config inside,
+        and an ``auto_map`` to ``modeling_bertfit.py``, copied beside it), and every weight in
+        ``model.safetensors``. Plain transformers then refuses the folder unless told to trust that file."""
+        from safetensors.torch import save_model
 
-        self.encoder.save_pretrained(folder)
-        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, Path(folder) / HEAD_FILE)
+        folder = Path(folder)
+        encoder_config = self.encoder.config
+        config = BertfitPooledConfig(
+            encoder=encoder_config.to_dict(), pooling=self.pooling, head=self.head_kind, frozen_encoder=self.frozen,
+            id2label=encoder_config.id2label, label2id=encoder_config.label2id,
+            problem_type=encoder_config.problem_type, architectures=[BertfitPooledForSequenceClassification.__name__],
+            auto_map={"AutoConfig": f"{REMOTE_MODULE}.{BertfitPooledConfig.__name__}",
+                      "AutoModelForSequenceClassification": f"{REMOTE_MODULE}.{BertfitPooledForSequenceClassification.__name__}"},
+        )  # fmt: skip
+        config.save_pretrained(folder)
+        save_model(self, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        shutil.copyfile(Path(__file__).with_name(f"{REMOTE_MODULE}.py"), folder / f"{REMOTE_MODULE}.py")
 
     @classmethod
     def from_pretrained(cls, folder: Path, manifest: Manifest, trust_remote_code: bool = False) -> PooledClassifier:
-        """Rebuild a saved pooled classifier; ``manifest`` says its pooling, head and whether it was frozen."""
-        from safetensors.torch import load_file
+        """Rebuild a saved pooled classifier; ``manifest`` says its pooling, head and whether it was frozen.
+        The classes are bertfit's own, so no code from the folder runs."""
+        if manifest.format < 2:  # the encoder's own folder, and the head in head.safetensors
+            from safetensors.torch import load_file
 
-        encoder = load_encoder(str(folder), trust_remote_code)
-        head = HEADS[manifest.head](encoder.config.hidden_size, len(manifest.labels))
-        head.load_state_dict(load_file(Path(folder) / HEAD_FILE))
-        return cls(encoder, head, manifest.pooling, manifest.head, manifest.frozen_encoder)
+            encoder = load_encoder(str(folder), trust_remote_code)
+            head = HEADS[manifest.head](encoder.config.hidden_size, len(manifest.labels))
+            head.load_state_dict(load_file(Path(folder) / HEAD_FILE))
+            return cls(encoder, head, manifest.pooling, manifest.head, manifest.frozen_encoder)
+        saved = BertfitPooledForSequenceClassification.from_pretrained(folder, use_safetensors=True)
+        return cls(saved.encoder, saved.head, manifest.pooling, manifest.head, manifest.frozen_encoder)
 
 
 def load_encoder(source: str, trust_remote_code: bool = False, dropout: float | None = None) -> nn.Module:
@@ -260,10 +263,17 @@ def load_encoder(source: str, trust_remote_code: bool = False, dropout: float | 
 
 
 def build_pooled_classifier(
-    encoder: nn.Module, labels: LabelSet, pooling: str, head_kind: str, frozen: bool, dropout: float = 0.1
+    encoder: nn.Module,
+    labels: LabelSet,
+    pooling: str,
+    head_kind: str,
+    frozen: bool,
+    dropout: float = 0.1,
+    problem_type: str | None = None,
 ) -> PooledClassifier:
     encoder.config.id2label = labels.id2label
     encoder.config.label2id = labels.label2id
+    encoder.config.problem_type = problem_type  # saved with the folder, for softmax or sigmoid outside bertfit
     head = HEADS[head_kind](encoder.config.hidden_size, len(labels), dropout=dropout)
     return PooledClassifier(encoder, head, pooling, head_kind, frozen)
 
@@ -320,12 +330,13 @@ def build_model(config: TrainConfig, source: str, task: Task) -> nn.Module:
     dropout = config.resolved_dropout
     if config.freeze_all:  # the encoder only runs in eval mode: the rate is the head's
         return build_pooled_classifier(load_encoder(source, config.trust_remote_code), task.labels, pooling, "dense",
-                                       frozen=True, dropout=dropout)  # fmt: skip
+                                       frozen=True, dropout=dropout, problem_type=task.problem_type)  # fmt: skip
     if pooling == "pooler":
         model = load_sequence_classifier(source, task.labels, task.problem_type, config.trust_remote_code, dropout)
     else:
         encoder = load_encoder(source, config.trust_remote_code, dropout)
-        model = build_pooled_classifier(encoder, task.labels, pooling, "linear", frozen=False, dropout=dropout)
+        model = build_pooled_classifier(encoder, task.labels, pooling, "linear", frozen=False, dropout=dropout,
+                                        problem_type=task.problem_type)  # fmt: skip
     if config.gradient_checkpointing:
         wrapped = model.encoder if isinstance(model, PooledClassifier) else model
         wrapped.activation_checkpointing_enable({"use_reentrant": False})  # was gradient_checkpointing_enable

@@ -52,7 +52,8 @@ def write_model_folder(config: TrainConfig, result) -> Manifest:
     check_output_free(target, config.overwrite)
     with atomic_folder(target) as staging:
         manifest = _manifest(config, result)
-        result.predictor.model.save_pretrained(staging)  # a pooled classifier writes its head beside the encoder
+        result.predictor.model.save_pretrained(staging)
+        _add_bertfit_settings(staging / "config.json", manifest)
         result.predictor.tokenizer.save_pretrained(staging)
         write_json(staging / MANIFEST, manifest.to_dict())
         write_json(
@@ -68,6 +69,28 @@ def write_model_folder(config: TrainConfig, result) -> Manifest:
         _write_report(staging)
     log.info("saved %s", target)
     return manifest
+
+
+def _add_bertfit_settings(path: Path, manifest: Manifest) -> None:
+    """What the standard classes cannot express, under ``bertfit`` in ``config.json``, for code outside
+    bertfit: the calibration temperature, the decision thresholds and the long-text policy."""
+    import json
+
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["bertfit"] = {
+        "task": manifest.task,
+        "temperature": manifest.temperature,
+        "positive_label": manifest.positive_label,
+        "thresholds": manifest.thresholds,
+        "label_sep": manifest.label_sep,
+        "target_mean": manifest.target_mean,
+        "target_std": manifest.target_std,
+        "max_length": manifest.max_length,
+        "long_text": manifest.long_text,
+        "stride": manifest.stride,
+        "window_aggregate": manifest.window_aggregate,
+    }
+    write_json(path, config)
 
 
 def _versions() -> dict[str, str]:

@@ -1,0 +1,89 @@
+"""A bertfit folder outside bertfit: plain transformers loads what it can represent and refuses the
+rest, never building a silent random head. A pooled classifier (the default model's shape) loads only
+with ``trust_remote_code=True``, through the ``modeling_bertfit.py`` it carries, and then computes
+bertfit's logits; a folder with the encoder's own head loads as it is."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bertfit.cli import main
+from conftest import sentiment_rows, write_csv
+
+FAMILIES = ("bert", "distilbert", "roberta", "deberta-v2")
+TEXTS = [t for t, _ in sentiment_rows(12, seed=5)] + ["short", "a much longer text about a lovely day " * 3]
+
+
+def _train(tiny_models, kind, tmp_path, *extra) -> "Path":  # noqa: F821
+    data = write_csv(tmp_path / "data.csv", sentiment_rows(60))
+    output = tmp_path / f"{kind}-model"
+    args = ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(tiny_models[kind]),
+            "--output", str(output), "--epochs", "1", "--no-progress", "-q", *extra]  # fmt: skip
+    assert main(args) == 0
+    return output
+
+
+def _bertfit_logits(folder) -> np.ndarray:
+    from bertfit import Predictor
+
+    predictor = Predictor.load(folder, precision="fp32")
+    return predictor.logits_of(predictor.encode(TEXTS))
+
+
+def _plain_logits(model, tokenizer) -> np.ndarray:
+    """Logits as plain transformers computes them, cut at the folder's max length (``config.bertfit``)."""
+    max_length = model.config.bertfit["max_length"]
+    batch = tokenizer(TEXTS, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.no_grad():
+        return model.eval()(**batch).logits.float().numpy()
+
+
+@pytest.mark.parametrize("kind", FAMILIES)
+def test_a_pooled_folder_is_refused_without_remote_code_and_exact_with_it(tiny_models, kind, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    folder = _train(tiny_models, kind, tmp_path, "--pooling", "mean")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "bertfit-pooled" and (folder / "modeling_bertfit.py").is_file()
+    assert config["bertfit"]["task"] == "classification" and "temperature" in config["bertfit"]
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=False)
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        pipeline("text-classification", model=str(folder), trust_remote_code=False)
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    np.testing.assert_allclose(_plain_logits(model, tokenizer), _bertfit_logits(folder), atol=1e-4)
+    answers = pipeline("text-classification", model=model, tokenizer=tokenizer)(
+        TEXTS, truncation=True, max_length=model.config.bertfit["max_length"]
+    )
+    logits = _bertfit_logits(folder)
+    assert [a["label"] for a in answers] == [model.config.id2label[i] for i in logits.argmax(axis=1)]
+
+
+def test_the_frozen_dense_head_travels_the_same_way(tiny_models, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = _train(tiny_models, "bert", tmp_path, "--freeze", "all")
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    assert model.config.head == "dense"
+    np.testing.assert_allclose(_plain_logits(model, tokenizer), _bertfit_logits(folder), atol=1e-4)
+
+
+def test_a_folder_with_the_encoders_own_head_loads_as_it_is(tiny_models, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    folder = _train(tiny_models, "bert", tmp_path, "--pooling", "pooler")
+    # What Text Embeddings Inference needs of a classifier: a *ForSequenceClassification architecture,
+    # the label names both ways, and a fast tokenizer's tokenizer.json.
+    config = json.loads((folder / "config.json").read_text())
+    assert config["architectures"][0].endswith("ForSequenceClassification") and config["model_type"] == "bert"
+    assert config["id2label"] == {"0": "neg", "1": "pos"} and config["label2id"] == {"neg": 0, "pos": 1}
+    assert (folder / "tokenizer.json").is_file()
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert type(model).__name__ == "BertForSequenceClassification"
+    np.testing.assert_allclose(_plain_logits(model, AutoTokenizer.from_pretrained(folder)), _bertfit_logits(folder),
+                               atol=1e-4)  # fmt: skip
