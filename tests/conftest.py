@@ -64,7 +64,7 @@ def default_tokenizer():
 
 
 def _tiny_config(kind: str, vocab_size: int):
-    from transformers import BertConfig, DebertaV2Config, DistilBertConfig, RobertaConfig
+    from transformers import BertConfig, DebertaV2Config, DistilBertConfig, MPNetConfig, RobertaConfig
 
     common = dict(vocab_size=vocab_size, max_position_embeddings=128)
     if kind == "bert":
@@ -77,6 +77,9 @@ def _tiny_config(kind: str, vocab_size: int):
     if kind == "deberta-v2":
         return DebertaV2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                                pad_token_id=0, **common)  # fmt: skip
+    if kind == "mpnet":  # all-mpnet-base-v2's architecture: relative position bias, no token types
+        return MPNetConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                           pad_token_id=0, bos_token_id=101, eos_token_id=102, **common)  # fmt: skip
     raise ValueError(kind)
 
 
@@ -87,7 +90,7 @@ def tiny_models(tmp_path_factory, default_tokenizer) -> dict[str, Path]:
     from transformers import AutoModel
 
     folders = {}
-    for kind in ("bert", "distilbert", "roberta", "deberta-v2"):
+    for kind in ("bert", "distilbert", "roberta", "deberta-v2", "mpnet"):
         torch.manual_seed(0)
         folder = tmp_path_factory.mktemp(f"tiny-{kind}")
         AutoModel.from_config(_tiny_config(kind, default_tokenizer.vocab_size)).save_pretrained(folder)

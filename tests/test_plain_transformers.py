@@ -12,7 +12,7 @@ import torch
 from bertfit.cli import main
 from conftest import sentiment_rows, write_csv
 
-FAMILIES = ("bert", "distilbert", "roberta", "deberta-v2")
+FAMILIES = ("bert", "distilbert", "roberta", "deberta-v2", "mpnet")
 TEXTS = [t for t, _ in sentiment_rows(12, seed=5)] + ["short", "a much longer text about a lovely day " * 3]
 
 
