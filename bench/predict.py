@@ -79,7 +79,8 @@ def pipeline_predict(model_dir: str, batch_size: int | None, limit: int | None =
 
     texts, _ = sms_test()
     texts = texts[:limit]
-    classify = pipeline("text-classification", model=model_dir, device=torch.device("cpu"))
+    # A pooled bertfit folder runs through the modeling_bertfit.py it carries: the same model bertfit runs.
+    classify = pipeline("text-classification", model=model_dir, device=torch.device("cpu"), trust_remote_code=True)
     options = {"batch_size": batch_size} if batch_size else {}
     classify(texts[:8], truncation=True, **options)  # warm-up
     with Timer() as timer:

@@ -55,8 +55,11 @@ def test_tei_bad_bodies_get_the_same_json_errors(client, body, status, message):
     assert answer.status_code == status and message in answer.json()["error"]
 
 
-def test_inference_client_gets_text_classification(small_model_dir):
-    from huggingface_hub import InferenceClient
+def test_inference_client_gets_text_classification(small_model_dir, monkeypatch):
+    from huggingface_hub import InferenceClient, constants
+
+    # The suite runs with HF_HUB_OFFLINE=1, which makes the client refuse every URL, loopback included.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
 
     from bertfit.serving.app import ServeLimits, create_app
 
