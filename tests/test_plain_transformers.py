@@ -87,3 +87,29 @@ def test_a_folder_with_the_encoders_own_head_loads_as_it_is(tiny_models, tmp_pat
     assert type(model).__name__ == "BertForSequenceClassification"
     np.testing.assert_allclose(_plain_logits(model, AutoTokenizer.from_pretrained(folder)), _bertfit_logits(folder),
                                atol=1e-4)  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", ["multi-label", "regression"])
+def test_other_task_shapes_travel_with_their_problem_type(tiny_models, shape, tmp_path):
+    """Multi-label folders tell transformers to use a sigmoid; regression folders give the standardised
+    value, which ``config.bertfit``'s target mean and scale turn into bertfit's."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from bertfit import Predictor
+    from test_tasks import multi_label_rows, regression_rows
+
+    rows = multi_label_rows(60) if shape == "multi-label" else regression_rows(60)
+    data = write_csv(tmp_path / "data.csv", rows)
+    folder = tmp_path / "m"
+    args = ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(tiny_models["bert"]),
+            "--output", str(folder), "--epochs", "1", "--pooling", "mean", "--task", shape, "--no-progress", "-q"]  # fmt: skip
+    assert main(args) == 0
+    model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+    expected = {"multi-label": "multi_label_classification", "regression": "regression"}[shape]
+    assert model.config.problem_type == expected
+    logits = _plain_logits(model, AutoTokenizer.from_pretrained(folder, trust_remote_code=True))
+    np.testing.assert_allclose(logits, _bertfit_logits(folder), atol=1e-4)
+    if shape == "regression":
+        settings = model.config.bertfit
+        values = logits[:, 0] * settings["target_std"] + settings["target_mean"]
+        np.testing.assert_allclose(values, Predictor.load(folder, precision="fp32").predict_proba(TEXTS), atol=1e-4)
