@@ -30,7 +30,8 @@ LONG_TEXT = ("truncate", "window")
 WINDOW_AGGREGATES = ("mean", "max")
 
 
-def _opt(default: Any, help: str, **extra: Any) -> Any:
+def option(default: Any, help: str, **extra: Any) -> Any:
+    """A dataclass field whose ``help`` (and ``choices``, ``positional``, ``required``, ``action``) the CLI reads."""
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -38,30 +39,30 @@ def _opt(default: Any, help: str, **extra: Any) -> Any:
 class DataConfig:
     """Where the labelled text comes from and how to read it."""
 
-    dataset: str | None = _opt(None, "registry data set: cola or sms_spam (replaces --train/--validation/--test)")
-    train: str | None = _opt(None, "training file (CSV, TSV, JSONL or Parquet)")
-    validation: str | None = _opt(None, "validation file; used to pick the best epoch")
-    test: str | None = _opt(None, "test file; scored once, with the best epoch's model")
-    split: str | None = _opt(
+    dataset: str | None = option(None, "registry data set: cola or sms_spam (replaces --train/--validation/--test)")
+    train: str | None = option(None, "training file (CSV, TSV, JSONL or Parquet)")
+    validation: str | None = option(None, "validation file; used to pick the best epoch")
+    test: str | None = option(None, "test file; scored once, with the best epoch's model")
+    split: str | None = option(
         None, "split --train into train,validation,test fractions, stratified and seeded, e.g. 0.8,0.1,0.1"
     )
-    split_seed: int = _opt(
+    split_seed: int = option(
         42, "seed of --split (kept apart from --seed so the split stays fixed across training seeds)"
     )
-    text_column: str | None = _opt(None, "text column: a name or a 0-based index (inferred when unambiguous)")
-    label_column: str | None = _opt(None, "label column: a name or a 0-based index (inferred when unambiguous)")
-    text_pair_column: str | None = _opt(None, "second text of sentence pairs: a column name or 0-based index")
-    header: str = _opt("auto", "whether CSV/TSV files have a header row: auto, yes or no", choices=HEADER_MODES)
-    task: str = _opt(
+    text_column: str | None = option(None, "text column: a name or a 0-based index (inferred when unambiguous)")
+    label_column: str | None = option(None, "label column: a name or a 0-based index (inferred when unambiguous)")
+    text_pair_column: str | None = option(None, "second text of sentence pairs: a column name or 0-based index")
+    header: str = option("auto", "whether CSV/TSV files have a header row: auto, yes or no", choices=HEADER_MODES)
+    task: str = option(
         "auto",
         "classification, multi-label or regression; auto: list labels or labels joined by --label-sep are "
         "multi-label, numbers with fractions are regression, anything else classification",
         choices=TASKS,
     )
-    label_sep: str | None = _opt(None, "separator of multi-label label strings, e.g. ',' (default ',')")
-    arrow: bool = _opt(False, "keep the data files on disk as memory-mapped Arrow (Hugging Face datasets), for data "
+    label_sep: str | None = option(None, "separator of multi-label label strings, e.g. ',' (default ',')")
+    arrow: bool = option(False, "keep the data files on disk as memory-mapped Arrow (Hugging Face datasets), for data "
                        "larger than memory; needs the arrow extra")  # fmt: skip
-    on_duplicates: str = _opt(
+    on_duplicates: str = option(
         "warn",
         "texts of validation/test that also occur in train: warn, error, or drop them from validation/test",
         choices=DUPLICATE_POLICIES,
@@ -109,84 +110,86 @@ class TrainConfig:
     """Everything that decides a training run. Saved into the model folder as ``bertfit.json``."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    model: str = _opt(DEFAULT_MODEL, "model: the packaged default, a hub name, or a local model folder")
-    output: str | None = _opt(None, "output model folder (default runs/<data set name>)")
-    overwrite: bool = _opt(False, "replace an existing output folder")
-    trust_remote_code: bool = _opt(False, "let a hub model run its own Python code (needed by a few custom "
+    model: str = option(DEFAULT_MODEL, "model: the packaged default, a hub name, or a local model folder")
+    output: str | None = option(None, "output model folder (default runs/<data set name>)")
+    overwrite: bool = option(False, "replace an existing output folder")
+    trust_remote_code: bool = option(False, "let a hub model run its own Python code (needed by a few custom "
                                    "architectures; off: only architectures transformers ships load)")  # fmt: skip
-    max_length: str = _opt("auto", "max tokens per text, or 'auto': cover 99%% of training texts, capped by the model")
-    epochs: int | None = _opt(None, "training epochs (default 6; 10 with --freeze all)")
-    batch_size: int = _opt(32, "texts per training batch (under torchrun: in all processes together)")
-    grad_accum: int = _opt(1, "batches whose gradients add up to one optimizer step (the effective batch is "
+    max_length: str = option(
+        "auto", "max tokens per text, or 'auto': cover 99%% of training texts, capped by the model"
+    )
+    epochs: int | None = option(None, "training epochs (default 6; 10 with --freeze all)")
+    batch_size: int = option(32, "texts per training batch (under torchrun: in all processes together)")
+    grad_accum: int = option(1, "batches whose gradients add up to one optimizer step (the effective batch is "
                            "batch-size x grad-accum): a large batch in little memory")  # fmt: skip
-    gradient_checkpointing: bool = _opt(False, "recompute encoder activations in the backward pass instead of "
+    gradient_checkpointing: bool = option(False, "recompute encoder activations in the backward pass instead of "
                                         "keeping them: less memory, about a third more time")  # fmt: skip
-    learning_rate: float | None = _opt(None, "peak learning rate (default 1e-4; 1e-3 with --freeze all)")
-    warmup_ratio: float = _opt(0.1, "share of steps spent warming the learning rate up linearly")
-    weight_decay: float = _opt(0.01, "AdamW weight decay (never applied to biases and LayerNorm weights)")
-    adam_epsilon: float = _opt(1e-8, "AdamW epsilon")
-    max_grad_norm: float = _opt(1.0, "gradient clipping norm (0 turns clipping off)")
-    dropout: float | None = _opt(
+    learning_rate: float | None = option(None, "peak learning rate (default 1e-4; 1e-3 with --freeze all)")
+    warmup_ratio: float = option(0.1, "share of steps spent warming the learning rate up linearly")
+    weight_decay: float = option(0.01, "AdamW weight decay (never applied to biases and LayerNorm weights)")
+    adam_epsilon: float = option(1e-8, "AdamW epsilon")
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0 turns clipping off)")
+    dropout: float | None = option(
         None,
         "dropout rate of everything that trains: the encoder's dropout layers and attention weights, and the head "
         "(default 0 when fine-tuning, measured better on the default model; 0.1 in --freeze all's dense head)",
     )
-    pooling: str = _opt(
+    pooling: str = option(
         "auto",
         "sentence vector for the head: auto (the encoder's trained pooling for sentence-transformers models, "
         "else the model's own pooler), pooler, mean or cls",
         choices=POOLINGS,
     )
-    freeze: str = _opt(
+    freeze: str = option(
         "none", "freeze the encoder: none, N (bottom N layers and embeddings), or all (train a small head)"
     )
-    reinit_layers: int = _opt(
+    reinit_layers: int = option(
         0,
         "re-initialise the top N encoder layers before fine-tuning (helps when the top layers were "
         "specialised for another objective, e.g. sentence similarity)",
     )
-    train_word_embeddings: bool = _opt(
+    train_word_embeddings: bool = option(
         False,
         "also update the token embedding table (kept fixed by default: fewer weights to overfit, faster steps)",
     )
-    class_weights: str = _opt(
+    class_weights: str = option(
         "none",
         "loss weights: balanced weighs classes (multi-label: each label's positives) by rarity",
         choices=CLASS_WEIGHTS,
     )
-    long_text: str = _opt(
+    long_text: str = option(
         "truncate",
         "texts longer than --max-length: truncate, or window (overlapping windows in training, evaluation and "
         "prediction, their logits aggregated per text)",
         choices=LONG_TEXT,
     )
-    stride: int = _opt(64, "tokens shared by consecutive windows with --long-text window")
-    window_aggregate: str = _opt(
+    stride: int = option(64, "tokens shared by consecutive windows with --long-text window")
+    window_aggregate: str = option(
         "mean", "how window logits combine into a text's: mean or max", choices=WINDOW_AGGREGATES
     )
-    threshold: str = _opt(
+    threshold: str = option(
         "auto",
         "decision rule, fitted on validation: auto (argmax; multi-label: one threshold per label tuned for F1), "
         "tune (binary: the positive class's threshold tuned for F1), or a probability such as 0.3",
     )
-    target_recall: float | None = _opt(
+    target_recall: float | None = option(
         None, "binary: the highest threshold whose validation recall reaches this, e.g. 0.95"
     )
-    positive_label: str | None = _opt(None, "binary: the class thresholds apply to (default the rarer one)")
-    calibrate: bool = _opt(True, "fit a temperature on validation so probabilities match frequencies (ECE reported)")
-    seeds: int = _opt(1, "train once per seed (--seed, --seed+1, ...), report mean ± std, keep the best model")
-    folds: int = _opt(0, "stratified K-fold over train+validation: report mean ± std, keep the best fold's model")
-    save_every: int = _opt(
+    positive_label: str | None = option(None, "binary: the class thresholds apply to (default the rarer one)")
+    calibrate: bool = option(True, "fit a temperature on validation so probabilities match frequencies (ECE reported)")
+    seeds: int = option(1, "train once per seed (--seed, --seed+1, ...), report mean ± std, keep the best model")
+    folds: int = option(0, "stratified K-fold over train+validation: report mean ± std, keep the best fold's model")
+    save_every: int = option(
         0,
         "write a checkpoint every N training steps to <output>.checkpoint, so `bertfit train "
         "--resume OUTPUT` can continue a killed run (0: off)",
     )
-    seed: int = _opt(42, "random seed for splits, initialisation and batch order")
-    precision: str = _opt("auto", "auto (bf16 where the CPU/GPU supports it), bf16, fp16 (CUDA GPUs without bf16: "
+    seed: int = option(42, "random seed for splits, initialisation and batch order")
+    precision: str = option("auto", "auto (bf16 where the CPU/GPU supports it), bf16, fp16 (CUDA GPUs without bf16: "
                           "autocast with loss scaling) or fp32", choices=PRECISIONS)  # fmt: skip
-    eval_batch_size: int = _opt(64, "texts per evaluation/prediction step")
-    progress: bool = _opt(True, "show progress bars")
-    tensorboard: bool = _opt(False, "log loss, learning rate and validation metrics for TensorBoard under "
+    eval_batch_size: int = option(64, "texts per evaluation/prediction step")
+    progress: bool = option(True, "show progress bars")
+    tensorboard: bool = option(False, "log loss, learning rate and validation metrics for TensorBoard under "
                              "<output's folder>/tensorboard/<output name> (needs the tensorboard extra)")  # fmt: skip
 
     # -- strategy-dependent defaults -------------------------------------------------------

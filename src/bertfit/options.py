@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bertfit.config import _opt
+from bertfit.config import option
 from bertfit.errors import ConfigError
 from bertfit.folder import BACKENDS
 
@@ -18,11 +18,11 @@ ENGINES = ("local", "ray")
 
 
 def _model_dir() -> str:
-    return _opt(None, "the model folder (`bertfit train` writes one)", positional=True)
+    return option(None, "the model folder (`bertfit train` writes one)", positional=True)
 
 
 def _backend() -> str:
-    return _opt("torch", BACKEND_HELP, choices=BACKENDS)
+    return option("torch", BACKEND_HELP, choices=BACKENDS)
 
 
 class _Checked:
@@ -41,13 +41,13 @@ class _Checked:
 @dataclass
 class EvaluateOptions(_Checked):
     model_dir: str = _model_dir()
-    data: str | None = _opt(None, "labelled file (CSV, TSV, JSONL or Parquet)", required=True)
-    text_column: str | None = _opt(None, "text column (inferred when unambiguous)")
-    label_column: str | None = _opt(None, "label column (inferred when unambiguous)")
-    text_pair_column: str | None = _opt(None, "second-text column, for models trained on pairs")
-    json: bool = _opt(False, "print the metrics as JSON")
+    data: str | None = option(None, "labelled file (CSV, TSV, JSONL or Parquet)", required=True)
+    text_column: str | None = option(None, "text column (inferred when unambiguous)")
+    label_column: str | None = option(None, "label column (inferred when unambiguous)")
+    text_pair_column: str | None = option(None, "second-text column, for models trained on pairs")
+    json: bool = option(False, "print the metrics as JSON")
     backend: str = _backend()
-    arrow: bool = _opt(
+    arrow: bool = option(
         False, "read --data through memory-mapped Arrow and score it in pieces (files larger than memory)"
     )
 
@@ -55,19 +55,19 @@ class EvaluateOptions(_Checked):
 @dataclass
 class PredictOptions(_Checked):
     model_dir: str = _model_dir()
-    text: list[str] | None = _opt(None, "a text to classify (repeatable)", action="append")
-    text_pair: list[str] | None = _opt(None, "the second text of each --text, for pair models", action="append")
-    input: str | None = _opt(None, "file of texts (CSV, TSV, JSONL or Parquet), or a folder or glob of such shards")
-    output: str | None = _opt(None, "where to write the input's rows plus predictions (a folder for shards)")
-    engine: str = _opt(
+    text: list[str] | None = option(None, "a text to classify (repeatable)", action="append")
+    text_pair: list[str] | None = option(None, "the second text of each --text, for pair models", action="append")
+    input: str | None = option(None, "file of texts (CSV, TSV, JSONL or Parquet), or a folder or glob of such shards")
+    output: str | None = option(None, "where to write the input's rows plus predictions (a folder for shards)")
+    engine: str = option(
         "local",
         "local (this process) or ray (Ray Data: an actor pool on the cluster at RAY_ADDRESS, or a local one)",
         choices=ENGINES,
     )
-    workers: int = _opt(2, "Ray actors, each holding the model")
-    text_column: str | None = _opt(None, "text column of --input (inferred when unambiguous)")
-    text_pair_column: str | None = _opt(None, "second-text column of --input, for pair models")
-    json: bool = _opt(False, "print predictions as JSON lines")
+    workers: int = option(2, "Ray actors, each holding the model")
+    text_column: str | None = option(None, "text column of --input (inferred when unambiguous)")
+    text_pair_column: str | None = option(None, "second-text column of --input, for pair models")
+    json: bool = option(False, "print predictions as JSON lines")
     backend: str = _backend()
 
     def problems(self) -> list[str]:
@@ -88,12 +88,12 @@ class PredictOptions(_Checked):
 @dataclass
 class ExportOptions(_Checked):
     model_dir: str = _model_dir()
-    onnx: bool = _opt(False, "write onnx/model.onnx (the only format so far)", required=True)
-    quantize: str | None = _opt(None, "also write onnx/model_quantized.onnx (dynamic int8)", choices=("int8",))
-    data: str | None = _opt(None, "labelled file for the parity check (default: the model's validation split)")
-    text_column: str | None = _opt(None, "text column of --data")
-    label_column: str | None = _opt(None, "label column of --data")
-    text_pair_column: str | None = _opt(None, "second-text column of --data, for pair models")
+    onnx: bool = option(False, "write onnx/model.onnx (the only format so far)", required=True)
+    quantize: str | None = option(None, "also write onnx/model_quantized.onnx (dynamic int8)", choices=("int8",))
+    data: str | None = option(None, "labelled file for the parity check (default: the model's validation split)")
+    text_column: str | None = option(None, "text column of --data")
+    label_column: str | None = option(None, "label column of --data")
+    text_pair_column: str | None = option(None, "second-text column of --data, for pair models")
 
     def problems(self) -> list[str]:
         return [] if self.onnx else ["give --onnx: ONNX is the only export format so far"]
@@ -102,20 +102,20 @@ class ExportOptions(_Checked):
 @dataclass
 class EmbedOptions(_Checked):
     model_dir: str = _model_dir()
-    input: str | None = _opt(None, "file of texts (CSV, TSV, JSONL or Parquet)", required=True)
-    output: str | None = _opt(
+    input: str | None = option(None, "file of texts (CSV, TSV, JSONL or Parquet)", required=True)
+    output: str | None = option(
         None, ".npy (a rows x dims matrix), or .parquet/.jsonl (the input's columns plus an embedding column)",
         required=True,
     )  # fmt: skip
-    text_column: str | None = _opt(None, "text column of --input (inferred when unambiguous)")
+    text_column: str | None = option(None, "text column of --input (inferred when unambiguous)")
 
 
 @dataclass
 class SearchOptions(_Checked):
     """``bertfit tune``'s own options; the rest are the training options it starts from."""
 
-    trials: int = _opt(10, "trials to run")
-    timeout: float | None = _opt(None, "stop starting trials after this many seconds")
+    trials: int = option(10, "trials to run")
+    timeout: float | None = option(None, "stop starting trials after this many seconds")
 
     def problems(self) -> list[str]:
         found = [] if self.trials >= 1 else ["--trials must be at least 1"]
@@ -127,17 +127,17 @@ class SearchOptions(_Checked):
 @dataclass
 class ServeOptions(_Checked):
     model_dir: str = _model_dir()
-    host: str = _opt("127.0.0.1", "address to bind (default: loopback only)")
-    port: int = _opt(8000, "port")
+    host: str = option("127.0.0.1", "address to bind (default: loopback only)")
+    port: int = option(8000, "port")
     backend: str = _backend()
-    max_texts: int = _opt(256, "texts per request")
-    max_chars: int = _opt(20_000, "characters per text")
-    max_batch: int = _opt(64, "texts per model call when requests are micro-batched; 1 answers one request at a time")
-    max_wait_ms: float = _opt(
+    max_texts: int = option(256, "texts per request")
+    max_chars: int = option(20_000, "characters per text")
+    max_batch: int = option(64, "texts per model call when requests are micro-batched; 1 answers one request at a time")
+    max_wait_ms: float = option(
         0.0, "how long a request waits for others to share its model call; 0 still batches what queued during the "
         "previous call",
     )  # fmt: skip
-    max_queue: int = _opt(2048, "texts waiting beyond which requests get 503")
+    max_queue: int = option(2048, "texts waiting beyond which requests get 503")
 
     def problems(self) -> list[str]:
         found = []
@@ -153,4 +153,4 @@ class ServeOptions(_Checked):
 @dataclass
 class ReportOptions(_Checked):
     model_dir: str = _model_dir()
-    output: str | None = _opt(None, "where to write it (default: MODEL_DIR/report.html)")
+    output: str | None = option(None, "where to write it (default: MODEL_DIR/report.html)")
