@@ -98,6 +98,8 @@ def test_v2_routes_answer_tritonclient(small_model_dir):
         np.testing.assert_allclose(scores[:, 1], [p["probabilities"]["pos"] for p in ours], atol=1e-6)
         unknown = httpx.post(f"{base}/v2/models/other/infer", json={"inputs": []})
         assert unknown.status_code == 404 and "unknown model 'other'" in unknown.json()["error"]
+        bad = httpx.post(f"{base}/v2/models/{name}/infer", json={"inputs": "not tensors"})
+        assert bad.status_code == 422 and bad.json()["error"].startswith("invalid request: inputs")
 
 
 def test_metrics_count_requests_and_model_calls(client):
@@ -110,3 +112,19 @@ def test_metrics_count_requests_and_model_calls(client):
     assert 'bertfit_requests_total{route="/predict",status="422"}' in text
     assert "bertfit_request_seconds_bucket" in text and "bertfit_model_call_texts_count" in text
     assert "bertfit_waiting_texts 0.0" in text
+
+
+def test_a_full_queue_is_answered_503_on_every_route(small_model_dir):
+    from fastapi.testclient import TestClient
+
+    from bertfit.serving.app import ServeLimits, create_app
+    from bertfit.serving.batching import BatchLimits
+
+    app = create_app(small_model_dir, limits=ServeLimits(**LIMITS), batching=BatchLimits(max_queue=1))
+    infer = {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": TEXTS}]}
+    with TestClient(app) as client:
+        for route, body in (("/predict", {"texts": TEXTS}), ("/predict", {"inputs": TEXTS}), ("/", {"inputs": TEXTS}),
+                            (f"/v2/models/{small_model_dir.name}/infer", infer)):  # fmt: skip
+            answer = client.post(route, json=body)
+            assert answer.status_code == 503 and answer.headers["Retry-After"] == "1", route
+            assert answer.json() == {"error": "the server is busy; retry shortly"}

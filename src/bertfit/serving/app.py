@@ -40,7 +40,7 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
     from bertfit.serving.batching import BatchLimits, MicroBatcher, Overloaded
     from bertfit.serving.metrics import add_metrics
     from bertfit.serving.schema import PredictRequest, PredictResponse, TeiRequest
-    from bertfit.serving.standard import add_standard_routes
+    from bertfit.serving.standard import add_standard_routes, error
 
     folder = Path(model_dir)
     manifest = read_manifest(folder)
@@ -62,6 +62,10 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
         problems = "; ".join(_describe(e) for e in err.errors())
         return JSONResponse({"error": f"invalid request: {problems}"}, status_code=422)
 
+    @app.exception_handler(Overloaded)  # from the micro-batcher, on any route that uses it
+    async def busy(request: Request, err: Overloaded):
+        return error(503, "the server is busy; retry shortly", {"Retry-After": "1"})
+
     add_standard_routes(app, predictor, batcher, limits, folder.name, manifest.text_pairs)
     add_metrics(app, batcher)
 
@@ -75,12 +79,8 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
         texts, pairs = _validated(PredictRequest, body).inputs()
         problem = check_inputs(texts, pairs, manifest.text_pairs, limits)
         if problem:
-            return JSONResponse({"error": problem[1]}, status_code=problem[0])
-        try:
-            outputs = await batcher.predict(texts, pairs)
-        except Overloaded:
-            return JSONResponse({"error": "the server is busy; retry shortly"}, status_code=503,
-                                headers={"Retry-After": "1"})  # fmt: skip
+            return error(*problem)
+        outputs = await batcher.predict(texts, pairs)
         return {"predictions": [p.to_dict() for p in predictor.predictions(outputs)]}
 
     @app.get("/health")

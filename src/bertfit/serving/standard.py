@@ -10,7 +10,7 @@
   BYTES tensor ``label`` (the decisions) and an FP32 tensor ``scores`` (per label, or the value).
 
 Every route runs the same limits and checks as ``/predict``, through the same micro-batcher, and
-answers errors as ``{"error": "..."}``.
+answers errors as ``{"error": "..."}`` (a bad body and a full queue through the app's handlers).
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route annotations at run time, and
@@ -40,9 +40,9 @@ async def scored(batcher, predictor, texts: list[str], pairs: list[str] | None, 
 
 def add_standard_routes(app, predictor, batcher, limits: ServeLimits, name: str, pair_model: bool):
     from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
     from pydantic import ValidationError
 
-    from bertfit.serving.batching import Overloaded
     from bertfit.serving.schema import InferRequest, TeiRequest
 
     task = predictor.task
@@ -52,10 +52,7 @@ def add_standard_routes(app, predictor, batcher, limits: ServeLimits, name: str,
         problem = check_inputs(texts, None, pair_model, limits)
         if problem:
             return error(*problem)
-        try:
-            outputs = await scored(batcher, predictor, texts, None, body.raw_scores)
-        except Overloaded:
-            return error(503, "the server is busy; retry shortly", {"Retry-After": "1"})
+        outputs = await scored(batcher, predictor, texts, None, body.raw_scores)
         top_k = (body.parameters or {}).get("top_k")
         answers = [[{"label": label, "score": score} for label, score in row[:top_k]]
                    for row in task.scored_labels(outputs)]  # fmt: skip
@@ -119,9 +116,8 @@ def add_standard_routes(app, predictor, batcher, limits: ServeLimits, name: str,
             return error(400, "binary tensor data is not read: send BYTES data as JSON (binary_data=False)")
         try:
             body = InferRequest.model_validate_json(await request.body())
-        except ValidationError as err:
-            return error(422, "invalid request: " + "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"] for e in err.errors()))  # fmt: skip
+        except ValidationError as err:  # answered by the app's one handler, as every bad body is
+            raise RequestValidationError(err.errors()) from None
         tensors = {tensor.name: tensor for tensor in body.inputs}
         if "text" not in tensors or tensors["text"].datatype != "BYTES":
             return error(400, "send the texts as a BYTES input tensor named 'text' (in JSON, not binary, form)")
@@ -130,10 +126,7 @@ def add_standard_routes(app, predictor, batcher, limits: ServeLimits, name: str,
         problem = check_inputs(texts, pairs, pair_model, limits)
         if problem:
             return error(*problem)
-        try:
-            outputs = await batcher.predict(texts, pairs)
-        except Overloaded:
-            return error(503, "the server is busy; retry shortly", {"Retry-After": "1"})
+        outputs = await batcher.predict(texts, pairs)
         labels = task.decision_names(task.decide(outputs))
         scores = outputs.reshape(len(texts), -1)
         return {
