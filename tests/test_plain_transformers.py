@@ -28,8 +28,21 @@ def _train(tiny_models, kind, tmp_path, *extra) -> "Path":  # noqa: F821
 def _bertfit_logits(folder) -> np.ndarray:
     from bertfit import Predictor
 
-    predictor = Predictor.load(folder, precision="fp32")
+    predictor = Predictor.load(folder)  # fp32 by default, as plain transformers computes
     return predictor.logits_of(predictor.encode(TEXTS))
+
+
+def _bertfit_outputs(folder) -> np.ndarray:
+    from bertfit import Predictor
+
+    return Predictor.load(folder).predict_proba(TEXTS)
+
+
+def _pipeline_probabilities(classify, **extra) -> np.ndarray:
+    """Each text's score per label, in ``id2label`` order, from ``pipeline(..., top_k=None)``."""
+    names = list(classify.model.config.id2label.values())
+    rows = classify(TEXTS, truncation=True, max_length=classify.model.config.bertfit["max_length"], top_k=None, **extra)
+    return np.array([[next(s["score"] for s in row if s["label"] == name) for name in names] for row in rows])
 
 
 def _plain_logits(model, tokenizer) -> np.ndarray:
@@ -56,11 +69,8 @@ def test_a_pooled_folder_is_refused_without_remote_code_and_exact_with_it(tiny_m
     model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     np.testing.assert_allclose(_plain_logits(model, tokenizer), _bertfit_logits(folder), atol=1e-4)
-    answers = pipeline("text-classification", model=model, tokenizer=tokenizer)(
-        TEXTS, truncation=True, max_length=model.config.bertfit["max_length"]
-    )
-    logits = _bertfit_logits(folder)
-    assert [a["label"] for a in answers] == [model.config.id2label[i] for i in logits.argmax(axis=1)]
+    classify = pipeline("text-classification", model=model, tokenizer=tokenizer)
+    np.testing.assert_allclose(_pipeline_probabilities(classify), _bertfit_outputs(folder), atol=1e-4)
 
 
 def test_the_frozen_dense_head_travels_the_same_way(tiny_models, tmp_path):
@@ -74,7 +84,7 @@ def test_the_frozen_dense_head_travels_the_same_way(tiny_models, tmp_path):
 
 
 def test_a_folder_with_the_encoders_own_head_loads_as_it_is(tiny_models, tmp_path):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     folder = _train(tiny_models, "bert", tmp_path, "--pooling", "pooler")
     # What Text Embeddings Inference needs of a classifier: a *ForSequenceClassification architecture,
@@ -87,12 +97,30 @@ def test_a_folder_with_the_encoders_own_head_loads_as_it_is(tiny_models, tmp_pat
     assert type(model).__name__ == "BertForSequenceClassification"
     np.testing.assert_allclose(_plain_logits(model, AutoTokenizer.from_pretrained(folder)), _bertfit_logits(folder),
                                atol=1e-4)  # fmt: skip
+    classify = pipeline("text-classification", model=str(folder))
+    np.testing.assert_allclose(_pipeline_probabilities(classify), _bertfit_outputs(folder), atol=1e-4)
+
+
+def test_the_calibration_temperature_is_in_the_weights(tiny_models, tmp_path):
+    """W/T and b/T: plain transformers' softmax is bertfit's calibrated probability, with no step of its own."""
+    from transformers import AutoModelForSequenceClassification
+
+    from bertfit.folder import read_manifest
+
+    folder = _train(tiny_models, "bert", tmp_path, "--pooling", "pooler")
+    manifest = read_manifest(folder)
+    assert manifest.scale_in_weights and manifest.temperature != 1.0
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert model.config.bertfit["scale_in_weights"] is True
+    logits = _bertfit_logits(folder)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probabilities, _bertfit_outputs(folder), atol=1e-6)
 
 
 @pytest.mark.parametrize("shape", ["multi-label", "regression"])
 def test_other_task_shapes_travel_with_their_problem_type(tiny_models, shape, tmp_path):
-    """Multi-label folders tell transformers to use a sigmoid; regression folders give the standardised
-    value, which ``config.bertfit``'s target mean and scale turn into bertfit's."""
+    """Multi-label folders tell transformers to use a sigmoid; regression folders carry the target scale
+    in their weights, so the raw output is bertfit's value."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from bertfit import Predictor
@@ -109,7 +137,9 @@ def test_other_task_shapes_travel_with_their_problem_type(tiny_models, shape, tm
     assert model.config.problem_type == expected
     logits = _plain_logits(model, AutoTokenizer.from_pretrained(folder, trust_remote_code=True))
     np.testing.assert_allclose(logits, _bertfit_logits(folder), atol=1e-4)
+    outputs = Predictor.load(folder).predict_proba(TEXTS)
     if shape == "regression":
-        settings = model.config.bertfit
-        values = logits[:, 0] * settings["target_std"] + settings["target_mean"]
-        np.testing.assert_allclose(values, Predictor.load(folder, precision="fp32").predict_proba(TEXTS), atol=1e-4)
+        assert model.config.bertfit["target_std"] != 1.0
+        np.testing.assert_allclose(logits[:, 0], outputs, atol=1e-4)
+    else:
+        np.testing.assert_allclose(1 / (1 + np.exp(-logits)), outputs, atol=1e-4)

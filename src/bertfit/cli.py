@@ -249,7 +249,7 @@ def run_predict(args: argparse.Namespace) -> int:
     options = options_from_args(PredictOptions, args)
     if options.engine == "ray" or (options.input and is_sharded(options.input)):
         return _predict_shards(options, args.quiet)
-    predictor = Predictor.load(options.model_dir, backend=options.backend)
+    predictor = Predictor.load(options.model_dir, options.precision, backend=options.backend)
     if _needs_pairs(options.model_dir) and not (options.text_pair or options.text_pair_column):
         raise ConfigError(f"{options.model_dir} was trained on text pairs: give --text-pair (or --text-pair-column)")
     if options.input:
@@ -282,7 +282,7 @@ def _predict_shards(options: PredictOptions, quiet: bool) -> int:
         rows = predict_shards_ray(options.model_dir, files, output, options.backend, options.text_column,
                                   options.text_pair_column, options.workers)  # fmt: skip
     else:
-        predictor = Predictor.load(options.model_dir, backend=options.backend)
+        predictor = Predictor.load(options.model_dir, options.precision, backend=options.backend)
         with RowCounter(not quiet and sys.stderr.isatty()) as counter:
             rows = predict_shards_local(predictor, files, output, options.text_column, options.text_pair_column,
                                         counter.update_to)  # fmt: skip
@@ -338,7 +338,7 @@ def run_serve(args: argparse.Namespace) -> int:
     _, uvicorn = require_fastapi()
     batching = BatchLimits(options.max_batch, options.max_wait_ms, options.max_queue)
     limits = ServeLimits(options.max_texts, options.max_chars)
-    app = create_app(options.model_dir, options.backend, limits, batching)
+    app = create_app(options.model_dir, options.backend, limits, batching, options.precision)
     log.info("serving %s on http://%s:%d (page at /, API docs at /docs)", options.model_dir, options.host, options.port)
     uvicorn.run(app, host=options.host, port=options.port, log_level="warning")
     return 0

@@ -81,6 +81,7 @@ class Manifest:
     target_mean: float = 0.0
     target_std: float = 1.0
     temperature: float = 1.0
+    scale_in_weights: bool = False  # the temperature or target scale is already in the output layer
     positive_label: str | None = None
     thresholds: list[float] | None = None
     # how texts become inputs

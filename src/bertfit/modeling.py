@@ -300,6 +300,29 @@ def describe_architecture(model: nn.Module) -> dict:
     return {"architecture": SEQUENCE_CLASSIFIER, "pooling": "pooler", "head": None, "frozen_encoder": False}
 
 
+def output_layer(model: nn.Module) -> nn.Linear:
+    """The linear layer that produces the logits: every classifier bertfit builds (the families'
+    ``*ForSequenceClassification`` heads and ``PooledClassifier``) registers its head after the encoder,
+    and the head ends in a layer with one output per label."""
+    labels = model.config.num_labels if hasattr(model, "config") else None
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == (labels or m.out_features)]
+    if not layers:
+        raise ModelError(f"{type(model).__name__}: no linear output layer to fold the logit scale into")
+    return layers[-1]
+
+
+@torch.no_grad()
+def fold_logit_scale(model: nn.Module, scale: float, shift: float) -> None:
+    """Make the model emit ``scale * logits + shift`` itself (W·a, b·a + b0): the calibration temperature
+    or the regression target scale travels in the weights, so any tool that loads the folder gets
+    bertfit's numbers with no extra step."""
+    layer = output_layer(model)
+    layer.weight.mul_(scale)
+    if layer.bias is None:
+        layer.bias = nn.Parameter(torch.zeros(layer.out_features, dtype=layer.weight.dtype, device=layer.weight.device))
+    layer.bias.mul_(scale).add_(shift)
+
+
 def uses_token_types(config) -> bool:
     """Whether the encoder has a token type (segment) embedding to tell the texts of a pair apart."""
     return int(getattr(config, "type_vocab_size", 0) or 0) > 1

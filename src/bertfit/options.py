@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bertfit.config import option
+from bertfit.config import PRECISIONS, option
 from bertfit.errors import ConfigError
 from bertfit.folder import BACKENDS
 
@@ -23,6 +23,11 @@ def _model_dir() -> str:
 
 def _backend() -> str:
     return option("torch", BACKEND_HELP, choices=BACKENDS)
+
+
+def _precision() -> str:
+    return option("fp32", "the torch backend's precision: fp32 (what every other tool computes from the folder), "
+                  "or bf16/fp16/auto (faster where native, probabilities within ~1e-2)", choices=PRECISIONS)  # fmt: skip
 
 
 class _Checked:
@@ -69,6 +74,7 @@ class PredictOptions(_Checked):
     text_pair_column: str | None = option(None, "second-text column of --input, for pair models")
     json: bool = option(False, "print predictions as JSON lines")
     backend: str = _backend()
+    precision: str = _precision()
 
     def problems(self) -> list[str]:
         found = []
@@ -130,6 +136,7 @@ class ServeOptions(_Checked):
     host: str = option("127.0.0.1", "address to bind (default: loopback only)")
     port: int = option(8000, "port")
     backend: str = _backend()
+    precision: str = _precision()
     max_texts: int = option(256, "texts per request")
     max_chars: int = option(20_000, "characters per text")
     max_batch: int = option(64, "texts per model call when requests are micro-batched; 1 answers one request at a time")

@@ -77,7 +77,7 @@ def _page(manifest: Manifest, task: Task, metrics: dict, sections: list[tuple[st
         ("rows", ", ".join(f"{k} {v}" for k, v in manifest.data.rows.items())),
         ("max length", f"{manifest.max_length} tokens ({manifest.long_text})"),
         ("epochs", f"{manifest.epochs_run} run, kept {manifest.best_epoch}"),
-        ("precision", manifest.precision),
+        ("training precision", manifest.precision),
         ("calibration temperature", f"{manifest.temperature:.3g}"),
     ]
     return environment.get_template("report.html.j2").render(

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from bertfit.encoding.batching import Encoded, inference_batches, iterate_batches
-from bertfit.encoding.precision import autocast, default_device, resolve_precision
+from bertfit.encoding.precision import PREDICTION_PRECISION, autocast, default_device, resolve_precision
 from bertfit.errors import ModelError
 from bertfit.folder import LEGACY_ONNX_FILES, ONNX_DIR, ONNX_FILES, Manifest
 from bertfit.modeling import load_model, logits_of, uses_token_types
@@ -80,11 +80,11 @@ def predict_logits(
 def open_backend(name: str, folder: Path, manifest: Manifest, precision: str | None = None,
                  device: str | None = None, trust_remote_code: bool = False) -> TorchBackend | OnnxBackend:  # fmt: skip
     """The backend ``name`` (one of ``folder.BACKENDS``) over a saved model folder: its PyTorch model,
-    in ``precision`` (default: the one it was trained in) on ``device``, or an ONNX export."""
+    in ``precision`` (default fp32, what other tools compute from the folder) on ``device``, or an ONNX export."""
     if name == "torch":
         model = load_model(folder, manifest, trust_remote_code)
         where = torch.device(device) if device else default_device()
-        return TorchBackend(model, resolve_precision(precision or manifest.precision, where), where)
+        return TorchBackend(model, resolve_precision(precision or PREDICTION_PRECISION, where), where)
     return OnnxBackend(onnx_path(folder, name), name)
 
 

@@ -28,8 +28,9 @@ def require_fastapi():
     return fastapi, uvicorn
 
 
-def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimits = ServeLimits(), batching=None):
-    """The FastAPI app serving the model folder ``model_dir``."""
+def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimits = ServeLimits(), batching=None,
+               precision: str | None = None):  # fmt: skip
+    """The FastAPI app serving the model folder ``model_dir`` (``precision``: the torch backend's, default fp32)."""
     require_fastapi()
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
@@ -44,7 +45,7 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
 
     folder = Path(model_dir)
     manifest = read_manifest(folder)
-    predictor = Predictor.load(folder, backend=backend)
+    predictor = Predictor.load(folder, precision, backend=backend)
     batcher = MicroBatcher(predictor, batching or BatchLimits())
     info = _model_info(folder, manifest, predictor, limits)
 

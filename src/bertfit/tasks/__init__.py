@@ -55,6 +55,7 @@ def task_from_manifest(manifest: Manifest) -> Task:
         target_mean=float(manifest.target_mean),
         target_std=float(manifest.target_std),
         temperature=float(manifest.temperature),
+        scale_in_weights=bool(manifest.scale_in_weights),
         positive=None if manifest.positive_label is None else labels.label2id[manifest.positive_label],
         thresholds=tuple(manifest.thresholds) if manifest.thresholds else None,
     )

@@ -87,6 +87,9 @@ class Task:
     target_mean: float = 0.0
     target_std: float = 1.0
     temperature: float = 1.0  # probability calibration, fitted on validation
+    # True once the temperature (or regression target scale) is folded into the output layer's weights
+    # (``logit_scale``), so the model's own logits are final and tools outside bertfit need no extra step.
+    scale_in_weights: bool = False
     # Binary: the positive class id and its threshold; multi-label: one threshold per label.
     positive: int | None = None
     thresholds: tuple[float, ...] | None = None
@@ -167,6 +170,18 @@ class Task:
 
     def empty_outputs(self) -> np.ndarray:
         return np.zeros((0, len(self.labels)), dtype=np.float32)
+
+    def logit_scale(self) -> tuple[float, float]:
+        """``(a, b)`` such that ``a * logits + b`` are the logits ``outputs`` reads: the calibration
+        temperature as ``1/T`` (exact for softmax and sigmoid); regression overrides it with its target scale."""
+        return 1.0 / self.temperature, 0.0
+
+    def applied_scale(self) -> tuple[float, float]:
+        """What ``outputs`` still applies to the model's logits: nothing once it is in the weights."""
+        return (1.0, 0.0) if self.scale_in_weights else self.logit_scale()
+
+    def with_scale_in_weights(self) -> Task:
+        return replace(self, scale_in_weights=True)
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -284,6 +299,7 @@ class Task:
             "target_mean": self.target_mean,
             "target_std": self.target_std,
             "temperature": self.temperature,
+            "scale_in_weights": self.scale_in_weights,
             "positive_label": None if self.positive is None else self.labels.names[self.positive],
             "thresholds": list(self.thresholds) if self.thresholds else None,
         }

@@ -79,7 +79,8 @@ class MultiLabelTask(Task):
         return nn.BCEWithLogitsLoss(pos_weight=torch.tensor(weight, dtype=torch.float32) if balanced else None)
 
     def outputs(self, logits: np.ndarray) -> np.ndarray:
-        scaled = np.asarray(logits, dtype=np.float64) / self.temperature
+        scale, _ = self.applied_scale()
+        scaled = np.asarray(logits, dtype=np.float64) * scale
         return (1.0 / (1.0 + np.exp(-scaled))).astype(np.float32)
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:

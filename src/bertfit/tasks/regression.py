@@ -99,9 +99,12 @@ class RegressionTask(Task):
         mse = nn.MSELoss()
         return lambda logits, targets: mse(logits.squeeze(-1), targets)
 
+    def logit_scale(self) -> tuple[float, float]:
+        return self.target_std, self.target_mean
+
     def outputs(self, logits: np.ndarray) -> np.ndarray:
-        logits = np.asarray(logits, dtype=np.float64)
-        return (logits[:, 0] * self.target_std + self.target_mean).astype(np.float32)
+        scale, shift = self.applied_scale()
+        return (np.asarray(logits, dtype=np.float64)[:, 0] * scale + shift).astype(np.float32)
 
     def empty_outputs(self) -> np.ndarray:
         return np.zeros((0,), dtype=np.float32)

@@ -50,7 +50,8 @@ class SingleLabelTask(Task):
         return nn.CrossEntropyLoss(weight=balanced_class_weights(train_gold, len(self.labels)) if balanced else None)
 
     def outputs(self, logits: np.ndarray) -> np.ndarray:
-        scaled = np.asarray(logits, dtype=np.float64) / self.temperature
+        scale, _ = self.applied_scale()
+        scaled = np.asarray(logits, dtype=np.float64) * scale
         scaled -= scaled.max(axis=1, keepdims=True)
         exp = np.exp(scaled)
         return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)

@@ -21,11 +21,11 @@ from bertfit.encoding.batching import (
     token_lengths,
 )
 from bertfit.encoding.policy import text_policy
-from bertfit.encoding.precision import default_device, resolve_precision
+from bertfit.encoding.precision import PREDICTION_PRECISION, default_device, resolve_precision
 from bertfit.errors import ConfigError, OutputExistsError
 from bertfit.folder import Manifest
 from bertfit.inference import Predictor
-from bertfit.modeling import PooledClassifier, build_model, load_tokenizer, resolve_model_source, uses_token_types
+from bertfit.modeling import PooledClassifier, build_model, fold_logit_scale, load_tokenizer, resolve_model_source, uses_token_types
 from bertfit.tasks import CalibrationOptions, LabelSet, Task
 from bertfit.training import distributed
 from bertfit.training.checkpoint import BestEpoch, Checkpoint, Checkpointer, checkpoint_dir, read_checkpoint
@@ -168,11 +168,16 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     where = Placement(precision, device, ranks)
     history, best_epoch = _fit(config, model, task, inputs, where, callbacks, checkpoint)
 
-    predictor = Predictor.from_model(model, tokenizer, task, policy, precision, device, config.eval_batch_size)
+    # Scored in the precision the saved folder predicts in, so metrics.json is what `bertfit predict` and
+    # plain transformers give.
+    predictor = Predictor.from_model(model, tokenizer, task, policy, PREDICTION_PRECISION, device,
+                                     config.eval_batch_size)  # fmt: skip
     logits = {name: distributed.gather_rows(ranks, encoded[name].texts,
                                             lambda rows, split=encoded[name]: predictor.logits_of(split.select(rows)))
               for name in ("validation", "test") if data.get(name)}  # fmt: skip
-    predictor.task, outputs, metrics = _calibrate_and_score(config, task, logits, gold)
+    fitted, outputs, metrics = _calibrate_and_score(config, task, logits, gold)
+    fold_logit_scale(model, *fitted.logit_scale())
+    predictor.task = fitted.with_scale_in_weights()
     return TrainResult(config.output_dir, metrics, history, best_epoch, predictor, data, source, precision,
                        truncated, outputs, token_lengths=lengths)  # fmt: skip
 

@@ -73,13 +73,15 @@ def write_model_folder(config: TrainConfig, result) -> Manifest:
 
 def _add_bertfit_settings(path: Path, manifest: Manifest) -> None:
     """What the standard classes cannot express, under ``bertfit`` in ``config.json``, for code outside
-    bertfit: the calibration temperature, the decision thresholds and the long-text policy."""
+    bertfit: the decision thresholds and the long-text policy (the temperature and target scale, already in
+    the weights, for the record)."""
     import json
 
     config = json.loads(path.read_text(encoding="utf-8"))
     config["bertfit"] = {
         "task": manifest.task,
         "temperature": manifest.temperature,
+        "scale_in_weights": manifest.scale_in_weights,  # the temperature or target scale: not to apply again
         "positive_label": manifest.positive_label,
         "thresholds": manifest.thresholds,
         "label_sep": manifest.label_sep,
@@ -238,6 +240,7 @@ def _write_card(path: Path, manifest: Manifest, result) -> None:
         output_dir=result.output_dir,
         pairs=manifest.text_pairs,
         standard_head=manifest.architecture == SEQUENCE_CLASSIFIER,
+        other_label=next((n for n in manifest.labels if n != manifest.positive_label), None),
         data_name=data["dataset"] or data["train"],
         epochs=len(result.history),
         result_lines=[summary_line(m, name) for name, m in result.metrics.items()],
