@@ -31,7 +31,16 @@ def test_health_model_and_page(client):
     assert "accuracy" in info["metrics"]["test"] and info["config"]["epochs"] == 1
     page = client.get("/")
     assert page.status_code == 200 and "<textarea" in page.text
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "cdn" not in docs.text.lower()  # Swagger UI works offline
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_unknown_routes_and_methods_answer_the_same_json_error(client):
+    missing = client.get("/nope")
+    assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+    wrong = client.get("/predict")
+    assert wrong.status_code == 405 and wrong.json() == {"error": "Method Not Allowed"}
 
 
 def test_predict_one_text_and_a_batch_in_order(client):

@@ -310,6 +310,45 @@ def test_temperature_scaling_lowers_validation_nll():
     assert t > 1 and nll(t) < nll(1.0)
 
 
+def test_a_separable_or_small_validation_keeps_temperature_one(caplog):
+    """With no wrong decisions the likelihood keeps improving as T falls; T stays 1 and the log says why."""
+    from bertfit.tasks.calibration import MIN_ROWS, fit_temperature
+
+    gold = np.arange(200) % 2
+    separated = np.where(np.eye(2)[gold] > 0, 3.0, -3.0)
+    with caplog.at_level("WARNING"):
+        assert fit_temperature(separated, gold, multi_label=False) == 1.0
+    assert "separated too well" in caplog.text
+    few = MIN_ROWS - 10
+    noisy = np.random.default_rng(0).normal(0, 3, (few, 2))
+    with caplog.at_level("WARNING"):
+        assert fit_temperature(noisy, gold[:few], multi_label=False) == 1.0
+    assert f"{few} validation rows" in caplog.text
+
+
+def test_multi_label_thresholds_stay_bounded_and_near_half_for_rare_labels():
+    from bertfit.tasks import CalibrationOptions, LabelSet, MultiLabelTask
+    from bertfit.tasks.calibration import THRESHOLD_BOUNDS
+
+    rng = np.random.default_rng(1)
+    rows = 40
+    gold = np.zeros((rows, 3), dtype=int)
+    gold[:20, 0] = 1  # common
+    gold[:3, 1] = 1  # seen three times: too few to tune
+    gold[:8, 2] = 1  # seen eight times: tuned, then shrunk toward 0.5
+    logits = rng.normal(-4, 1, (rows, 3)) + 3 * gold
+    task = MultiLabelTask(labels=LabelSet(("a", "b", "c")))
+    fitted = task.calibrated(logits, gold, CalibrationOptions())
+    low, high = THRESHOLD_BOUNDS
+    assert all(low <= t <= high for t in fitted.thresholds)
+    assert fitted.thresholds[1] == 0.5
+    raw = task.with_temperature(logits, gold, multi_label=True).outputs(logits)[:, 2]
+    from bertfit.tasks.calibration import SHRINK_POSITIVES, best_f1_threshold
+
+    unshrunk = best_f1_threshold(raw, gold[:, 2] > 0)
+    assert fitted.thresholds[2] == pytest.approx(0.5 + (unshrunk - 0.5) * 8 / (8 + SHRINK_POSITIVES))
+
+
 # -- variance: seeds and folds ---------------------------------------------------------------
 def test_seeds_report_mean_and_std(tiny_bert, sentiment_csv, tmp_path, capsys):
     output = tmp_path / "m"

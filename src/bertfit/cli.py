@@ -201,15 +201,18 @@ def _setup_logging(quiet: bool) -> None:
 
 # -- commands ----------------------------------------------------------------------------------
 def run_train(args: argparse.Namespace) -> int:
+    # Options are checked before torch is imported, so a mistyped option is answered at once.
+    config = None if args.resume else config_from_args(args).validate()
+    if args.resume:
+        _refuse_options_with_resume(args)
+
     from bertfit.evaluation.metrics import format_metrics, format_summary
     from bertfit.training import distributed
     from bertfit.training.run import resume, train
 
-    if args.resume:
-        _refuse_options_with_resume(args)
+    if config is None:
         result = resume(args.resume, ProgressBar(not args.quiet and sys.stderr.isatty()))
     else:
-        config = config_from_args(args)
         result = train(config, ProgressBar(config.progress and not args.quiet and sys.stderr.isatty()))
     if not distributed.from_environment().is_main:
         return 0  # under torchrun, rank 0 prints the (gathered, identical) results
@@ -244,18 +247,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from bertfit.inference import Predictor, predict_file
+    from bertfit.inference.files import check_files
     from bertfit.inference.shards import is_sharded
 
     options = options_from_args(PredictOptions, args)
     if options.engine == "ray" or (options.input and is_sharded(options.input)):
         return _predict_shards(options, args.quiet)
+    if options.input:
+        check_files(options.input, options.output, options.text_column, options.text_pair_column)
     predictor = Predictor.load(options.model_dir, options.precision, backend=options.backend)
     if _needs_pairs(options.model_dir) and not (options.text_pair or options.text_pair_column):
         raise ConfigError(f"{options.model_dir} was trained on text pairs: give --text-pair (or --text-pair-column)")
     if options.input:
         with RowCounter(not args.quiet and sys.stderr.isatty()) as counter:
             count = predict_file(predictor, options.input, options.output, options.text_column,
-                                 progress=counter.update_to, pair_column=options.text_pair_column)  # fmt: skip
+                                 progress=counter.update_to, pair_column=options.text_pair_column,
+                                 skip_empty=options.skip_empty)  # fmt: skip
         print(f"wrote {count} predictions to {options.output}")
         return 0
     for text, prediction in zip(options.text, predictor.predict(options.text, options.text_pair)):

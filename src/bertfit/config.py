@@ -30,6 +30,14 @@ LONG_TEXT = ("truncate", "window")
 WINDOW_AGGREGATES = ("mean", "max")
 
 
+def raise_problems(found: list[str]) -> None:
+    """One problem as one line; several as a list, so each is fixed in one go."""
+    if len(found) == 1:
+        raise ConfigError(found[0])
+    if found:
+        raise ConfigError("invalid options:\n  - " + "\n  - ".join(found))
+
+
 def option(default: Any, help: str, **extra: Any) -> Any:
     """A dataclass field whose ``help`` (and ``choices``, ``positional``, ``required``, ``action``) the CLI reads."""
     return field(default=default, metadata={"help": help, **extra})
@@ -60,6 +68,13 @@ class DataConfig:
         choices=TASKS,
     )
     label_sep: str | None = option(None, "separator of multi-label label strings, e.g. ',' (default ',')")
+    label_map: str | None = option(None, "file that renames labels before training, to merge names that mean one "
+                                   "class: JSON {\"Spam\": \"spam\", \"1\": \"spam\"} or a CSV of from,to rows")  # fmt: skip
+    lowercase_labels: bool = option(False, "lower-case every label name (merges spam and Spam)")
+    sep: str | None = option(None, "field separator of CSV files (default: detected among , ; | and tab)")
+    quoting: str | None = option(None, "quote handling of CSV/TSV files: csv (quotes enclose fields) or none "
+                                 "(quotes are plain characters); default: csv, and none for TSVs it would "
+                                 "break", choices=("csv", "none"))  # fmt: skip
     arrow: bool = option(False, "keep the data files on disk as memory-mapped Arrow (Hugging Face datasets), for data "
                        "larger than memory; needs the arrow extra")  # fmt: skip
     on_duplicates: str = option(
@@ -67,6 +82,11 @@ class DataConfig:
         "texts of validation/test that also occur in train: warn, error, or drop them from validation/test",
         choices=DUPLICATE_POLICIES,
     )
+
+    @property
+    def field_sep(self) -> str | None:
+        """``--sep`` as a character: ``\\t`` and ``tab`` are a tab."""
+        return "\t" if self.sep in ("\\t", "tab") else self.sep
 
     def split_fractions(self) -> tuple[float, float, float] | None:
         if self.split is None:
@@ -98,10 +118,12 @@ class DataConfig:
                     found.append(f"--split fractions must be non-negative, train > 0, and sum to 1, got {self.split}")
         if self.arrow and self.dataset:
             found.append("--arrow reads --train/--validation/--test files; registry data sets are read into memory")
-        for name in ("train", "validation", "test"):
+        for name in ("train", "validation", "test", "label_map"):
             path = getattr(self, name)
             if path and not Path(path).is_file():
-                found.append(f"--{name} file not found: {path}")
+                found.append(f"--{name.replace('_', '-')} file not found: {path}")
+        if self.sep is not None and len(self.field_sep) != 1:
+            found.append(f"--sep must be one character (\\t or tab for a tab), got {self.sep!r}")
         return found
 
 
@@ -250,6 +272,11 @@ class TrainConfig:
             found.append("--epochs must be at least 1")
         if self.learning_rate is not None and not self.learning_rate > 0:
             found.append("--learning-rate must be positive")
+        for name in ("weight_decay", "max_grad_norm"):
+            if getattr(self, name) < 0:
+                found.append(f"--{name.replace('_', '-')} must be 0 or more")
+        if not self.adam_epsilon > 0:
+            found.append("--adam-epsilon must be positive")
         if not 0 <= self.warmup_ratio < 1:
             found.append("--warmup-ratio must be in [0, 1)")
         if self.dropout is not None and not 0 <= self.dropout < 1:
@@ -301,9 +328,7 @@ class TrainConfig:
         return found
 
     def validate(self) -> TrainConfig:
-        found = self.problems()
-        if found:
-            raise ConfigError("invalid options:\n  - " + "\n  - ".join(found))
+        raise_problems(self.problems())
         return self
 
     # -- (de)serialisation -----------------------------------------------------------------

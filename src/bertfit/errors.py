@@ -29,10 +29,14 @@ class ModelError(BertfitError):
     exit_code = 4
 
 
-class OutputExistsError(BertfitError):
-    """The output folder exists and ``--overwrite`` was not given."""
+class OutputError(BertfitError):
+    """An output path that cannot be written: checked before any work starts."""
 
     exit_code = 5
+
+
+class OutputExistsError(OutputError):
+    """The output folder exists and ``--overwrite`` was not given."""
 
 
 MAX_LISTED_ROWS = 10

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertfit.errors import ModelError
+from bertfit.errors import ModelError, OutputError
 
 # -- file names --------------------------------------------------------------------------------
 MANIFEST = "bertfit.json"
@@ -170,6 +170,30 @@ def atomic_file(path: Path) -> Iterator[Path]:
         raise
     os.chmod(temp, 0o666 & ~current_umask())
     os.replace(temp, path)
+
+
+def check_writable(target: Path, flag: str = "--output") -> None:
+    """Fail before any work if nothing can be written beside ``target``: the staging sibling that
+    ``atomic_file``/``atomic_folder`` will use is created and removed, and so are folders made to hold it."""
+    target = Path(target)
+    made: list[Path] = []
+    try:
+        parent = target.parent
+        missing = [p for p in [parent, *parent.parents] if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir()
+            made.append(folder)
+        probe = Path(tempfile.mkdtemp(prefix=f".{target.name}.probe-", dir=parent))
+        probe.rmdir()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            reason = f"{blocker} is a file, not a folder"
+        raise OutputError(f"cannot write {flag} {target}: {reason}; choose another path") from None
+    finally:
+        for folder in reversed(made):
+            folder.rmdir()
 
 
 @contextlib.contextmanager

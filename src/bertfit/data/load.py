@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bertfit.config import DataConfig
 from bertfit.data.arrow import read_arrow_split
-from bertfit.data.readers import ReadOptions
+from bertfit.data.readers import QUOTING, ReadOptions, read_table
 from bertfit.data.registry import dataset_files, get_dataset
 from bertfit.data.splits import stratified_split
 from bertfit.data.table import TextSplit, read_labelled_file
@@ -54,7 +54,8 @@ def load_data(config: DataConfig) -> LoadedData:
         fractions, seed = spec.split, spec.split_seed
         label_sep = label_sep or spec.label_sep
     else:
-        options = ReadOptions(header=header)
+        quoting = QUOTING[config.quoting] if config.quoting else None
+        options = ReadOptions(header=header, quoting=quoting, sep=config.field_sep)
         text_col, label_col, pair_col = config.text_column, config.label_column, config.text_pair_column
         files = {split: getattr(config, split) for split in SPLITS}
         fractions, seed = config.split_fractions(), config.split_seed
@@ -66,13 +67,62 @@ def load_data(config: DataConfig) -> LoadedData:
         if files[split]:
             read = read_arrow_split if config.arrow else read_labelled_file
             splits[split] = read(files[split], text_col, label_col, options, split, pair_col)
+    renames = label_renames(config)
+    if renames is not None:
+        splits = {name: _renamed(split, renames) for name, split in splits.items()}
     train = splits["train"]
     distinct = list(dict.fromkeys(label for piece in train.pieces() for label in piece.labels))
     task, label_sep = detect_task(distinct, config.task, label_sep, train.source)
     splits = {name: split.with_task(task, label_sep) for name, split in splits.items()}
+    confusable = [f"{train.source}: {line}" for line in
+                  task.confusable_names(n for p in splits["train"].pieces() for n in task.names_in(p.labels))]  # fmt: skip
     if fractions is not None:
         splits.update(_split_one(splits["train"], fractions, seed, task))
-    return check_splits(splits, config.on_duplicates, display, task, label_sep)
+    return check_splits(splits, config.on_duplicates, display, task, label_sep, confusable)
+
+
+def label_renames(config: DataConfig):
+    """``--label-map`` and ``--lowercase-labels`` as one function from a raw label name to the name
+    trained on, or None when neither is given."""
+    if not config.label_map and not config.lowercase_labels:
+        return None
+    mapping = read_label_map(Path(config.label_map)) if config.label_map else {}
+    lower = config.lowercase_labels
+
+    def rename(name: str) -> str:
+        name = mapping.get(name, name)
+        return name.lower() if lower else name
+
+    return rename
+
+
+def read_label_map(path: Path) -> dict[str, str]:
+    """A JSON object of from -> to names, or a two-column CSV/TSV of from,to rows (a header is allowed)."""
+    import json
+
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".json":
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
+        if not isinstance(values, dict):
+            raise DataError(f'{path}: expected a JSON object of label renames, e.g. {{"Spam": "spam"}}')
+        return {str(k).strip(): str(v).strip() for k, v in values.items()}
+    frame = read_table(path, ReadOptions(header=False))
+    if frame.shape[1] != 2:
+        raise DataError(f"{path}: expected two columns (from, to), found {frame.shape[1]}")
+    rows = [(str(a).strip(), str(b).strip()) for a, b in frame.itertuples(index=False)]
+    if rows and rows[0] in (("from", "to"), ("label", "new_label")):
+        rows = rows[1:]
+    return dict(rows)
+
+
+def _renamed(split: TextSplit, rename) -> TextSplit:
+    if not hasattr(split, "texts"):  # an --arrow split: its labels are read from disk later
+        raise DataError("--label-map/--lowercase-labels do not work with --arrow yet; rename the labels in the files")
+    labels = [tuple(map(rename, v)) if isinstance(v, tuple) else rename(v) for v in split.labels]
+    return replace(split, labels=labels)
 
 
 LARGE_FILE_BYTES = 256 * 2**20
@@ -91,13 +141,15 @@ def _split_one(whole: TextSplit, fractions, seed: int, task: type[Task]) -> dict
     # an --arrow split's labels are read from disk once, here
     train, validation, test = stratified_split(task.strata(whole.labels), fractions, seed, whole.source)
     parts = {"train": train, "validation": validation, "test": test}
-    return {name: replace(whole.subset(rows), name=name) for name, rows in parts.items()}
+    # a zero share (``--split 0.9,0.1,0``) means no such split, not an empty one
+    return {name: replace(whole.subset(rows), name=name) for name, rows in parts.items() if rows}
 
 
 def check_splits(splits: dict[str, TextSplit], on_duplicates: str, display: dict[str, str],
-                 task: type[Task], label_sep: str = ",") -> LoadedData:  # fmt: skip
-    """Cross-split checks: enough classes, unseen labels, texts shared between splits."""
-    warnings: list[str] = []
+                 task: type[Task], label_sep: str = ",", warnings: list[str] | None = None) -> LoadedData:  # fmt: skip
+    """Cross-split checks: enough classes, unseen labels, texts shared between splits (``warnings``:
+    found earlier, logged with these)."""
+    warnings = list(warnings or [])
     train = splits["train"]
     train_classes = Counter(task.names_in(train.labels))
     if len(train_classes) < 2:
@@ -121,9 +173,22 @@ def check_splits(splits: dict[str, TextSplit], on_duplicates: str, display: dict
     if display:
         for split in splits.values():
             split.labels = [_display(v, display) for v in split.labels]
+    warnings += _missing_splits(splits)
     for message in warnings:
         log.warning(message)
     return LoadedData(splits=splits, labels=label_set, task=task, label_sep=label_sep, warnings=warnings)
+
+
+def _missing_splits(splits: dict[str, TextSplit]) -> list[str]:
+    """What a run without validation or test data will not do, said before it starts."""
+    missing = [name for name in ("validation", "test") if not splits.get(name)]
+    lost = {
+        "validation": "no validation data: the last epoch is kept, with no calibration or tuned threshold",
+        "test": "no test data: nothing is scored on held-out data",
+    }
+    if not missing:
+        return []
+    return ["; ".join(lost[name] for name in missing) + " (give --validation/--test, or --split)"]
 
 
 def _display(value, display: dict[str, str]):

@@ -13,7 +13,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from bertfit.data.readers import ReadOptions, file_format, has_multiline_cell, json_record, looks_like_header
+from bertfit.data.readers import (
+    ReadOptions,
+    delimiter,
+    file_format,
+    has_header,
+    has_multiline_cell,
+    json_record,
+    open_binary,
+    output_format,
+    parse_error,
+    read_excel,
+)
 from bertfit.errors import DataError
 from bertfit.folder import atomic_file
 
@@ -23,17 +34,32 @@ CHUNK_ROWS = 8192
 def iter_table(
     path: str | Path, chunk_rows: int = CHUNK_ROWS, options: ReadOptions = ReadOptions()
 ) -> Iterator[pd.DataFrame]:
-    """The file's rows in frames of at most ``chunk_rows``; headerless files get columns 0, 1, 2, ..."""
+    """The file's rows in frames of at most ``chunk_rows``; headerless files get columns 0, 1, 2, ...
+
+    Blank lines of a delimited file are rows (of empty cells), so every input line has its output row;
+    blank lines at the very end are not."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     kind = file_format(path)
     if kind == "parquet":
-        yield from _parquet_chunks(path, chunk_rows)
+        chunks = _parquet_chunks(path, chunk_rows)
     elif kind == "jsonl":
-        yield from _jsonl_chunks(path, chunk_rows)
+        chunks = _jsonl_chunks(path, chunk_rows)
+    elif kind == "excel":
+        from bertfit.data.readers import with_header
+
+        chunks = iter([with_header(read_excel(path), path, options)])
     else:
-        yield from _delimited_chunks(path, "\t" if kind == "tsv" else ",", chunk_rows, options)
+        with open_binary(path) as handle:
+            head = handle.read(1 << 16).decode("utf-8", errors="replace")
+        chunks = _delimited_chunks(path, delimiter(path, head, kind, options), chunk_rows, options)
+    yielded = False
+    for chunk in chunks:
+        yielded = yielded or len(chunk) > 0
+        yield chunk
+    if not yielded:
+        raise DataError(f"{path}: no rows")
 
 
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -49,7 +75,7 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     records: list[dict] = []
-    with open(path, "rb") as handle:
+    with open_binary(path) as handle:
         for number, line in enumerate(_utf8_lines(handle, path), start=1):
             record = json_record(line, number, path)
             if record is None:
@@ -64,34 +90,63 @@ def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 def _delimited_chunks(path: Path, sep: str, chunk_rows: int, options: ReadOptions) -> Iterator[pd.DataFrame]:
     quoting = csv.QUOTE_MINIMAL if options.quoting is None else options.quoting
-    probe = _parse_chunks(path, sep, quoting, chunk_rows)
-    first = next(probe, None)
-    probe.close()  # closes the file; the rows are read again below with the settings decided here
-    if first is None:
-        raise DataError(f"{path}: the file is empty")
+    try:
+        first = _first_chunk(path, sep, quoting, chunk_rows)
+    except DataError:
+        if options.quoting is not None or sep != "\t":
+            raise
+        quoting = csv.QUOTE_NONE  # an unmatched quote in a raw TSV (see readers.read_table)
+        first = _first_chunk(path, sep, quoting, chunk_rows)
+    if first.empty:
+        raise DataError(f"{path}: the file is empty (no rows)")
     if options.quoting is None and sep == "\t" and has_multiline_cell(first):
         quoting = csv.QUOTE_NONE  # raw TSV: quotes are plain characters (see readers.read_table)
-    header = options.header if options.header is not None else looks_like_header(first)
+    header = has_header(first, path, options)
     names = [str(v) for v in first.iloc[0]] if header else None
-    for chunk in _parse_chunks(path, sep, quoting, chunk_rows, skip=1 if header else 0):
+    chunks = _parse_chunks(path, sep, quoting, chunk_rows, skip=1 if header else 0)
+    chunk = next(chunks, None)
+    while chunk is not None:
+        following = next(chunks, None)
+        if following is None:
+            chunk = _without_trailing_blanks(chunk)
         if names is not None:
             chunk.columns = names
         yield chunk
+        chunk = following
+
+
+def _first_chunk(path: Path, sep: str, quoting: int, chunk_rows: int) -> pd.DataFrame:
+    """The first rows, to decide quoting and the header; the file is read again from the start after."""
+    probe = _parse_chunks(path, sep, quoting, chunk_rows)
+    try:
+        first = next(probe, None)
+    finally:
+        probe.close()
+    return pd.DataFrame() if first is None else _without_trailing_blanks(first)
+
+
+def _without_trailing_blanks(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame without the all-empty rows that blank lines at the end of a file make."""
+    filled = (frame != "").any(axis=1).to_numpy()
+    last = len(filled) - filled[::-1].argmax() if filled.any() else 0
+    return frame.iloc[:last]
 
 
 def _parse_chunks(path: Path, sep: str, quoting: int, chunk_rows: int, skip: int = 0) -> Iterator[pd.DataFrame]:
     try:
         reader = pd.read_csv(path, sep=sep, header=None, dtype=str, keep_default_na=False, quoting=quoting,
-                             skip_blank_lines=True, chunksize=chunk_rows, encoding="utf-8-sig",
-                             skiprows=skip)  # fmt: skip
+                             skip_blank_lines=False, chunksize=chunk_rows, encoding="utf-8-sig",
+                             skiprows=skip, compression="infer")  # fmt: skip
         with reader:
             yield from reader
+    except pd.errors.EmptyDataError:  # a 0-byte file: no rows (the caller says so)
+        return
     except UnicodeDecodeError as err:
         raise DataError(
             f"{path}: byte 0x{err.object[err.start]:02x} is not valid UTF-8; re-save the file as UTF-8"
         ) from None
     except (pd.errors.ParserError, csv.Error) as err:
-        raise DataError(f"{path}: cannot parse as {'TSV' if sep == chr(9) else 'CSV'}: {err}") from None
+        raise parse_error(path, sep, err) from None
 
 
 def _utf8_lines(handle, path: Path) -> Iterator[str]:
@@ -114,7 +169,7 @@ class TableWriter:
 
     def __init__(self, path: str | Path, kind: str | None = None):
         self.path = Path(path)
-        self.kind = kind or (file_format(self.path) if self.path.suffix else "csv")
+        self.kind = kind or output_format(self.path)
         self._temp: Path | None = None
         self._handle = None
         self._parquet = None

@@ -100,16 +100,25 @@ def resolve_columns(frame: pd.DataFrame, text_column, label_column, pair_column,
     if text is None or label is None:
         text, label = infer_columns(frame, source, text=text, label=label)
     pair = resolve_column(frame, pair_column, "text pair", source) if pair_column is not None else None
+    if text == label or pair in (text, label):
+        same = "text and label" if text == label else ("text and text pair" if pair == text else "label and text pair")
+        raise DataError(f"{source}: column {text if text == label else pair!r} is both the {same}; "
+                        "give each role its own column")  # fmt: skip
     return text, label, pair
 
 
-def checked_texts(values: list, source: str, column, first_row: int = 1) -> list[str]:
+def is_blank(value) -> bool:
+    text = value if isinstance(value, str) else normalize_label(value) or ""
+    return not text.strip()
+
+
+def checked_texts(values: list, source: str, column, first_row: int = 1, advice: str = "") -> list[str]:
     """Texts as strings; empty, blank or missing ones stop the run with their row numbers
-    (``first_row`` numbers the first value, for files read in chunks)."""
+    (``first_row`` numbers the first value, for files read in chunks; ``advice`` ends the message)."""
     texts = [v if isinstance(v, str) else normalize_label(v) or "" for v in values]
     empty = [first_row + i for i, text in enumerate(texts) if not text.strip()]
     if empty:
-        raise DataError(f"{source}, {describe_rows(empty)}, column {column!r}: empty or missing text")
+        raise DataError(f"{source}, {describe_rows(empty)}, column {column!r}: empty or missing text{advice}")
     return texts
 
 

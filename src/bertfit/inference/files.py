@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bertfit.data.columns import resolve_column
+from bertfit.data.readers import output_format
 from bertfit.data.stream import CHUNK_ROWS, TableWriter, iter_table
-from bertfit.data.table import checked_texts, text_column_of
+from bertfit.data.table import checked_texts, is_blank, text_column_of
+from bertfit.errors import DataError
+from bertfit.folder import check_writable
 from bertfit.inference.predictor import Predictor
+
+log = logging.getLogger(__name__)
 
 
 def predict_file(
@@ -21,6 +27,7 @@ def predict_file(
     chunk_rows: int = CHUNK_ROWS,
     progress=None,
     pair_column: str | None = None,
+    skip_empty: bool = False,
 ) -> int:
     """Add ``predicted_label`` and one ``prob_<label>`` column per class to the input's columns
     (multi-label: the chosen labels joined by the label separator; regression: ``predicted_value``).
@@ -28,20 +35,78 @@ def predict_file(
     The file streams through in chunks of ``chunk_rows``, so memory does not grow with its length;
     the output (CSV, TSV, JSONL or Parquet, by suffix) appears only once it is complete.
     ``progress(rows_done)`` is called after each chunk. Returns the row count.
+
+    Every input row has its output row. An empty text stops the run, naming its rows, unless
+    ``skip_empty``: then its row gets no prediction (empty cells), and the count is logged.
     """
     source = str(input_path)
-    column = pair = None
-    done = 0
+    column = pair = typed = None
+    done = skipped = 0
     with TableWriter(output_path) as writer:
         for chunk in iter_table(input_path, chunk_rows):
             if column is None:
                 column, pair = input_columns(chunk, text_column, pair_column, source)
-            texts, pairs = checked_inputs(chunk, column, pair, source, first_row=done + 1)
-            writer.write(with_predictions(chunk, predictor, predictor.predict_proba(texts, pairs)))
+            if typed is None:
+                typed = _numeric_columns(chunk, {column, pair}) if writer.kind in ("jsonl", "parquet") else []
+            chunk = _with_numbers(chunk, typed, source, done + 1)
+            kept = _kept_rows(chunk, column, pair, source, done + 1, skip_empty)
+            texts, pairs = checked_inputs(chunk.iloc[kept], column, pair, source, first_row=done + 1)
+            writer.write(with_predictions(chunk, predictor, predictor.predict_proba(texts, pairs), kept))
+            skipped += len(chunk) - len(kept)
             done += len(chunk)
             if progress is not None:
                 progress(done)
+    if skipped:
+        log.warning("%s: %d empty text(s) got no prediction (--skip-empty)", source, skipped)
     return done
+
+
+def _numeric_columns(frame: pd.DataFrame, texts: set) -> list:
+    """Columns of a CSV/TSV input (read as strings) whose every value is a number: JSONL and Parquet
+    outputs write them as numbers, as the input meant them."""
+    found = []
+    for name in frame.columns:
+        if name in texts or frame[name].dtype != object or not len(frame):
+            continue
+        values = frame[name].map(lambda v: v if isinstance(v, str) else None)
+        if values.isna().any() or (values == "").any():
+            continue
+        if pd.to_numeric(values, errors="coerce").notna().all():
+            found.append(name)
+    return found
+
+
+def _with_numbers(frame: pd.DataFrame, columns: list, source: str, first_row: int) -> pd.DataFrame:
+    if not columns or frame.empty:
+        return frame
+    frame = frame.copy()
+    for name in columns:
+        numbers = pd.to_numeric(frame[name], errors="coerce")
+        bad = np.flatnonzero(numbers.isna().to_numpy())
+        if len(bad):
+            raise DataError(f"{source}, row {first_row + int(bad[0])}, column {name!r}: not a number, though the "
+                            "first rows are; write CSV output to keep the column as text")  # fmt: skip
+        frame[name] = numbers
+    return frame
+
+
+def _kept_rows(frame: pd.DataFrame, column, pair, source: str, first_row: int, skip_empty: bool) -> np.ndarray:
+    """Positions of the rows to predict: all of them, or (``skip_empty``) those with text."""
+    if not skip_empty:
+        return np.arange(len(frame))
+    filled = np.array([not is_blank(v) for v in frame[column].tolist()], dtype=bool)
+    if pair is not None:
+        filled &= np.array([not is_blank(v) for v in frame[pair].tolist()], dtype=bool)
+    return np.flatnonzero(filled)
+
+
+def check_files(input_path: str | Path, output_path: str | Path, text_column=None, pair_column=None) -> None:
+    """Everything about the files that can go wrong, found before a model loads: the output's format
+    (from its suffix) and folder, the input's first rows and columns."""
+    output_format(Path(output_path))
+    check_writable(Path(output_path))
+    first = next(iter_table(input_path, chunk_rows=256))
+    input_columns(first, text_column, pair_column, str(input_path))
 
 
 def input_columns(frame: pd.DataFrame, text_column, pair_column, source: str) -> tuple[object, object]:
@@ -52,12 +117,20 @@ def input_columns(frame: pd.DataFrame, text_column, pair_column, source: str) ->
 
 def checked_inputs(frame: pd.DataFrame, column, pair, source: str, first_row: int = 1) -> tuple[list, list | None]:
     """The frame's texts and pair texts; an empty one stops the run, named by row."""
-    texts = checked_texts(frame[column].tolist(), source, column, first_row)
-    return texts, None if pair is None else checked_texts(frame[pair].tolist(), source, pair, first_row)
+    advice = "; fill them in, or pass --skip-empty to leave their predictions empty"
+    texts = checked_texts(frame[column].tolist(), source, column, first_row, advice)
+    return texts, None if pair is None else checked_texts(frame[pair].tolist(), source, pair, first_row, advice)
 
 
-def with_predictions(frame: pd.DataFrame, predictor: Predictor, outputs: np.ndarray) -> pd.DataFrame:
+def with_predictions(frame: pd.DataFrame, predictor: Predictor, outputs: np.ndarray,
+                     rows: np.ndarray | None = None) -> pd.DataFrame:  # fmt: skip
+    """The frame plus the prediction columns; ``rows`` (positions) had predictions, the others stay empty."""
     frame = frame.copy()
     for name, values in predictor.task.prediction_columns(outputs).items():
-        frame[name] = values
+        if rows is None or len(rows) == len(frame):
+            frame[name] = values
+            continue
+        column = pd.Series([None] * len(frame), index=frame.index, dtype=object if isinstance(values, list) else float)
+        column.iloc[rows] = values
+        frame[name] = column
     return frame

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ from torch import nn
 
 from bertfit.encoding.batching import Encoded, TextPolicy, aggregate_windows, encode_texts
 from bertfit.encoding.precision import default_device, resolve_precision
-from bertfit.errors import ConfigError, ModelError
+from bertfit.errors import ConfigError, DataError, ModelError
 from bertfit.folder import BACKENDS, Manifest, read_manifest
 from bertfit.inference.backends import OnnxBackend, TorchBackend, open_backend
 from bertfit.modeling import load_tokenizer
@@ -90,6 +90,8 @@ class Predictor:
         """Per text: one probability per label (``labels.names`` order), or the value (regression)."""
         if isinstance(texts, str):
             raise TypeError("predict_proba takes a list of texts, not one string")
+        texts = as_texts(texts, "texts")
+        pairs = None if pairs is None else as_texts(pairs, "pairs")
         if pairs is not None and len(pairs) != len(texts):
             raise ConfigError(f"{len(texts)} texts but {len(pairs)} pair texts")
         if not texts:
@@ -105,6 +107,17 @@ class Predictor:
     def predictions(self, outputs: np.ndarray) -> list[Prediction]:
         """``Prediction`` objects from ``predict_proba``'s outputs, with the saved decision rule."""
         return self.task.predictions(outputs)
+
+
+def as_texts(values: Iterable, name: str) -> list[str]:
+    """Any iterable of strings (a list, a pandas Series, a numpy array) as a list; a missing or
+    non-string value is refused with its position."""
+    texts = list(values)
+    for position, text in enumerate(texts):
+        if not isinstance(text, str):
+            kind = "missing (None or NaN)" if text is None or text != text else f"of type {type(text).__name__}"
+            raise DataError(f"{name}[{position}] is {kind}; every text must be a string")
+    return texts
 
 
 def policy_of(manifest: Manifest) -> TextPolicy:

@@ -3,13 +3,14 @@
 - ``POST /predict``: ``{"text": "..."}`` or ``{"texts": [...]}`` (with ``text_pair``/``text_pairs``
   for pair models) -> one prediction per text, in order. Concurrent requests are micro-batched.
 - ``GET /health``, ``GET /model`` (labels, task, max length, metrics, training config), ``GET /``
-  (the page), ``GET /docs`` (OpenAPI).
-Errors are JSON ``{"error": "..."}``: 413 past the size limits, 422 for bodies that do not fit the
+  (the page), ``GET /docs`` (OpenAPI, served offline).
+Errors are JSON ``{"error": "..."}``, 404 and 405 too: 413 past the size limits, 422 for bodies that do not fit the
 schema (malformed JSON, wrong content type, an empty list), 503 with ``Retry-After`` when the queue is full.
 """
 
 # No `from __future__ import annotations` here: FastAPI reads the route annotations at run time, and
 # the body model is imported inside create_app (the serve extra may be missing).
+import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from bertfit.errors import ConfigError
 from bertfit.serving.limits import ServeLimits, check_inputs
 
 PAGE = Path(__file__).with_name("page.html")
+log = logging.getLogger(__name__)
 
 
 def require_fastapi():
@@ -35,6 +37,7 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from bertfit.folder import read_manifest
     from bertfit.inference import Predictor
@@ -55,8 +58,14 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
         yield
         await batcher.stop()
 
-    app = FastAPI(title="bertfit", description=f"Text classifier {folder.name}", lifespan=lifespan)
+    # /docs is served from the swagger-ui-bundle package, not a CDN, so it works offline
+    app = FastAPI(title="bertfit", description=f"Text classifier {folder.name}", lifespan=lifespan, docs_url=None)
     app.state.batcher = batcher
+    add_offline_docs(app)
+
+    @app.exception_handler(StarletteHTTPException)  # 404, 405 and the like: the same body as every error
+    async def http_error(request: Request, err: StarletteHTTPException):
+        return error(err.status_code, str(err.detail), getattr(err, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, err: RequestValidationError):
@@ -101,6 +110,26 @@ def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimit
         return _report_page(folder)
 
     return app
+
+
+def add_offline_docs(app) -> None:
+    """Swagger UI at /docs with its script and style from the installed ``swagger-ui-bundle``."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        log.warning("/docs is off: pip install swagger-ui-bundle (in the serve extra) to serve it offline")
+        return
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")  # fmt: skip
 
 
 def _report_page(folder: Path) -> str:

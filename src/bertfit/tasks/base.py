@@ -126,6 +126,26 @@ class Task:
         return LabelSet.from_values(names, display)
 
     @classmethod
+    def confusable_names(cls, names: Iterable[str]) -> list[str]:
+        """Warnings about label names that look like one class written two ways: names equal but for
+        case, or numbers beside words (``1`` and ``spam``). They stay separate classes unless merged."""
+        names = sorted(set(names))
+        found = []
+        by_case: dict[str, list[str]] = {}
+        for name in names:
+            by_case.setdefault(name.casefold(), []).append(name)
+        same = [group for group in by_case.values() if len(group) > 1]
+        if same:
+            listed = "; ".join(" / ".join(map(repr, group)) for group in same[:5])
+            found.append(f"label names that differ only in case are separate classes: {listed}")
+        numbers = [n for n in names if n.lstrip("-").isdigit()]
+        if numbers and len(numbers) < len(names):
+            words = [n for n in names if n not in numbers]
+            found.append(f"labels mix numbers ({', '.join(numbers[:5])}) and words ({', '.join(words[:5])}); "
+                         "if a number names the same class as a word, they are still two classes")  # fmt: skip
+        return [f"{line}; merge them with --lowercase-labels or --label-map FILE" for line in found]
+
+    @classmethod
     def unseen(cls, train_names: set, labels: Iterable) -> list[str]:
         """Label names of a held-out split that training never shows."""
         return sorted(set(cls.names_in(labels)) - train_names)

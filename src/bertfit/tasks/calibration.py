@@ -5,14 +5,33 @@ validation split (each shape decides what it fits: see ``calibrated`` in its mod
   frequencies (lower NLL); argmax decisions do not change.
 - Thresholds: a binary task can trade precision for recall (best F1, or a target recall); a
   multi-label task gets one threshold per label, since rare labels rarely reach 0.5.
+
+Calibration that cannot lie: what a small or perfectly separated validation split cannot support is
+not fitted, and the log says so.
+- A temperature is fitted only on at least ``MIN_ROWS`` validation rows with at least ``MIN_ERRORS``
+  wrong decisions (with none, the likelihood keeps rising as T falls, towards certainty on every
+  row); a fit that ends on a bound of ``TEMPERATURE_BOUNDS`` is not kept. Either way T stays 1.
+- A threshold is tuned only for a label with at least ``MIN_POSITIVES`` validation positives, within
+  ``THRESHOLD_BOUNDS``; multi-label thresholds are shrunk toward 0.5 by ``n / (n + SHRINK_POSITIVES)``
+  (n: the label's validation positives), so a label seen a few times keeps a threshold near 0.5.
 """
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
+log = logging.getLogger(__name__)
+
 ECE_BINS = 15
-THRESHOLD_GRID = np.round(np.arange(0.02, 0.981, 0.01), 2)
+THRESHOLD_BOUNDS = (0.05, 0.95)
+THRESHOLD_GRID = np.round(np.arange(THRESHOLD_BOUNDS[0], THRESHOLD_BOUNDS[1] + 1e-9, 0.01), 2)
+TEMPERATURE_BOUNDS = (0.25, 10.0)
+MIN_ROWS = 50
+MIN_ERRORS = 3
+MIN_POSITIVES = 5
+SHRINK_POSITIVES = 5
 
 
 def expected_calibration_error(probabilities: np.ndarray, gold: np.ndarray, multi_label: bool = False) -> float:
@@ -35,10 +54,26 @@ def expected_calibration_error(probabilities: np.ndarray, gold: np.ndarray, mult
     return float(total)
 
 
+def temperature_problem(logits: np.ndarray, gold: np.ndarray, multi_label: bool) -> str | None:
+    """Why validation cannot support a temperature fit (see the module's rules), or None."""
+    logits, gold = np.asarray(logits), np.asarray(gold)
+    if len(gold) < MIN_ROWS:
+        return f"{len(gold)} validation rows, fewer than {MIN_ROWS}"
+    errors = int(((logits > 0) != (gold > 0)).sum()) if multi_label else int((logits.argmax(axis=1) != gold).sum())
+    if errors < MIN_ERRORS:
+        return f"{errors} wrong decision(s) on validation, fewer than {MIN_ERRORS}: it is separated too well to measure"
+    return None
+
+
 def fit_temperature(logits: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
-    """The T that minimises validation negative log-likelihood of ``logits / T``."""
+    """The T that minimises validation negative log-likelihood of ``logits / T``, or 1 where the rules
+    above say validation cannot support it (logged)."""
     from scipy.optimize import minimize_scalar
 
+    problem = temperature_problem(logits, gold, multi_label)
+    if problem:
+        log.warning("calibration: temperature kept at 1 (%s)", problem)
+        return 1.0
     logits = np.asarray(logits, dtype=np.float64)
 
     def nll(log_t: float) -> float:
@@ -49,8 +84,28 @@ def fit_temperature(logits: np.ndarray, gold: np.ndarray, multi_label: bool) -> 
         log_norm = np.logaddexp.reduce(scaled, axis=1)
         return float((log_norm - scaled[np.arange(len(gold)), gold]).mean())
 
-    found = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    low, high = np.log(TEMPERATURE_BOUNDS[0]), np.log(TEMPERATURE_BOUNDS[1])
+    found = minimize_scalar(nll, bounds=(low, high), method="bounded")
+    if min(found.x - low, high - found.x) < 0.01:
+        log.warning("calibration: temperature kept at 1 (the fit ran to its bound %.3g; validation cannot pin it down)",
+                    float(np.exp(found.x)))  # fmt: skip
+        return 1.0
     return float(np.exp(found.x))
+
+
+def enough_positives(positive: np.ndarray, what: str) -> bool:
+    count = int(np.asarray(positive).sum())
+    if count < MIN_POSITIVES:
+        log.warning("calibration: %s keeps threshold 0.5 (%d validation positives, fewer than %d)", what, count,
+                    MIN_POSITIVES)  # fmt: skip
+        return False
+    return True
+
+
+def shrunk_threshold(threshold: float, positives: int) -> float:
+    """A tuned threshold pulled toward 0.5 by how few positives it was tuned on."""
+    weight = positives / (positives + SHRINK_POSITIVES)
+    return float(np.clip(0.5 + (threshold - 0.5) * weight, *THRESHOLD_BOUNDS))
 
 
 def best_f1_threshold(scores: np.ndarray, positive: np.ndarray) -> float:

@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from bertfit.tasks.base import CalibrationOptions, Prediction, Task, saved_scores
-from bertfit.tasks.calibration import best_f1_threshold, expected_calibration_error
+from bertfit.tasks.calibration import best_f1_threshold, enough_positives, expected_calibration_error, shrunk_threshold
 from bertfit.tasks.labels import LabelSet
 from bertfit.tasks.single_label import per_name
 
@@ -100,13 +100,17 @@ class MultiLabelTask(Task):
         task = self.with_temperature(logits, gold, multi_label=True) if options.temperature else self
         outputs = task.outputs(logits)
         if options.threshold in ("auto", "tune"):
-            chosen = tuple(
-                best_f1_threshold(outputs[:, i], gold[:, i] > 0) if gold[:, i].any() else 0.5
-                for i in range(len(task.labels))
-            )
+            chosen = tuple(self._tuned_threshold(outputs[:, i], gold[:, i] > 0, name)
+                           for i, name in enumerate(task.labels.names))  # fmt: skip
         else:
             chosen = tuple([float(options.threshold)] * len(task.labels))
         return replace(task, thresholds=chosen)
+
+    @staticmethod
+    def _tuned_threshold(scores: np.ndarray, positive: np.ndarray, name: str) -> float:
+        if not enough_positives(positive, f"label {name!r}"):
+            return 0.5
+        return shrunk_threshold(best_f1_threshold(scores, positive), int(positive.sum()))
 
     def metrics(self, gold: np.ndarray, outputs: np.ndarray) -> dict:
         return multilabel_metrics(gold, outputs, self.labels, self.decide(outputs))

@@ -66,6 +66,10 @@ class RegressionTask(Task):
         return LabelSet((VALUE_LABEL,))
 
     @classmethod
+    def confusable_names(cls, names: Iterable[str]) -> list[str]:
+        return []  # values, not names
+
+    @classmethod
     def unseen(cls, train_names: set, labels: Iterable) -> list[str]:
         return []  # a value need not occur in training to be predicted
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from bertfit.errors import ConfigError
 from bertfit.tasks.base import CalibrationOptions, Task
-from bertfit.tasks.calibration import best_f1_threshold, expected_calibration_error, recall_threshold
+from bertfit.tasks.calibration import best_f1_threshold, enough_positives, expected_calibration_error, recall_threshold
 from bertfit.tasks.labels import LabelSet
 
 if TYPE_CHECKING:
@@ -75,7 +75,10 @@ class SingleLabelTask(Task):
             return task
         positive = task._positive_class(gold, options.positive_label)
         scores, is_positive = task.outputs(logits)[:, positive], gold == positive
-        if options.target_recall is not None:
+        fitted = options.threshold == "tune" or options.target_recall is not None
+        if fitted and not enough_positives(is_positive, f"the {task.labels.names[positive]!r} threshold"):
+            value = 0.5
+        elif options.target_recall is not None:
             value = recall_threshold(scores, is_positive, options.target_recall)
         elif options.threshold == "tune":
             value = best_f1_threshold(scores, is_positive)

@@ -23,9 +23,17 @@ from bertfit.encoding.batching import (
 from bertfit.encoding.policy import text_policy
 from bertfit.encoding.precision import PREDICTION_PRECISION, default_device, resolve_precision
 from bertfit.errors import ConfigError, OutputExistsError
-from bertfit.folder import Manifest
+from bertfit.folder import Manifest, check_writable
 from bertfit.inference import Predictor
-from bertfit.modeling import PooledClassifier, build_model, fold_logit_scale, load_tokenizer, resolve_model_source, uses_token_types
+from bertfit.modeling import (
+    PooledClassifier,
+    build_model,
+    check_encoder,
+    fold_logit_scale,
+    load_tokenizer,
+    resolve_model_source,
+    uses_token_types,
+)
 from bertfit.tasks import CalibrationOptions, LabelSet, Task
 from bertfit.training import distributed
 from bertfit.training.checkpoint import BestEpoch, Checkpoint, Checkpointer, checkpoint_dir, read_checkpoint
@@ -93,6 +101,10 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     distributed.quiet_other_ranks(ranks)
     _check_distributed(config, ranks)
     check_output_free(config.output_dir, config.overwrite)
+    check_writable(config.output_dir)
+    source = resolve_model_source(config.model)
+    check_encoder(source, config.trust_remote_code)
+    load_tokenizer(source, config.trust_remote_code)  # a broken tokenizer is refused here, not mid-run
     if checkpoint is None and ranks.is_main:
         _clear_stale_checkpoints(config)
     if config.tensorboard and ranks.is_main:
@@ -102,6 +114,7 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     if not ranks.is_main:
         callbacks = Callbacks()  # one progress bar, from rank 0
     data = load_data(config.data)  # every data problem surfaces before a model is loaded
+    _check_positive_label(config, data)
     distributed.start(ranks)
     try:
         if config.seeds > 1 or config.folds:
@@ -114,6 +127,18 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     finally:
         distributed.stop(ranks)
     return result
+
+
+def _check_positive_label(config: TrainConfig, data: LoadedData) -> None:
+    if config.positive_label is None:
+        return
+    names = data.labels.names
+    if config.positive_label not in names:
+        raise ConfigError(f"--positive-label {config.positive_label!r} is not a label of the training data: "
+                          f"{', '.join(names)}")  # fmt: skip
+    if len(names) != 2 or not data.task.problem_type.startswith("single"):
+        raise ConfigError(f"--positive-label is for binary classification; this data is {data.task.name} with "
+                          f"{len(names)} labels")  # fmt: skip
 
 
 def _check_distributed(config: TrainConfig, ranks: distributed.Distributed) -> None:
