@@ -89,24 +89,25 @@ def test_arrow_sentence_pairs_train_like_memory(tiny_bert, tmp_path):
     assert metrics[0] == metrics[1]
 
 
-def test_arrow_names_the_row_of_a_bad_cell_past_the_first_chunk(monkeypatch, tmp_path, capsys, arrow_cache):
+def test_arrow_names_the_row_of_a_bad_cell_past_the_first_chunk(monkeypatch, tmp_path, capsys, arrow_cache,
+                                                                tiny_bert):  # fmt: skip
     from bertfit.data import arrow
 
     monkeypatch.setattr(arrow, "READ_CHUNK_ROWS", 50)  # so row 123 lies in the third chunk
     rows = sentiment_rows(200)
     rows[122] = ("   ", "pos")
     train = write_csv(tmp_path / "train.csv", rows)
-    assert main(["train", "--train", str(train), "--model", "unused", "--arrow"]) == 3
+    assert main(["train", "--train", str(train), "--model", str(tiny_bert), "--arrow"]) == 3
     assert f"{train}, row 123, column 'text': empty or missing text" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
     assert not list(arrow_cache.glob("*.arrow"))  # the half-written copy is gone, so a fixed file is read afresh
 
 
-def test_arrow_regression_labels_are_checked_before_a_model_loads(tmp_path, capsys):
+def test_arrow_regression_labels_are_checked_before_a_model_loads(tmp_path, capsys, tiny_bert):
     rows = [(text, f"{i / 7:.3f}") for i, (text, _) in enumerate(sentiment_rows(60))]
     rows[41] = (rows[41][0], "tall")
     train = write_csv(tmp_path / "train.csv", rows)
-    assert main(["train", "--train", str(train), "--model", "unused", "--task", "regression", "--arrow"]) == 3
+    assert main(["train", "--train", str(train), "--model", str(tiny_bert), "--task", "regression", "--arrow"]) == 3
     assert "row 42: regression labels must be numbers, got 'tall'" in capsys.readouterr().err
 
 

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "datasets", parents=[common], help="list the registry's data sets and where their files are looked up"
     )
+    commands.add_parser(
+        "models", parents=[common], help="list the encoders known by short name, and which are installed"
+    )
     return parser
 
 
@@ -368,6 +371,14 @@ def run_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_models(args: argparse.Namespace) -> int:
+    from bertfit.encoders import describe_encoders
+
+    for line in describe_encoders():
+        print(line)
+    return 0
+
+
 COMMANDS = {
     "train": run_train,
     "evaluate": run_evaluate,
@@ -378,6 +389,7 @@ COMMANDS = {
     "serve": run_serve,
     "report": run_report,
     "datasets": run_datasets,
+    "models": run_models,
 }
 
 

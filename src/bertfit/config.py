@@ -54,6 +54,10 @@ class DataConfig:
     split: str | None = option(
         None, "split --train into train,validation,test fractions, stratified and seeded, e.g. 0.8,0.1,0.1"
     )
+    validation_split: float = option(
+        0.1, "without a validation file or --split: the share of --train held out (stratified, seeded by --split-seed) "
+        "to pick the best epoch, stop early and calibrate; 0 trains without validation",
+    )  # fmt: skip
     split_seed: int = option(
         42, "seed of --split (kept apart from --seed so the split stays fixed across training seeds)"
     )
@@ -116,6 +120,8 @@ class DataConfig:
             else:
                 if fractions and (any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6 or fractions[0] <= 0):
                     found.append(f"--split fractions must be non-negative, train > 0, and sum to 1, got {self.split}")
+        if not 0 <= self.validation_split <= 0.5:
+            found.append(f"--validation-split must be between 0 and 0.5, got {self.validation_split}")
         if self.arrow and self.dataset:
             found.append("--arrow reads --train/--validation/--test files; registry data sets are read into memory")
         for name in ("train", "validation", "test", "label_map"):
@@ -132,7 +138,8 @@ class TrainConfig:
     """Everything that decides a training run. Saved into the model folder as ``bertfit.json``."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    model: str = option(DEFAULT_MODEL, "model: the packaged default, a hub name, or a local model folder")
+    model: str = option(DEFAULT_MODEL, "model: a registry name (minilm, the packaged default; mpnet-base: see "
+                        "`bertfit models`), a hub name, or a local model folder")  # fmt: skip
     output: str | None = option(None, "output model folder (default runs/<data set name>)")
     overwrite: bool = option(False, "replace an existing output folder")
     trust_remote_code: bool = option(False, "let a hub model run its own Python code (needed by a few custom "
@@ -206,6 +213,11 @@ class TrainConfig:
         "write a checkpoint every N training steps to <output>.checkpoint, so `bertfit train "
         "--resume OUTPUT` can continue a killed run (0: off)",
     )
+    patience: int = option(2, "stop after this many epochs without a better validation score (0: every epoch runs)")
+    time_budget: str | None = option(
+        None, "stop at the end of the step where this much time has passed, e.g. 20m, 1h, 90s; the best epoch so "
+        "far is kept",
+    )  # fmt: skip
     seed: int = option(42, "random seed for splits, initialisation and batch order")
     precision: str = option("auto", "auto (bf16 where the CPU/GPU supports it), bf16, fp16 (CUDA GPUs without bf16: "
                           "autocast with loss scaling) or fp32", choices=PRECISIONS)  # fmt: skip
@@ -243,6 +255,10 @@ class TrainConfig:
         return 0.1 if self.freeze_all else 0.0
 
     @property
+    def time_budget_seconds(self) -> float | None:
+        return None if self.time_budget is None else parse_duration(self.time_budget)
+
+    @property
     def output_dir(self) -> Path:
         if self.output:
             return Path(self.output)
@@ -270,6 +286,13 @@ class TrainConfig:
             found.append("--reinit-layers with --freeze all would leave random layers untrained")
         if self.epochs is not None and self.epochs < 1:
             found.append("--epochs must be at least 1")
+        if self.patience < 0:
+            found.append("--patience must be 0 (off) or a number of epochs")
+        if self.time_budget is not None:
+            try:
+                parse_duration(self.time_budget)
+            except ValueError as err:
+                found.append(f"--time-budget: {err}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             found.append("--learning-rate must be positive")
         for name in ("weight_decay", "max_grad_norm"):
@@ -340,6 +363,23 @@ class TrainConfig:
         values = dict(values)
         data = DataConfig(**_known(DataConfig, values.pop("data", {}) or {}))
         return cls(data=data, **_known(cls, values))
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '20m', '1.5h' or plain seconds ('600') as seconds; must be positive."""
+    value = str(text).strip().lower()
+    unit = DURATION_UNITS.get(value[-1:], None)
+    number = value[:-1] if unit else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"expected a duration such as 20m, 1h or 90s, got {text!r}") from None
+    if not seconds > 0:
+        raise ValueError(f"must be positive, got {text!r}")
+    return seconds
 
 
 def _known(kind: type, values: dict[str, Any]) -> dict[str, Any]:

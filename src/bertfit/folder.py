@@ -95,6 +95,7 @@ class Manifest:
     # how training went
     best_epoch: int | None = None
     epochs_run: int | None = None
+    stop_reason: str | None = None  # all epochs ran, early stopping, or the time budget
     data: DataSummary = field(default_factory=DataSummary)
     config: dict[str, Any] = field(default_factory=dict)  # the TrainConfig, as ``TrainConfig.to_dict``
     versions: dict[str, str] = field(default_factory=dict)

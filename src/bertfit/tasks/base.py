@@ -327,9 +327,10 @@ class Task:
     def with_temperature(self, logits: np.ndarray, gold: np.ndarray, multi_label: bool) -> Task:
         from bertfit.tasks.calibration import fit_temperature
 
-        fitted = replace(self, temperature=fit_temperature(logits, gold, multi_label))
-        log.info("calibration: temperature %.3f fitted on validation", fitted.temperature)
-        return fitted
+        temperature = fit_temperature(logits, gold, multi_label)  # 1, with the reason logged, where it cannot fit
+        if temperature != 1.0:
+            log.info("calibration: temperature %.3f fitted on validation", temperature)
+        return replace(self, temperature=temperature)
 
 
 def saved_scores(predictions: list[dict], names: Sequence[str]) -> np.ndarray:

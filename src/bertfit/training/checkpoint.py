@@ -50,6 +50,7 @@ class LoopPosition:
     step: int = 0
     loss_total: float = 0.0
     loss_count: int = 0
+    seconds: float = 0.0  # time the run had spent when it stood here (a time budget continues from it)
 
 
 @dataclass

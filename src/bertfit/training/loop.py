@@ -27,6 +27,7 @@ class EpochResult:
     seconds: float
     learning_rate: float
     validation: dict | None = None
+    partial: bool = False  # cut short by the time budget
 
 
 class Callbacks:
@@ -92,12 +93,15 @@ def fit(
     callbacks: Callbacks = Callbacks(),
     start: LoopPosition | None = None,
     on_step_end: Callable[[int, LoopPosition], None] | None = None,
+    time_budget: float | None = None,
 ) -> Iterator[EpochResult]:
     """Train ``epochs`` epochs of ``batches``, stepping as ``recipe`` says.
 
     ``start`` resumes a run: that epoch's first ``start.step`` batches are drawn and skipped, so the
     sampler stands exactly where the interrupted run stopped. ``on_step_end(global_step, position)``
-    runs after every optimizer step (checkpointing hooks in there)."""
+    runs after every optimizer step (checkpointing hooks in there). Once ``time_budget`` seconds have
+    passed (counted from ``start.seconds``, the time a resumed run had already spent), the epoch ends
+    after the current optimizer step, as a ``partial`` record, and the loop stops."""
     optimizer, scheduler, loss_fn = recipe.optimizer, recipe.scheduler, recipe.loss_fn
     precision, device, accumulate = recipe.precision, recipe.device, recipe.accumulate
     batches_per_epoch = batches.per_epoch
@@ -107,6 +111,7 @@ def fit(
     start = start or LoopPosition()
     global_step = (start.epoch - 1) * steps_per_epoch + optimizer_steps(start.step, accumulate)
     callbacks.on_train_begin(steps_per_epoch * epochs, done=global_step)
+    clock = time.perf_counter() - start.seconds
     for epoch in range(start.epoch, epochs + 1):
         model.train()
         resumed = start if epoch == start.epoch else LoopPosition(epoch)
@@ -141,8 +146,15 @@ def fit(
             callbacks.on_step(loss.item())
             global_step += 1
             if on_step_end is not None:
-                on_step_end(global_step, LoopPosition(epoch, step, total, count))
+                on_step_end(global_step, LoopPosition(epoch, step, total, count, time.perf_counter() - clock))
+            if time_budget is not None and time.perf_counter() - clock >= time_budget and step < batches_per_epoch:
+                yield EpochResult(epoch, total / max(count, 1), time.perf_counter() - started,
+                                  scheduler.get_last_lr()[0], partial=True)  # fmt: skip
+                callbacks.on_train_end()
+                return
         yield EpochResult(epoch, total / max(count, 1), time.perf_counter() - started, scheduler.get_last_lr()[0])
+        if time_budget is not None and time.perf_counter() - clock >= time_budget:
+            break
     callbacks.on_train_end()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import shutil
@@ -14,6 +15,7 @@ from torch import nn
 
 from bertfit.config import TrainConfig
 from bertfit.data.load import LoadedData, load_data
+from bertfit.encoders import defaults_for, parameter_count
 from bertfit.encoding.batching import (
     Encoded,
     TextPolicy,
@@ -70,6 +72,7 @@ class TrainResult:
     summary: dict | None = None  # mean and std over seeds or folds
     manifest: Manifest | None = None  # of the folder written
     token_lengths: np.ndarray | None = None  # of the training texts, for the data profile
+    stop_reason: str = ""  # why training ended: all epochs, early stopping, the time budget
 
     @property
     def task(self) -> Task:
@@ -103,7 +106,7 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     check_output_free(config.output_dir, config.overwrite)
     check_writable(config.output_dir)
     source = resolve_model_source(config.model)
-    check_encoder(source, config.trust_remote_code)
+    config = with_size_defaults(config, parameter_count(check_encoder(source, config.trust_remote_code)))
     load_tokenizer(source, config.trust_remote_code)  # a broken tokenizer is refused here, not mid-run
     if checkpoint is None and ranks.is_main:
         _clear_stale_checkpoints(config)
@@ -127,6 +130,16 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     finally:
         distributed.stop(ranks)
     return result
+
+
+def with_size_defaults(config: TrainConfig, parameters: int) -> TrainConfig:
+    """``config`` with the defaults of the encoder's size filled in where the user left them open."""
+    defaults = defaults_for(parameters)
+    if config.learning_rate is not None or config.freeze_all:  # a frozen encoder's head has its own default
+        return config
+    log.info("%s: %.0f M parameters, %s-size defaults: learning rate %g (--learning-rate to choose)",
+             config.model, parameters / 1e6, defaults.name, defaults.learning_rate)  # fmt: skip
+    return dataclasses.replace(config, learning_rate=defaults.learning_rate)
 
 
 def _check_positive_label(config: TrainConfig, data: LoadedData) -> None:
@@ -191,7 +204,7 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     targets = task.targets(gold["train"])
     inputs = TrainingInputs(encoded, gold, _row_targets(targets, encoded["train"]), pad_id)
     where = Placement(precision, device, ranks)
-    history, best_epoch = _fit(config, model, task, inputs, where, callbacks, checkpoint)
+    history, best_epoch, stop = _fit(config, model, task, inputs, where, callbacks, checkpoint)
 
     # Scored in the precision the saved folder predicts in, so metrics.json is what `bertfit predict` and
     # plain transformers give.
@@ -204,7 +217,7 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
     fold_logit_scale(model, *fitted.logit_scale())
     predictor.task = fitted.with_scale_in_weights()
     return TrainResult(config.output_dir, metrics, history, best_epoch, predictor, data, source, precision,
-                       truncated, outputs, token_lengths=lengths)  # fmt: skip
+                       truncated, outputs, token_lengths=lengths, stop_reason=stop)  # fmt: skip
 
 
 def _encode_split(tokenizer, split, policy: TextPolicy, token_types: bool, progress: bool) -> Encoded:
@@ -229,8 +242,10 @@ def _calibrate_and_score(config: TrainConfig, task: Task, logits: dict, gold: di
 
 
 def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInputs, where: Placement,
-         callbacks: Callbacks, checkpoint: Checkpoint | None = None) -> tuple[list[EpochResult], int]:  # fmt: skip
-    """Run the loop, score validation after each epoch, and leave the best epoch's weights in ``model``."""
+         callbacks: Callbacks, checkpoint: Checkpoint | None = None) -> tuple[list[EpochResult], int, str]:  # fmt: skip
+    """Run the loop, score validation after each epoch, and leave the best epoch's weights in ``model``;
+    stop early after ``patience`` epochs without a better score, or when the time budget runs out.
+    Returns the history, the kept epoch and why training stopped."""
     loss_fn = task.loss(inputs.gold["train"], config.class_weights)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(where.device)
@@ -257,7 +272,9 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
     steps = StepRecipe(optimizer, scheduler, loss_fn, config.max_grad_norm, where.precision, where.device,
                        config.grad_accum)  # fmt: skip
     trained = distributed.wrap(plan.trainable, where.ranks)
-    for record in fit(trained, plan.batches, epochs, steps, callbacks, start, save_if_due):
+    patience_ran_out = False
+    epochs_run = fit(trained, plan.batches, epochs, steps, callbacks, start, save_if_due, config.time_budget_seconds)
+    for record in epochs_run:
         logits = plan.validation_logits()
         if logits is not None:
             record.validation = task.metrics(inputs.gold["validation"], task.outputs(logits))
@@ -265,15 +282,32 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
         history.append(record)
         _log_epoch(record, epochs, key)
         callbacks.on_epoch_end(record, key)
+        if config.patience and best.epoch is not None and record.epoch - best.epoch >= config.patience:
+            patience_ran_out = True
+            epochs_run.close()
+            callbacks.on_train_end()
+            break
+    stop = _stop_reason(config, history, epochs, key, patience_ran_out)
+    log.info("training stopped: %s", stop)
     if best.state is None:
-        return history, epochs
+        return history, epochs, stop
     plan.trainable.load_state_dict(best.state)
     log.info("kept epoch %d (validation %s %.4f)", best.epoch, key, best.score)
-    return history, best.epoch
+    return history, best.epoch, stop
+
+
+def _stop_reason(config: TrainConfig, history: list[EpochResult], epochs: int, key: str, patience: bool) -> str:
+    """Why training ended, in the words the log and the model folder use."""
+    if patience:
+        return f"no better validation {key} for {config.patience} epochs (--patience {config.patience})"
+    if history and (history[-1].partial or history[-1].epoch < epochs):
+        return f"the time budget ({config.time_budget}) ran out in epoch {history[-1].epoch}"
+    return f"all {epochs} epochs ran"
 
 
 def _log_epoch(record: EpochResult, epochs: int, key: str) -> None:
     line = f"epoch {record.epoch}/{epochs}: train loss {record.train_loss:.4f} ({record.seconds:.1f}s)"
+    line += " (cut short by the time budget)" if record.partial else ""
     if record.validation:
         line += f", validation loss {record.validation['loss']:.4f}, {key} {record.validation[key]:.4f}"
     log.info(line)

@@ -130,6 +130,7 @@ def _manifest(config: TrainConfig, result) -> Manifest:
         eval_batch_size=config.eval_batch_size,
         best_epoch=result.best_epoch,
         epochs_run=len(result.history),
+        stop_reason=result.stop_reason or None,
         data=DataSummary(
             rows={name: len(split) for name, split in data.splits.items()},
             sources={name: split.source for name, split in data.splits.items()},

@@ -1,0 +1,80 @@
+"""Validation always (held out when not given), early stopping and a time budget, on tiny models."""
+
+import json
+
+import pytest
+
+from bertfit.cli import main
+from bertfit.config import parse_duration
+from conftest import sentiment_rows, write_csv
+
+
+def _train(tiny_bert, tmp_path, *extra, rows=80):
+    data = write_csv(tmp_path / "train.csv", sentiment_rows(rows))
+    test = write_csv(tmp_path / "test.csv", sentiment_rows(20, seed=9))
+    out = tmp_path / "m"
+    args = ["train", "--train", str(data), "--test", str(test), "--model", str(tiny_bert), "--output", str(out),
+            "--no-progress", *extra]  # fmt: skip
+    assert main(args) == 0
+    return out, json.loads((out / "bertfit.json").read_text())
+
+
+def test_train_and_test_alone_hold_out_validation_keep_the_best_epoch_and_calibrate(tiny_bert, tmp_path, capsys):
+    out, manifest = _train(tiny_bert, tmp_path, "--epochs", "2")
+    err = capsys.readouterr().err
+    assert "no validation file: held out 8 of 80 training rows (10%, stratified, seed 42) as validation" in err
+    assert manifest["data"]["rows"] == {"train": 72, "validation": 8, "test": 20}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "validation" in metrics and manifest["best_epoch"] in (1, 2)
+
+
+def test_validation_split_zero_trains_without_and_says_what_is_lost(tiny_bert, tmp_path, capsys):
+    _, manifest = _train(tiny_bert, tmp_path, "--epochs", "1", "--validation-split", "0")
+    assert "no validation data: the last epoch is kept, with no early stopping" in capsys.readouterr().err
+    assert "validation" not in manifest["data"]["rows"]
+
+
+def test_patience_stops_when_validation_stops_improving(tiny_bert, tmp_path):
+    # a learning rate too small to change any prediction: the score never beats epoch 1
+    _, manifest = _train(tiny_bert, tmp_path, "--epochs", "6", "--patience", "2", "--learning-rate", "1e-12")
+    assert manifest["epochs_run"] == 3 and manifest["best_epoch"] == 1
+    assert "--patience 2" in manifest["stop_reason"]
+
+
+def test_a_time_budget_stops_at_the_end_of_a_step_and_keeps_the_best_so_far(tiny_bert, tmp_path, capsys):
+    out, manifest = _train(tiny_bert, tmp_path, "--epochs", "6", "--time-budget", "0.001s", "--batch-size", "8")
+    assert manifest["epochs_run"] == 1 and manifest["best_epoch"] == 1
+    assert manifest["stop_reason"] == "the time budget (0.001s) ran out in epoch 1"
+    assert "(cut short by the time budget)" in capsys.readouterr().err
+    assert "test" in json.loads((out / "metrics.json").read_text())
+
+
+def test_a_resumed_run_keeps_its_time_budget(tiny_bert, tmp_path):
+    """The budget counts the time the killed run had spent (saved with each checkpoint): a run killed
+    when its budget was all but gone stops one step after it resumes."""
+    from test_resume import KILL_AFTER_STEP, run_child, train_args
+
+    data = write_csv(tmp_path / "train.csv", sentiment_rows(80))
+    out = tmp_path / "m"
+    args = train_args(data, tiny_bert, out, "--save-every", "1", "--time-budget", "1h", "--patience", "0")
+    assert run_child(KILL_AFTER_STEP, "3", *args).returncode != 0
+    checkpoint = tmp_path / "m.checkpoint"
+    step = checkpoint / json.loads((checkpoint / "latest.json").read_text())["checkpoint"]
+    state = json.loads((step / "state.json").read_text())
+    assert state["position"]["seconds"] > 0
+    state["position"]["seconds"] = 3600.0  # as if the killed run had spent its whole hour
+    (step / "state.json").write_text(json.dumps(state))
+    assert main(["train", "--resume", str(out)]) == 0
+    manifest = json.loads((out / "bertfit.json").read_text())
+    assert manifest["stop_reason"] == "the time budget (1h) ran out in epoch 1" and manifest["epochs_run"] == 1
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("20m", 1200), ("1.5h", 5400), ("600", 600)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-5m", "0"])
+def test_bad_durations_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
