@@ -109,3 +109,23 @@ def test_training_steps_use_it_and_the_folder_records_the_models_own(tiny_bert, 
     assert calls  # 2 layers a step
     config = json.loads((output / "config.json").read_text())
     assert NAME not in json.dumps(config)
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta", "deberta-v2", "mpnet"])
+def test_training_attention_gives_each_familys_own_outputs(tiny_models, kind):
+    """Where bertfit's attention replaces SDPA the outputs match it; families on their own attention
+    (MPNet's relative position bias, DeBERTa's disentangled attention) keep it untouched."""
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(tiny_models[kind]).eval()
+    own = model.config._attn_implementation
+    inputs = {"input_ids": torch.tensor([[101, 5, 6, 7, 102], [101, 8, 102, 0, 0]]),
+              "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])}  # fmt: skip
+    with torch.no_grad():
+        expected = model(**inputs).last_hidden_state
+        with training_attention(model):
+            swapped = model.config._attn_implementation
+            got = model(**inputs).last_hidden_state
+    assert swapped == (NAME if own == "sdpa" else own)
+    assert model.config._attn_implementation == own
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

@@ -12,7 +12,6 @@ model by its parameter count, so a user's ``--model bert-base-uncased`` gets the
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import logging
 import os
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bertfit.errors import ModelError
-from bertfit.folder import atomic_folder
+from bertfit.folder import atomic_folder, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -158,14 +157,6 @@ def verify(folder: Path, expected: dict[str, str], source: str) -> None:
         if found != digest:
             raise ModelError(f"{source}: {name} has sha256 {found[:12]}..., expected {digest[:12]}...; refused "
                              "(a damaged or different download: reinstall it)")  # fmt: skip
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _from_hub(spec: EncoderSpec, target: Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -171,6 +172,15 @@ def atomic_file(path: Path) -> Iterator[Path]:
         raise
     os.chmod(temp, 0o666 & ~current_umask())
     os.replace(temp, path)
+
+
+def sha256_of(path: Path) -> str:
+    """The file's sha256, read in 4 MiB blocks (data sets and model weights are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_writable(target: Path, flag: str = "--output") -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bertfit.errors import DataError, DatasetUnavailableError
-from bertfit.folder import atomic_file
+from bertfit.folder import atomic_file, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -198,14 +198,6 @@ def dataset_files(spec: DatasetSpec, download: bool = True) -> dict[str, Path]:
     for split, path in paths.items():
         _verify(path, spec.files[split].sha256)
     return paths
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _verify(path: Path, expected: str) -> None:
