@@ -104,9 +104,15 @@ def tutorial_loop(model: str, train_rows: int | None, eval_rows: int | None, epo
 def hf_trainer(model: str, train_rows: int | None, eval_rows: int | None, epochs: int, batch_size: int,
                learning_rate: float, warmup_ratio: float, weight_decay: float, seed: int, expert: bool) -> dict:  # fmt: skip
     """``expert=False``: as ``run_classification.py`` runs by default (pad to 128, fp32).
-    ``expert=True``: dynamic padding, length-grouped batches, bf16."""
+    ``expert=True``: dynamic padding, length-grouped batches, and bf16 where the CPU does it natively
+    (AVX512-BF16 or AMX; elsewhere bf16 is emulated and slower, so an expert keeps fp32)."""
     import tempfile
 
+    import torch
+
+    from bertfit.encoding.precision import bf16_supported
+
+    half = expert and bf16_supported(torch.device("cpu"))
     seed_everything(seed)
     with Timer() as timer:
         from transformers import (
@@ -129,7 +135,7 @@ def hf_trainer(model: str, train_rows: int | None, eval_rows: int | None, epochs
             args = TrainingArguments(
                 output_dir=scratch, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
                 learning_rate=learning_rate, warmup_steps=warmup_ratio, weight_decay=weight_decay, seed=seed,
-                bf16=expert, train_sampling_strategy="group_by_length" if expert else "random",
+                bf16=half, train_sampling_strategy="group_by_length" if expert else "random",
                 save_strategy="no", report_to="none", disable_tqdm=True, logging_strategy="no", use_cpu=True,
             )  # fmt: skip
             collator = DataCollatorWithPadding(tokenizer) if expert else default_data_collator
@@ -137,7 +143,7 @@ def hf_trainer(model: str, train_rows: int | None, eval_rows: int | None, epochs
             with Timer() as fit:
                 trainer.train()
         test_texts, test_labels = cola_split("test", eval_rows)
-        predicted = predict_in_order(trainer.model, tokenizer, test_texts, 128, None if expert else 128, bf16=expert)
+        predicted = predict_in_order(trainer.model, tokenizer, test_texts, 128, None if expert else 128, bf16=half)
     tokens = sum(map(sum, encoded["attention_mask"])) * epochs
     return {
         "wall_s": timer.seconds,

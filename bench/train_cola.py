@@ -42,7 +42,7 @@ def bertfit_cola(model: str, train_rows: int | None, eval_rows: int | None, epoc
                             text_column="3", label_column="1"),
             model=model, output=str(Path(scratch) / "model"), epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, warmup_ratio=warmup_ratio, weight_decay=weight_decay, seed=seed,
-            dropout=dropout, progress=False,
+            dropout=dropout, progress=False, patience=0,  # every epoch runs, as the peers' do
         )  # fmt: skip
         result = train(config)
     from bertfit.modeling import load_tokenizer
@@ -166,7 +166,7 @@ CONTENDERS = {
     "bertfit": ("bench.train_cola:bertfit_cola", {"dropout": 0.1}),
     "tutorial loop (pad 64, fp32)": ("bench.peers:tutorial_loop", {}),
     "HF Trainer default (pad 128, fp32)": ("bench.peers:hf_trainer", {"expert": False}),
-    "HF Trainer expert (dynamic, grouped, bf16)": ("bench.peers:hf_trainer", {"expert": True}),
+    "HF Trainer expert (dynamic, grouped, bf16 where native)": ("bench.peers:hf_trainer", {"expert": True}),
 }
 COLUMNS = [("wall_s", "wall s", ".1f"), ("fit_s", "train s", ".1f"), ("tokens_per_s", "tokens/s", ".0f"),
            ("peak_rss_mb", "peak RSS MB", ".0f"), ("mcc", "test MCC", ".3f")]  # fmt: skip
@@ -189,7 +189,8 @@ def _step_budget(ours: dict, products_tflops: float, peak_tflops: float, model: 
 
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="model folder (default: the packaged default model)")
+    parser.add_argument("--model", default=None, help="model folder or registry name such as mpnet-base (default: the "
+                        "packaged default model)")  # fmt: skip
     parser.add_argument("--train-rows", type=int, help="first N training rows (default: all 8551)")
     parser.add_argument("--eval-rows", type=int, help="first N validation and test rows (default: all)")
     parser.add_argument("--epochs", type=int, default=4)
@@ -207,7 +208,10 @@ def main(argv=None) -> str:
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to bench/RESULTS.md")
     args = parser.parse_args(argv)
     prepare_environment()
-    options = {"model": args.model or peers.default_model(), "train_rows": args.train_rows, "eval_rows": args.eval_rows,
+    from bertfit.modeling import resolve_model_source
+
+    model = resolve_model_source(args.model) if args.model else peers.default_model()
+    options = {"model": model, "train_rows": args.train_rows, "eval_rows": args.eval_rows,
                "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                "warmup_ratio": 0.1, "weight_decay": 0.01}  # fmt: skip
     seeds = range(args.first_seed, args.first_seed + args.runs)
