@@ -131,8 +131,8 @@ def main(argv=None) -> str:
         parity = export_onnx(folder, quantize="int8")
         print(format_parity(parity))
         contenders = {
-            "bertfit torch": ("bench.predict:bertfit_predict", {"backend": "torch"}),
-            "bertfit torch fp32": ("bench.predict:bertfit_predict", {"backend": "torch", "precision": "fp32"}),
+            "bertfit torch": ("bench.predict:bertfit_predict", {"backend": "torch"}),  # fp32, the default
+            "bertfit torch bf16": ("bench.predict:bertfit_predict", {"backend": "torch", "precision": "bf16"}),
             "bertfit ONNX": ("bench.predict:bertfit_predict", {"backend": "onnx"}),
             "bertfit ONNX int8": ("bench.predict:bertfit_predict", {"backend": "onnx-int8"}),
             "pipeline (defaults)": ("bench.predict:pipeline_predict", {"batch_size": None}),

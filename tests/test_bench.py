@@ -48,7 +48,7 @@ def test_prediction_benchmark_prints_its_tables(tiny_bert):
 
     body = predict.main(["--model", str(tiny_bert), "--limit", "40", "--rows", "200", "--runs", "1", "--no-append"])
     names = [r.split("|")[1].strip() for r in _rows(body, "| contender")]
-    assert names[:2] == ["bertfit torch", "bertfit torch fp32"] and "pipeline (batch_size 32)" in names
+    assert names[:2] == ["bertfit torch", "bertfit torch bf16"] and "pipeline (batch_size 32)" in names
     assert "agreement" in body
     assert [r.split("|")[1].strip() for r in _rows(body, "| rows |")] == ["20", "200"]
 

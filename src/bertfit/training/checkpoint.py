@@ -55,17 +55,20 @@ class LoopPosition:
 
 @dataclass
 class BestEpoch:
-    """The best epoch so far: its validation score, number and weights (``state`` None: none scored yet)."""
+    """The best epoch so far: its validation score, number and weights (``state`` None: none scored
+    yet), and its validation loss, which breaks ties: on small data the score often stands still for
+    a few epochs (MCC 0 while every text gets one class) while the loss falls, and that is progress."""
 
     score: float = -np.inf
     epoch: int | None = None
     state: dict[str, torch.Tensor] | None = None
+    loss: float = np.inf
 
-    def offer(self, score: float, epoch: int, model: nn.Module) -> bool:
-        """Keep ``model``'s weights if ``score`` beats the best; True if it did."""
-        if not score > self.score:
+    def offer(self, score: float, epoch: int, model: nn.Module, loss: float = np.inf) -> bool:
+        """Keep ``model``'s weights if ``score`` beats the best, or ties it at a lower ``loss``; True if it did."""
+        if not (score > self.score or (score == self.score and loss < self.loss)):
             return False
-        self.score, self.epoch = score, epoch
+        self.score, self.epoch, self.loss = score, epoch, loss
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return True
 
@@ -97,7 +100,10 @@ class Checkpoint:
         best = self.folder / BEST_WEIGHTS
         if not best.exists():
             return BestEpoch()
-        return BestEpoch(self.best_score, self.best_epoch, load_file(best))
+        losses = [
+            (r.get("validation") or {}).get("loss", np.inf) for r in self.history if r["epoch"] == self.best_epoch
+        ]
+        return BestEpoch(self.best_score, self.best_epoch, load_file(best), losses[0] if losses else np.inf)
 
 
 class Checkpointer:

@@ -278,7 +278,7 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
         logits = plan.validation_logits()
         if logits is not None:
             record.validation = task.metrics(inputs.gold["validation"], task.outputs(logits))
-            best.offer(record.validation[key], record.epoch, plan.trainable)
+            best.offer(record.validation[key], record.epoch, plan.trainable, record.validation.get("loss", np.inf))
         history.append(record)
         _log_epoch(record, epochs, key)
         callbacks.on_epoch_end(record, key)
