@@ -109,12 +109,38 @@ def test_the_calibration_temperature_is_in_the_weights(tiny_models, tmp_path):
 
     folder = _train(tiny_models, "bert", tmp_path, "--pooling", "pooler")
     manifest = read_manifest(folder)
-    assert manifest.scale_in_weights and manifest.temperature != 1.0
+    assert manifest.scale_in_weights
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     assert model.config.bertfit["scale_in_weights"] is True
     logits = _bertfit_logits(folder)
     probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(probabilities, _bertfit_outputs(folder), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", FAMILIES)
+def test_folding_scales_the_logits_of_every_familys_head(tiny_models, kind):
+    """``fold_logit_scale(a, b)``: the model itself then emits ``a * logits + b``, for the families'
+    own heads and for bertfit's pooled one."""
+    from transformers import AutoModelForSequenceClassification
+
+    from bertfit.modeling import build_pooled_classifier, fold_logit_scale, load_encoder
+    from bertfit.tasks import LabelSet
+
+    batch = {"input_ids": torch.tensor([[101, 7, 8, 9, 102]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
+    models = [AutoModelForSequenceClassification.from_pretrained(tiny_models[kind], num_labels=3),
+              build_pooled_classifier(load_encoder(str(tiny_models[kind])), LabelSet(("a", "b", "c")), "mean",
+                                      "linear", frozen=False)]  # fmt: skip
+    for model in models:
+        model.eval()
+        with torch.no_grad():
+            before = _logits(model(**batch))
+            fold_logit_scale(model, 1 / 1.7, 0.25)
+            after = _logits(model(**batch))
+        torch.testing.assert_close(after, before / 1.7 + 0.25, rtol=1e-5, atol=1e-5)
+
+
+def _logits(output):
+    return output if isinstance(output, torch.Tensor) else output.logits
 
 
 @pytest.mark.parametrize("shape", ["multi-label", "regression"])
