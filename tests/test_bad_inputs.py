@@ -268,6 +268,13 @@ CASES = [
         ["no such folder"],
     ),
     Case(
+        "a --model name that is neither a folder nor a Hub model seen before",
+        {"d.csv": "{good}"},
+        [*TRAIN, "--train", "{tmp}/d.csv", "--model", "mymodel"],
+        4,
+        ["mymodel", "no such folder", "offline"],
+    ),
+    Case(
         "a --model that is a file",
         {"d.csv": "{good}", "weights.bin": "x"},
         [*TRAIN, "--train", "{tmp}/d.csv", "--model", "{tmp}/weights.bin"],
@@ -512,15 +519,17 @@ def test_labels_written_two_ways_are_warned_about_and_merged_on_request(tmp_path
     assert not any("differ only in case" in w or "mix numbers" in w for w in merged.warnings)
 
 
-def test_a_zero_split_share_means_no_such_split(tiny_bert, tmp_path, capsys):
+@pytest.mark.parametrize("split, kept", [("0.8,0.2,0", {"validation"}), ("1,0,0", set())])
+def test_a_zero_split_share_means_no_such_split(tiny_bert, tmp_path, capsys, split, kept):
     data = write_csv(tmp_path / "d.csv", sentiment_rows(40))
     out = tmp_path / "m"
-    args = ["train", "--train", str(data), "--split", "0.8,0.2,0", "--model", str(tiny_bert), "--output", str(out),
+    args = ["train", "--train", str(data), "--split", split, "--model", str(tiny_bert), "--output", str(out),
             "--epochs", "1", "--no-progress"]  # fmt: skip
     assert main(args) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert "validation" in metrics and "test" not in metrics
-    assert "no test data: nothing is scored on held-out data" in capsys.readouterr().err
+    assert set(json.loads((out / "metrics.json").read_text())) == kept
+    err = capsys.readouterr().err
+    assert "no test data: nothing is scored on held-out data" in err
+    assert ("no validation data" in err) == (not kept)
 
 
 def test_predict_skip_empty_keeps_one_output_row_per_input_row(small_model_dir, tmp_path):

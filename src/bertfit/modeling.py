@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -59,7 +60,16 @@ def resolve_model_source(name: str) -> str:
         return str(path)
     if looks_like_path(name):
         raise ModelError(f"{name}: no such folder (a Hub name is organisation/model, e.g. bert-base-uncased)")
+    if os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hub_cache(name):
+        raise ModelError(f"{name}: no such folder, and not a Hub model downloaded before (the Hub is offline: "
+                         "HF_HUB_OFFLINE=1); give a model folder, or a name from `bertfit models`")  # fmt: skip
     return name
+
+
+def _in_hub_cache(name: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(name, "config.json"), str)
 
 
 def looks_like_path(name: str) -> bool:
