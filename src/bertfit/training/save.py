@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bertfit import __version__
-from bertfit.config import DEFAULT_MODEL, DEFAULT_MODEL_HUB_ID, TrainConfig
+from bertfit.config import DEFAULT_MODEL, TrainConfig
 from bertfit.data.profile import data_profile
 from bertfit.data.registry import get_dataset
 from bertfit.errors import OutputExistsError
@@ -282,7 +282,11 @@ def card_data(manifest: Manifest, test_metrics: dict | None, model_name: str):
 
 
 def _hub_name(model: str | None) -> str | None:
-    """The base model's Hub id: the packaged default's, a hub name as given; None for a local folder."""
-    if model == DEFAULT_MODEL:
-        return DEFAULT_MODEL_HUB_ID
+    """The base model's Hub id: a registry encoder's (the packaged default is one), a hub name as given;
+    None for a local folder."""
+    from bertfit.encoders import ENCODERS
+
+    model = "minilm" if model == DEFAULT_MODEL else model  # the package carries the registry's minilm
+    if model in ENCODERS:
+        return ENCODERS[model].hub_id
     return None if model is None or Path(model).expanduser().exists() else model
