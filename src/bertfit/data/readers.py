@@ -16,9 +16,10 @@ import logging
 import lzma
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import pandas as pd
 
@@ -26,6 +27,7 @@ from bertfit.data.columns import LABEL_NAMES, TEXT_NAMES
 from bertfit.errors import DataError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FORMATS = {
     ".csv": "csv",
@@ -207,15 +209,21 @@ def json_record(line: str, number: int, path: Path) -> dict | None:
     return record
 
 
-def _read_delimited(path: Path, text: str, sep: str, options: ReadOptions) -> pd.DataFrame:
+def parsed_with_quoting(parse: Callable[[int], T], path: Path, sep: str, options: ReadOptions) -> tuple[T, int]:
+    """``parse(quoting)`` with ``--quoting`` (default CSV quoting), and with quoting off for a TSV that
+    CSV quoting cannot parse (an unmatched quote in a raw TSV); returns the result and the quoting used."""
     quoting = csv.QUOTE_MINIMAL if options.quoting is None else options.quoting
     try:
-        frame = _parse_delimited(path, text, sep, quoting)
+        return parse(quoting), quoting
     except DataError:
         if options.quoting is not None or sep != "\t":
             raise
-        frame = _parse_delimited(path, text, sep, csv.QUOTE_NONE)  # an unmatched quote in a raw TSV
         log.info("%s: read with quoting off (a quote character is unmatched)", path.name)
+        return parse(csv.QUOTE_NONE), csv.QUOTE_NONE
+
+
+def _read_delimited(path: Path, text: str, sep: str, options: ReadOptions) -> pd.DataFrame:
+    frame, _ = parsed_with_quoting(lambda quoting: _parse_delimited(path, text, sep, quoting), path, sep, options)
     if options.quoting is None and sep == "\t" and has_multiline_cell(frame):
         # Raw TSVs (CoLA, the UCI SMS file) use quotes as plain characters; parsing them as
         # CSV quotes silently merges rows. Quoted TSVs (GoEmotions) never span lines.

@@ -23,7 +23,9 @@ from bertfit.data.readers import (
     open_binary,
     output_format,
     parse_error,
+    parsed_with_quoting,
     read_excel,
+    with_header,
 )
 from bertfit.errors import DataError
 from bertfit.folder import atomic_file
@@ -47,8 +49,6 @@ def iter_table(
     elif kind == "jsonl":
         chunks = _jsonl_chunks(path, chunk_rows)
     elif kind == "excel":
-        from bertfit.data.readers import with_header
-
         chunks = iter([with_header(read_excel(path), path, options)])
     else:
         with open_binary(path) as handle:
@@ -89,14 +89,7 @@ def _jsonl_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 
 def _delimited_chunks(path: Path, sep: str, chunk_rows: int, options: ReadOptions) -> Iterator[pd.DataFrame]:
-    quoting = csv.QUOTE_MINIMAL if options.quoting is None else options.quoting
-    try:
-        first = _first_chunk(path, sep, quoting, chunk_rows)
-    except DataError:
-        if options.quoting is not None or sep != "\t":
-            raise
-        quoting = csv.QUOTE_NONE  # an unmatched quote in a raw TSV (see readers.read_table)
-        first = _first_chunk(path, sep, quoting, chunk_rows)
+    first, quoting = parsed_with_quoting(lambda q: _first_chunk(path, sep, q, chunk_rows), path, sep, options)
     if first.empty:
         raise DataError(f"{path}: the file is empty (no rows)")
     if options.quoting is None and sep == "\t" and has_multiline_cell(first):

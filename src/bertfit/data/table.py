@@ -116,7 +116,7 @@ def checked_texts(values: list, source: str, column, first_row: int = 1, advice:
     """Texts as strings; empty, blank or missing ones stop the run with their row numbers
     (``first_row`` numbers the first value, for files read in chunks; ``advice`` ends the message)."""
     texts = [v if isinstance(v, str) else normalize_label(v) or "" for v in values]
-    empty = [first_row + i for i, text in enumerate(texts) if not text.strip()]
+    empty = [first_row + i for i, text in enumerate(texts) if is_blank(text)]
     if empty:
         raise DataError(f"{source}, {describe_rows(empty)}, column {column!r}: empty or missing text{advice}")
     return texts

@@ -49,7 +49,7 @@ def predict_file(
             if typed is None:
                 typed = _numeric_columns(chunk, {column, pair}) if writer.kind in ("jsonl", "parquet") else []
             chunk = _with_numbers(chunk, typed, source, done + 1)
-            kept = _kept_rows(chunk, column, pair, source, done + 1, skip_empty)
+            kept = _kept_rows(chunk, column, pair, skip_empty)
             texts, pairs = checked_inputs(chunk.iloc[kept], column, pair, source, first_row=done + 1)
             writer.write(with_predictions(chunk, predictor, predictor.predict_proba(texts, pairs), kept))
             skipped += len(chunk) - len(kept)
@@ -90,7 +90,7 @@ def _with_numbers(frame: pd.DataFrame, columns: list, source: str, first_row: in
     return frame
 
 
-def _kept_rows(frame: pd.DataFrame, column, pair, source: str, first_row: int, skip_empty: bool) -> np.ndarray:
+def _kept_rows(frame: pd.DataFrame, column, pair, skip_empty: bool) -> np.ndarray:
     """Positions of the rows to predict: all of them, or (``skip_empty``) those with text."""
     if not skip_empty:
         return np.arange(len(frame))

@@ -112,6 +112,10 @@ def fit(
     global_step = (start.epoch - 1) * steps_per_epoch + optimizer_steps(start.step, accumulate)
     callbacks.on_train_begin(steps_per_epoch * epochs, done=global_step)
     clock = time.perf_counter() - start.seconds
+
+    def out_of_time() -> bool:
+        return time_budget is not None and time.perf_counter() - clock >= time_budget
+
     for epoch in range(start.epoch, epochs + 1):
         model.train()
         resumed = start if epoch == start.epoch else LoopPosition(epoch)
@@ -147,13 +151,13 @@ def fit(
             global_step += 1
             if on_step_end is not None:
                 on_step_end(global_step, LoopPosition(epoch, step, total, count, time.perf_counter() - clock))
-            if time_budget is not None and time.perf_counter() - clock >= time_budget and step < batches_per_epoch:
+            if out_of_time() and step < batches_per_epoch:
                 yield EpochResult(epoch, total / max(count, 1), time.perf_counter() - started,
                                   scheduler.get_last_lr()[0], partial=True)  # fmt: skip
                 callbacks.on_train_end()
                 return
         yield EpochResult(epoch, total / max(count, 1), time.perf_counter() - started, scheduler.get_last_lr()[0])
-        if time_budget is not None and time.perf_counter() - clock >= time_budget:
+        if out_of_time():
             break
     callbacks.on_train_end()
 
