@@ -85,8 +85,21 @@ def machine() -> str:
         pass
     import torch
 
-    return (f"{cpu}, {os.cpu_count()} cores, CPU flags: {cpu_flags()}, torch {torch.__version__} "
+    return (f"{cpu}, {os.cpu_count()} cores, CPU flags: {cpu_flags()}{isa_limits()}, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads)")  # fmt: skip
+
+
+# Environment variables that cap the instruction sets torch's kernels use (ATen's own, oneDNN's and
+# MKL's). All three at AVX2 make a CPU with AVX-512 and AMX compute as an AVX2-only one does, bf16
+# included (torch then reports bf16 as not native), on the same cores: the way to measure the AVX2 kind
+# of machine where only the other kind is at hand. Its clock and caches stay this CPU's.
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def isa_limits() -> str:
+    """``""``, or the instruction-set caps in force, said beside the flags so no table hides them."""
+    caps = [f"{name}={os.environ[name]}" for name in ISA_LIMITS if os.environ.get(name)]
+    return f" (kernels capped: {' '.join(caps)})" if caps else ""
 
 
 SPEED_FLAGS = ("avx512_bf16", "amx_bf16", "avx512f", "avx2")  # what decides bf16 vs fp32 speed on a CPU
