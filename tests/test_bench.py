@@ -84,3 +84,15 @@ def test_attention_benchmark_prints_its_table(tiny_bert):
     body = cpu_attention.main(["--model", str(tiny_bert), "--rounds", "1", "--steps", "1", "--no-append"])
     rows = [line for line in body.splitlines() if line.startswith("| 0.0 |") or line.startswith("| 0.1 |")]
     assert len(rows) == 4 and all(row.rstrip(" |").endswith("×") for row in rows)
+
+
+def test_machine_line_says_when_kernels_are_capped(monkeypatch):
+    """A run under ATEN_CPU_CAPABILITY and friends computes as a lesser CPU does; its table must say so."""
+    from bench import harness
+
+    for name in harness.ISA_LIMITS:
+        monkeypatch.delenv(name, raising=False)
+    assert "kernels capped" not in harness.machine()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    assert "(kernels capped: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2)" in harness.machine()

@@ -152,7 +152,8 @@ class TrainConfig:
                            "batch-size x grad-accum): a large batch in little memory")  # fmt: skip
     gradient_checkpointing: bool = option(False, "recompute encoder activations in the backward pass instead of "
                                         "keeping them: less memory, about a third more time")  # fmt: skip
-    learning_rate: float | None = option(None, "peak learning rate (default 1e-4; 1e-3 with --freeze all)")
+    learning_rate: float | None = option(None, "peak learning rate (default by encoder size: 1e-4 up to 30 M "
+                                             "parameters, 5e-5 above; 1e-3 with --freeze all)")  # fmt: skip
     warmup_ratio: float = option(0.1, "share of steps spent warming the learning rate up linearly")
     weight_decay: float = option(0.01, "AdamW weight decay (never applied to biases and LayerNorm weights)")
     adam_epsilon: float = option(1e-8, "AdamW epsilon")
