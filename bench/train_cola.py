@@ -57,7 +57,7 @@ def bertfit_cola(model: str, train_rows: int | None, eval_rows: int | None, epoc
     return {"wall_s": timer.seconds, "fit_s": fit_s, "tokens_per_s": tokens / fit_s, "mcc": test["mcc"],
             "f1_pos": test["per_class"]["1"]["f1"], "non_embedding_params": _non_embedding_params(result.predictor.model),
             "tokens_per_step": tokens / steps, "hidden_size": shape.hidden_size,
-            "intermediate_size": shape.intermediate_size}  # fmt: skip
+            "intermediate_size": shape.intermediate_size, "precision": result.manifest.precision}  # fmt: skip
 
 
 def _cola_files(folder: Path, train_rows: int | None, eval_rows: int | None) -> dict[str, str]:
@@ -82,13 +82,17 @@ def _non_embedding_params(model) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if "embeddings" not in name and "pooler" not in name)
 
 
-def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 4096), seconds: float = 3.0) -> dict:
-    """This machine's dense matmul rate (TFLOP/s) in fp32 and bf16, all threads: the best of square
-    products of a few sizes, ``seconds`` in all per precision (no one size is fastest on every machine)."""
+def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 4096), seconds: float = 3.0,
+                precisions: tuple[str, ...] = ("fp32", "bf16")) -> dict:  # fmt: skip
+    """This machine's dense matmul rate (TFLOP/s) in each of ``precisions``, all threads: the best of
+    square products of a few sizes, ``seconds`` in all per precision (no one size is fastest on every
+    machine). bf16 is worth timing only where it is native: elsewhere it is emulated, hundreds of times
+    slower, and no contender trains in it."""
     import torch
 
     rates = {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    for name in precisions:
+        dtype = _dtype(name)
         best = 0.0
         for size in sizes:
             a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
@@ -97,8 +101,16 @@ def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 4096), seconds: float = 3.
     return {"wall_s": 0.0, **rates}
 
 
-def step_matmul_rate(rows: int, hidden_size: int, intermediate_size: int, seconds: float = 0.5) -> dict:
-    """The bf16 rate of one layer's training-step matrix products alone, at a batch of ``rows`` tokens.
+def _dtype(precision: str):
+    import torch
+
+    return {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+
+
+def step_matmul_rate(rows: int, hidden_size: int, intermediate_size: int, seconds: float = 0.5,
+                     precision: str = "bf16") -> dict:  # fmt: skip
+    """The rate of one layer's training-step matrix products alone, at a batch of ``rows`` tokens, in
+    ``precision``.
 
     A BERT layer has four hidden × hidden linears (query, key, value, output) and the feed-forward
     pair hidden × intermediate and back; a training step runs each as three products (forward, input
@@ -109,22 +121,23 @@ def step_matmul_rate(rows: int, hidden_size: int, intermediate_size: int, second
     shapes = [(hidden_size, hidden_size)] * 4 + [(hidden_size, intermediate_size), (intermediate_size, hidden_size)]
     elapsed = weights = 0
     for fan_in, fan_out in shapes:
-        x = torch.randn(rows, fan_in, dtype=torch.bfloat16)
-        w = torch.randn(fan_out, fan_in, dtype=torch.bfloat16)
-        dy = torch.randn(rows, fan_out, dtype=torch.bfloat16)
+        x = torch.randn(rows, fan_in, dtype=_dtype(precision))
+        w = torch.randn(fan_out, fan_in, dtype=_dtype(precision))
+        dy = torch.randn(rows, fan_out, dtype=_dtype(precision))
         for a, b in ((x, w.t()), (dy, w), (dy.t(), x)):  # forward, input gradient, weight gradient
             elapsed += _seconds_per_call(partial(torch.matmul, a, b), seconds)
         weights += fan_in * fan_out
-    return {"wall_s": 0.0, "rows": rows, "bf16_tflops": 6 * rows * weights / elapsed / 1e12}
+    return {"wall_s": 0.0, "rows": rows, "tflops": 6 * rows * weights / elapsed / 1e12}
 
 
-def step_parameter_work(model: str, seconds: float = 2.0) -> dict:
-    """Seconds a bf16 training step spends on work that grows with the weights, not the tokens.
+def step_parameter_work(model: str, seconds: float = 2.0, precision: str = "bf16") -> dict:
+    """Seconds a training step spends on work that grows with the weights, not the tokens.
 
-    Autocast casts each weight matrix to bf16 for the forward pass and its bf16 gradient back to fp32
-    in the backward pass; then bertfit takes the gradients' global norm (for clipping) and runs fused
-    AdamW over every trainable parameter. This times those four passes alone, on the encoder's own
-    parameters trained as bertfit trains them (word embeddings fixed), at whatever batch size."""
+    In bf16, autocast casts each weight matrix to bf16 for the forward pass and its bf16 gradient back
+    to fp32 in the backward pass (fp32 steps have no casts); then bertfit takes the gradients' global
+    norm (for clipping) and runs fused AdamW over every trainable parameter. This times those passes
+    alone, on the encoder's own parameters trained as bertfit trains them (word embeddings fixed), at
+    whatever batch size."""
     import torch
 
     from bertfit.modeling import freeze_word_embeddings, load_encoder
@@ -139,9 +152,10 @@ def step_parameter_work(model: str, seconds: float = 2.0) -> dict:
     optimizer = build_optimizer(encoder, 1e-4, 0.01, 1e-8)
 
     def step() -> None:
-        weights = [w.to(torch.bfloat16) for w in matrices]  # forward: autocast's weight casts
-        for matrix, half in zip(matrices, weights):  # backward: bf16 weight gradients back to fp32
-            matrix.grad = half.float()
+        if precision == "bf16":
+            weights = [w.to(torch.bfloat16) for w in matrices]  # forward: autocast's weight casts
+            for matrix, half in zip(matrices, weights):  # backward: bf16 weight gradients back to fp32
+                matrix.grad = half.float()
         clip_gradients(optimizer, params, 1.0, fold=True)
         optimizer.step()
 
@@ -172,19 +186,49 @@ COLUMNS = [("wall_s", "wall s", ".1f"), ("fit_s", "train s", ".1f"), ("tokens_pe
            ("peak_rss_mb", "peak RSS MB", ".0f"), ("mcc", "test MCC", ".3f")]  # fmt: skip
 
 
+_WEIGHT_WORK = {
+    "bf16": "autocast's weight and gradient casts, the gradient norm and fused AdamW",
+    "fp32": "the gradient norm and fused AdamW",
+}
+
+
 def _step_budget(ours: dict, products_tflops: float, peak_tflops: float, model: str, quick: bool) -> str:
     """Where bertfit's mean step goes: the matrix products at their measured rate, the work that grows
     with the weights (timed alone), and the rest; and the MFU a step would reach with the rest at zero."""
     step_s = ours["tokens_per_step"] / ours["tokens_per_s"]
     products_s = 6 * ours["non_embedding_params"] * ours["tokens_per_step"] / (products_tflops * 1e12)
-    work = run_contender("bench.train_cola:step_parameter_work", {"model": model, "seconds": 0.2 if quick else 2.0})
+    work = run_contender("bench.train_cola:step_parameter_work",
+                         {"model": model, "seconds": 0.2 if quick else 2.0, "precision": ours["precision"]})  # fmt: skip
     weights_s = work["seconds_per_step"]
     reach = products_tflops * products_s / (products_s + weights_s) / peak_tflops
     return (f"bertfit's mean step takes {1e3 * step_s:.0f} ms: {1e3 * products_s:.0f} ms for the matrix products at "
             f"that rate, {1e3 * weights_s:.0f} ms for the work that grows with the {work['trainable_params'] / 1e6:.1f} M "
-            "trainable weights (autocast's weight and gradient casts, the gradient norm and fused AdamW, timed "
+            f"trainable weights ({_WEIGHT_WORK[ours['precision']]}, timed "
             f"alone), and {1e3 * (step_s - products_s - weights_s):.0f} ms for the rest (attention, element-wise "
             f"kernels, dispatch). With the rest at zero, a step of this size would reach {100 * reach:.1f}% MFU.")  # fmt: skip
+
+
+def _mfu(ours: dict, model: str, quick: bool) -> str:
+    """bertfit's training MFU against this machine's matmul peak in the precision it trained in (bf16
+    where native, else fp32), the bound a step of its size reaches, and where the step's time goes."""
+    precision = ours["precision"]
+    precisions = ("fp32",) if precision == "fp32" else ("fp32", precision)
+    timing = {"sizes": [512], "seconds": 0.5} if quick else {}
+    peak = run_contender("bench.train_cola:matmul_peak", {**timing, "precisions": precisions})
+    top = peak[f"{precision}_tflops"]
+    flops = 6 * ours["non_embedding_params"] * ours["tokens_per_s"]
+    others = "".join(f"; {name} peak {peak[f'{name}_tflops']:.2f} TFLOP/s" for name in precisions if name != precision)
+    text = (f"Training MFU (bertfit, {precision}, 6 × {ours['non_embedding_params'] / 1e6:.1f} M non-embedding params "
+            f"× {ours['tokens_per_s']:.0f} tokens/s = {flops / 1e12:.3f} TFLOP/s): {100 * flops / 1e12 / top:.1f}% of "
+            f"the measured {precision} matmul peak ({top:.2f} TFLOP/s{others}).")  # fmt: skip
+    shape = {"rows": round(ours["tokens_per_step"]), "hidden_size": ours["hidden_size"],
+             "intermediate_size": ours["intermediate_size"], "seconds": 0.02 if quick else 0.5,
+             "precision": precision}  # fmt: skip
+    bound = run_contender("bench.train_cola:step_matmul_rate", shape)["tflops"]
+    text += (f" The step's matrix products alone, timed at the mean batch ({shape['rows']} real tokens a step), "
+             f"run at {bound:.3f} TFLOP/s: {100 * bound / top:.1f}% of that peak is the most MFU a step of this "
+             f"size reaches here, and bertfit's training runs at {100 * flops / 1e12 / bound:.1f}% of that bound.")  # fmt: skip
+    return text + " " + _step_budget(ours, bound, top, model, quick)
 
 
 def main(argv=None) -> str:
@@ -222,21 +266,7 @@ def main(argv=None) -> str:
             rows[name] = median_of(runs)
             print(f"{name}: {rows[name]['wall_s']:.1f} s, MCC {rows[name]['mcc']:.3f}", flush=True)
     quick = bool(args.train_rows and args.train_rows < 500)  # a smoke run: time the products briefly
-    peak = run_contender("bench.train_cola:matmul_peak", {"sizes": [512], "seconds": 0.5} if quick else {})
-    ours = rows["bertfit"]
-    flops = 6 * ours["non_embedding_params"] * ours["tokens_per_s"]
-    mfu = (f"Training MFU (bertfit, 6 × {ours['non_embedding_params'] / 1e6:.1f} M non-embedding params × "
-           f"{ours['tokens_per_s']:.0f} tokens/s = {flops / 1e12:.3f} TFLOP/s): "
-           f"{100 * flops / 1e12 / peak['bf16_tflops']:.1f}% of the measured bf16 matmul peak "
-           f"({peak['bf16_tflops']:.2f} TFLOP/s; fp32 peak {peak['fp32_tflops']:.2f} TFLOP/s).")  # fmt: skip
-    shape = {"rows": round(ours["tokens_per_step"]), "hidden_size": ours["hidden_size"],
-             "intermediate_size": ours["intermediate_size"], "seconds": 0.02 if quick else 0.5}  # fmt: skip
-    bound = run_contender("bench.train_cola:step_matmul_rate", shape)["bf16_tflops"]
-    mfu += (f" The step's matrix products alone, timed at the mean batch ({shape['rows']} real tokens a step), "
-            f"run at {bound:.3f} TFLOP/s: {100 * bound / peak['bf16_tflops']:.1f}% of that peak is the most MFU "
-            f"a step of this size reaches here, and bertfit's training runs at {100 * flops / 1e12 / bound:.1f}% of "
-            "that bound.")  # fmt: skip
-    mfu += " " + _step_budget(ours, bound, peak["bf16_tflops"], options["model"], quick)
+    mfu = _mfu(rows["bertfit"], options["model"], quick)
     rows_desc = f"{args.train_rows or 'all'} training rows, {args.eval_rows or 'all'} validation/test rows"
     summary = (f"{rows_desc}, {args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}, warmup 10%, "
                f"weight decay 0.01; medians of {args.runs} runs (seeds {seeds[0]}..{seeds[-1]}); wall = import transformers + load + "
