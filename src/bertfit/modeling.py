@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import torch
 from torch import nn
 
 from bertfit.config import DEFAULT_MODEL, TrainConfig
-from bertfit.encoders import ENCODERS, resolve_encoder
+from bertfit.encoders import ENCODERS, hub_offline, resolve_encoder
 from bertfit.errors import ModelError
 from bertfit.folder import HEAD_FILE, MANIFEST, POOLED_CLASSIFIER, SEQUENCE_CLASSIFIER, Manifest
 from bertfit.modeling_bertfit import (
@@ -60,7 +59,7 @@ def resolve_model_source(name: str) -> str:
         return str(path)
     if looks_like_path(name):
         raise ModelError(f"{name}: no such folder (a Hub name is organisation/model, e.g. bert-base-uncased)")
-    if os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hub_cache(name):
+    if hub_offline() and not _in_hub_cache(name):
         raise ModelError(f"{name}: no such folder, and not a Hub model downloaded before (the Hub is offline: "
                          "HF_HUB_OFFLINE=1); give a model folder, or a name from `bertfit models`")  # fmt: skip
     return name
