@@ -123,7 +123,7 @@ def test_folding_scales_the_logits_of_every_familys_head(tiny_models, kind):
     own heads and for bertfit's pooled one."""
     from transformers import AutoModelForSequenceClassification
 
-    from bertfit.modeling import build_pooled_classifier, fold_logit_scale, load_encoder
+    from bertfit.modeling import build_pooled_classifier, fold_logit_scale, load_encoder, logits_of
     from bertfit.tasks import LabelSet
 
     batch = {"input_ids": torch.tensor([[101, 7, 8, 9, 102]]), "attention_mask": torch.ones(1, 5, dtype=torch.long)}
@@ -133,14 +133,10 @@ def test_folding_scales_the_logits_of_every_familys_head(tiny_models, kind):
     for model in models:
         model.eval()
         with torch.no_grad():
-            before = _logits(model(**batch))
+            before = logits_of(model(**batch))
             fold_logit_scale(model, 1 / 1.7, 0.25)
-            after = _logits(model(**batch))
+            after = logits_of(model(**batch))
         torch.testing.assert_close(after, before / 1.7 + 0.25, rtol=1e-5, atol=1e-5)
-
-
-def _logits(output):
-    return output if isinstance(output, torch.Tensor) else output.logits
 
 
 @pytest.mark.parametrize("shape", ["multi-label", "regression"])
