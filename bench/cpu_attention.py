@@ -14,7 +14,7 @@ import argparse
 import statistics
 import time
 
-from bench.harness import publish
+from bench.harness import bf16_native, publish
 
 TEXT = "The book was written by her on a rainy day ."  # a CoLA-length sentence
 BATCH = 32
@@ -47,7 +47,6 @@ def main(argv: list[str] | None = None) -> str:
     import torch
 
     from bertfit.config import DEFAULT_MODEL, DataConfig, TrainConfig
-    from bertfit.encoding.precision import bf16_supported
     from bertfit.modeling import build_model, load_tokenizer, resolve_model_source
     from bertfit.tasks import LabelSet, SingleLabelTask
     from bertfit.training.loop import build_optimizer
@@ -65,8 +64,7 @@ def main(argv: list[str] | None = None) -> str:
         "| dropout | precision | SDPA ms/step | bertfit attention ms/step | SDPA / bertfit |",
         "|---|---|---|---|---|",
     ]
-    # bf16 only where native: elsewhere training runs fp32 (and emulated bf16 would take hours here).
-    precisions = ("fp32", "bf16") if bf16_supported(torch.device("cpu")) else ("fp32",)
+    precisions = ("fp32", "bf16") if bf16_native() else ("fp32",)
     for dropout in (0.0, 0.1):
         torch.manual_seed(0)
         config = TrainConfig(data=DataConfig(dataset="cola"), model=args.model, dropout=dropout)

@@ -96,6 +96,16 @@ def machine() -> str:
 ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
+def bf16_native() -> bool:
+    """Whether this CPU does bf16 natively: the bench runs bf16 contenders and timings only then, since
+    elsewhere bf16 is emulated, far slower than fp32, and no one would train or predict in it."""
+    import torch
+
+    from bertfit.encoding.precision import bf16_supported
+
+    return bf16_supported(torch.device("cpu"))
+
+
 def isa_limits() -> str:
     """``""``, or the instruction-set caps in force, said beside the flags so no table hides them."""
     caps = [f"{name}={os.environ[name]}" for name in ISA_LIMITS if os.environ.get(name)]

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from sklearn.metrics import f1_score, matthews_corrcoef
 
-from bench.harness import SHARED_DATA, Timer
+from bench.harness import SHARED_DATA, Timer, bf16_native
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -108,11 +108,7 @@ def hf_trainer(model: str, train_rows: int | None, eval_rows: int | None, epochs
     (AVX512-BF16 or AMX; elsewhere bf16 is emulated and slower, so an expert keeps fp32)."""
     import tempfile
 
-    import torch
-
-    from bertfit.encoding.precision import bf16_supported
-
-    half = expert and bf16_supported(torch.device("cpu"))
+    half = expert and bf16_native()
     seed_everything(seed)
     with Timer() as timer:
         from transformers import (

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from bench import peers
-from bench.harness import Timer, median_of, prepare_environment, publish, rss_mb, run_contender, table
+from bench.harness import Timer, bf16_native, median_of, prepare_environment, publish, rss_mb, run_contender, table
 
 
 def sms_test() -> tuple[list[str], list[str]]:
@@ -124,9 +124,6 @@ def main(argv=None) -> str:
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args(argv)
     prepare_environment()
-    import torch
-
-    from bertfit.encoding.precision import bf16_supported
     from bertfit.export import export_onnx, format_parity
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -135,12 +132,11 @@ def main(argv=None) -> str:
         print(format_parity(parity))
         contenders = {
             "bertfit torch": ("bench.predict:bertfit_predict", {"backend": "torch"}),  # fp32, the default
-            # bf16 only where native: elsewhere it is emulated, far slower than fp32, and nobody would choose it.
             **(
                 {"bertfit torch bf16": ("bench.predict:bertfit_predict", {"backend": "torch", "precision": "bf16"})}
-                if bf16_supported(torch.device("cpu"))
+                if bf16_native()
                 else {}
-            ),  # fmt: skip
+            ),
             "bertfit ONNX": ("bench.predict:bertfit_predict", {"backend": "onnx"}),
             "bertfit ONNX int8": ("bench.predict:bertfit_predict", {"backend": "onnx-int8"}),
             "pipeline (defaults)": ("bench.predict:pipeline_predict", {"batch_size": None}),

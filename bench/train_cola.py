@@ -104,7 +104,9 @@ def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 4096), seconds: float = 3.
 def _dtype(precision: str):
     import torch
 
-    return {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+    from bertfit.encoding.precision import HALF
+
+    return HALF.get(precision, torch.float32)
 
 
 def step_matmul_rate(rows: int, hidden_size: int, intermediate_size: int, seconds: float = 0.5,

@@ -17,14 +17,6 @@ def in_process(monkeypatch):
     monkeypatch.setenv("BERTFIT_BENCH_IN_PROCESS", "1")
 
 
-def _bf16_native() -> bool:
-    import torch
-
-    from bertfit.encoding.precision import bf16_supported
-
-    return bf16_supported(torch.device("cpu"))
-
-
 def _rows(body: str, header: str) -> list[str]:
     lines = body.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header))
@@ -52,11 +44,11 @@ def test_frozen_benchmark_prints_its_table(tiny_bert):
 
 
 def test_prediction_benchmark_prints_its_tables(tiny_bert):
-    from bench import predict
+    from bench import harness, predict
 
     body = predict.main(["--model", str(tiny_bert), "--limit", "40", "--rows", "200", "--runs", "1", "--no-append"])
     names = [r.split("|")[1].strip() for r in _rows(body, "| contender")]
-    native = ["bertfit torch bf16"] if _bf16_native() else []  # emulated bf16 is no contender
+    native = ["bertfit torch bf16"] if harness.bf16_native() else []  # emulated bf16 is no contender
     assert names[: 1 + len(native)] == ["bertfit torch", *native] and "pipeline (batch_size 32)" in names
     assert "agreement" in body
     assert [r.split("|")[1].strip() for r in _rows(body, "| rows |")] == ["20", "200"]
@@ -88,11 +80,11 @@ def test_ray_prediction_benchmark_prints_its_table(small_model_dir):
 
 
 def test_attention_benchmark_prints_its_table(tiny_bert):
-    from bench import cpu_attention
+    from bench import cpu_attention, harness
 
     body = cpu_attention.main(["--model", str(tiny_bert), "--rounds", "1", "--steps", "1", "--no-append"])
     rows = [line for line in body.splitlines() if line.startswith("| 0.0 |") or line.startswith("| 0.1 |")]
-    assert len(rows) == (4 if _bf16_native() else 2) and all(row.rstrip(" |").endswith("×") for row in rows)
+    assert len(rows) == (4 if harness.bf16_native() else 2) and all(row.rstrip(" |").endswith("×") for row in rows)
 
 
 def test_machine_line_says_when_kernels_are_capped(monkeypatch):
