@@ -60,6 +60,32 @@ def test_the_export_folder_has_what_optimum_reads(trained):
         assert labels == [p.label for p in predicted]
 
 
+def test_auto_runs_the_int8_export_only_where_its_parity_held(trained, capsys):
+    from bertfit import Predictor
+
+    main(["export", str(trained), "--onnx", "--quantize", "int8", "-q"])
+    parity = trained / "onnx" / "parity.json"
+    report = json.loads(parity.read_text())
+
+    def chosen(difference: float, **options) -> str:
+        report["onnx-int8"]["difference"] = difference
+        parity.write_text(json.dumps(report))
+        return Predictor.load(trained, **options).backend.name
+
+    assert chosen(-0.004) == "onnx-int8"
+    capsys.readouterr()
+    assert main(["predict", str(trained), "--text", "a lovely day"]) == 0  # the CLI's default is auto too
+    said = (
+        "predicting with the int8 export onnx/model_quantized.onnx (parity accuracy -0.40 points against PyTorch fp32"
+    )
+    assert said in capsys.readouterr().err
+    assert chosen(-0.006) == "torch"  # lost more than half a point
+    assert chosen(0.0, precision="bf16") == "torch"  # a torch precision asks for the PyTorch model
+    assert chosen(0.0, backend="torch") == "torch"
+    parity.unlink()
+    assert Predictor.load(trained).backend.name == "torch"  # no parity check, no int8
+
+
 def test_predictor_on_the_export_matches_torch(trained):
     from bertfit import Predictor
 

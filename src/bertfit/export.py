@@ -64,7 +64,7 @@ def export_onnx(model_dir: str | Path, quantize: str | None = None, data: str | 
         raise ConfigError(f"quantize {quantize!r}: only int8 is supported")
     require_onnxruntime()
     folder = Path(model_dir)
-    predictor = Predictor.load(folder, precision="fp32", device="cpu")
+    predictor = Predictor.load(folder, precision="fp32", device="cpu", backend="torch")
     split = _parity_split(folder, predictor, data, text_column, label_column, pair_column)  # fail before exporting
     with atomic_folder(folder / ONNX_DIR) as staging:
         _export_graph(predictor, staging / ONNX_FILES["onnx"])

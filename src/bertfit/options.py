@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bertfit.config import PRECISIONS, option, raise_problems
-from bertfit.folder import BACKENDS
+from bertfit.folder import AUTO_BACKEND, BACKENDS
 
-BACKEND_HELP = "torch (the saved model) or an ONNX export: onnx, onnx-int8 (see `bertfit export`)"
+BACKEND_HELP = (
+    "auto (the int8 export on a CPU where its parity check held, else torch), torch (the saved "
+    "model), or an ONNX export: onnx, onnx-int8 (see `bertfit export`)"
+)
 ENGINES = ("local", "ray")
 
 
@@ -21,7 +24,7 @@ def _model_dir() -> str:
 
 
 def _backend() -> str:
-    return option("torch", BACKEND_HELP, choices=BACKENDS)
+    return option(AUTO_BACKEND, BACKEND_HELP, choices=(AUTO_BACKEND, *BACKENDS))
 
 
 def _precision() -> str:

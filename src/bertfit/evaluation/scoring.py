@@ -8,7 +8,7 @@ from bertfit.data.arrow import read_arrow_split
 from bertfit.data.readers import ReadOptions
 from bertfit.data.table import read_labelled_file
 from bertfit.errors import ConfigError
-from bertfit.folder import Manifest, read_manifest
+from bertfit.folder import AUTO_BACKEND, Manifest, read_manifest
 from bertfit.inference import Predictor
 from bertfit.tasks import Task
 
@@ -18,7 +18,7 @@ def evaluate_file(
     data_path: str,
     text_column: str | None = None,
     label_column: str | None = None,
-    backend: str = "torch",
+    backend: str = AUTO_BACKEND,
     pair_column: str | None = None,
     arrow: bool = False,
 ) -> dict:

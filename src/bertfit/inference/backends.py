@@ -7,6 +7,8 @@ logits mean (softmax, sigmoid, a value) is the ``Task``'s business, applied afte
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,10 +19,15 @@ from torch import nn
 from bertfit.encoding.batching import Encoded, inference_batches, iterate_batches
 from bertfit.encoding.precision import PREDICTION_PRECISION, autocast, default_device, resolve_precision
 from bertfit.errors import ModelError
-from bertfit.folder import LEGACY_ONNX_FILES, ONNX_DIR, ONNX_FILES, Manifest
+from bertfit.folder import AUTO_BACKEND, LEGACY_ONNX_FILES, ONNX_DIR, ONNX_FILES, PARITY_FILE, Manifest
 from bertfit.modeling import load_model, logits_of, uses_token_types
 
+log = logging.getLogger(__name__)
+
 CPU_BATCH_TOKENS = 1024  # padded tokens per CPU batch (see inference_batches)
+# How far the int8 export's parity metric (accuracy for single-label tasks) may fall below PyTorch
+# fp32's on the validation split for ``auto`` to run it: half a point.
+INT8_MAX_DROP = 0.005
 
 
 def batched_rows(
@@ -77,10 +84,47 @@ def predict_logits(
         model.train(was_training)
 
 
+def choose_backend(folder: Path, precision: str | None = None, device: str | None = None) -> str:
+    """What ``auto`` runs: the int8 export on a CPU where ``bertfit export --quantize int8`` found it
+    within ``INT8_MAX_DROP`` of PyTorch fp32 on the validation split; else the saved PyTorch model.
+
+    In every ``python -m bench.predict`` run the int8 export outran PyTorch on the CPU, fp32 and bf16
+    alike (docs/performance.md), so where it holds quality it is the faster choice. A precision other
+    than fp32, or a GPU, asks for the PyTorch model."""
+    where = torch.device(device) if device else default_device()
+    if precision not in (None, PREDICTION_PRECISION) or where.type != "cpu":
+        return "torch"
+    int8 = folder / ONNX_DIR / ONNX_FILES["onnx-int8"]
+    parity = folder / ONNX_DIR / PARITY_FILE
+    if not int8.is_file() or not parity.is_file():
+        return "torch"
+    try:
+        report = json.loads(parity.read_text(encoding="utf-8"))
+        metric, drop = report["metric"], -float(report["onnx-int8"]["difference"])
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("%s: unreadable; predicting with the PyTorch model", parity)
+        return "torch"
+    if drop > INT8_MAX_DROP:
+        log.info("the int8 export lost %.2f points of %s in its parity check; predicting with the PyTorch model",
+                 100 * drop, metric)  # fmt: skip
+        return "torch"
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        log.info("an int8 export is here, but ONNX Runtime is not: pip install 'bertfit[onnx]' to use it")
+        return "torch"
+    log.info("predicting with the int8 export %s (parity %s %+.2f points against PyTorch fp32; --backend torch for "
+             "the saved model)", int8.relative_to(folder), metric, -100 * drop)  # fmt: skip
+    return "onnx-int8"
+
+
 def open_backend(name: str, folder: Path, manifest: Manifest, precision: str | None = None,
                  device: str | None = None, trust_remote_code: bool = False) -> TorchBackend | OnnxBackend:  # fmt: skip
-    """The backend ``name`` (one of ``folder.BACKENDS``) over a saved model folder: its PyTorch model,
-    in ``precision`` (default fp32, what other tools compute from the folder) on ``device``, or an ONNX export."""
+    """The backend ``name`` (``auto`` or one of ``folder.BACKENDS``) over a saved model folder: its
+    PyTorch model, in ``precision`` (default fp32, what other tools compute from the folder) on
+    ``device``, or an ONNX export; ``auto`` picks one with ``choose_backend``."""
+    if name == AUTO_BACKEND:
+        name = choose_backend(folder, precision, device)
     if name == "torch":
         model = load_model(folder, manifest, trust_remote_code)
         where = torch.device(device) if device else default_device()

@@ -55,7 +55,7 @@ def embed_file(model_dir: str | Path, input_path: str | Path, output_path: str |
     kind = file_format(output_path) if kind in ("parquet", "pq", "jsonl", "ndjson") else kind
     if kind not in VECTOR_FORMATS:
         raise ConfigError(f"{output_path}: write vectors to .npy, .parquet or .jsonl")
-    predictor = Predictor.load(model_dir)
+    predictor = Predictor.load(model_dir, backend="torch")  # vectors come from the PyTorch encoder
     source, column, done, dims = str(input_path), None, 0, 0
     matrices: list[np.ndarray] = []
     writer = TableWriter(output_path) if kind != "npy" else None

@@ -12,7 +12,7 @@ from torch import nn
 from bertfit.encoding.batching import Encoded, TextPolicy, aggregate_windows, encode_texts
 from bertfit.encoding.precision import default_device, resolve_precision
 from bertfit.errors import ConfigError, DataError, ModelError
-from bertfit.folder import BACKENDS, Manifest, read_manifest
+from bertfit.folder import AUTO_BACKEND, BACKENDS, Manifest, read_manifest
 from bertfit.inference.backends import OnnxBackend, TorchBackend, open_backend
 from bertfit.modeling import load_tokenizer
 from bertfit.tasks import LabelSet, Prediction, Task, task_from_manifest
@@ -45,14 +45,15 @@ class Predictor:
 
     @classmethod
     def load(cls, folder: str | Path, precision: str | None = None, device: str | None = None,
-             backend: str = "torch", trust_remote_code: bool = False) -> Predictor:  # fmt: skip
+             backend: str = AUTO_BACKEND, trust_remote_code: bool = False) -> Predictor:  # fmt: skip
         """Rebuild a saved model folder; weights load from safetensors only, and no code runs from it
         unless ``trust_remote_code`` (for models whose architecture ships as code).
 
-        ``backend``: ``torch`` (the saved model), ``onnx`` or ``onnx-int8`` (after ``bertfit export``).
+        ``backend``: ``torch`` (the saved model), ``onnx`` or ``onnx-int8`` (after ``bertfit export``),
+        or ``auto``: the int8 export on a CPU where its parity check held, else ``torch``.
         """
-        if backend not in BACKENDS:
-            raise ConfigError(f"backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        if backend not in (AUTO_BACKEND, *BACKENDS):
+            raise ConfigError(f"backend {backend!r}: choose one of {', '.join((AUTO_BACKEND, *BACKENDS))}")
         folder = Path(folder)
         manifest = read_manifest(folder)
         task = task_from_manifest(manifest)

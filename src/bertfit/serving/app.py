@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bertfit.errors import ConfigError
+from bertfit.folder import AUTO_BACKEND
 from bertfit.serving.limits import ServeLimits, check_inputs
 
 PAGE = Path(__file__).with_name("page.html")
@@ -30,7 +31,7 @@ def require_fastapi():
     return fastapi, uvicorn
 
 
-def create_app(model_dir: str | Path, backend: str = "torch", limits: ServeLimits = ServeLimits(), batching=None,
+def create_app(model_dir: str | Path, backend: str = AUTO_BACKEND, limits: ServeLimits = ServeLimits(), batching=None,
                precision: str | None = None):  # fmt: skip
     """The FastAPI app serving the model folder ``model_dir`` (``precision``: the torch backend's, default fp32)."""
     require_fastapi()
