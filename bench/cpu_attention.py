@@ -43,34 +43,50 @@ def step_ms(model, batch, labels, optimizer, precision: str, ours: bool, steps: 
     return (time.perf_counter() - start) / steps * 1000
 
 
-def main(argv: list[str] | None = None) -> str:
-    import torch
+def step_arguments(description: str, argv: list[str] | None) -> argparse.Namespace:
+    from bertfit.config import DEFAULT_MODEL
 
-    from bertfit.config import DEFAULT_MODEL, DataConfig, TrainConfig
-    from bertfit.modeling import build_model, load_tokenizer, resolve_model_source
-    from bertfit.tasks import LabelSet, SingleLabelTask
-    from bertfit.training.loop import build_optimizer
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=description.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--no-append", action="store_true", help="print only; do not add to bench/RESULTS.md")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    source = resolve_model_source(args.model)
-    batch = dict(load_tokenizer(source)([TEXT] * BATCH, padding=True, return_tensors="pt"))
+
+def step_inputs(model: str) -> tuple[str, dict]:
+    """The model's source and a batch of ``BATCH`` copies of a CoLA-length sentence."""
+    from bertfit.modeling import load_tokenizer, resolve_model_source
+
+    source = resolve_model_source(model)
+    return source, dict(load_tokenizer(source)([TEXT] * BATCH, padding=True, return_tensors="pt"))
+
+
+def step_model(model: str, source: str, dropout: float | None = None):
+    """A CoLA classifier as bertfit builds it, random labels and its AdamW, seeded."""
+    import torch
+
+    from bertfit.config import DataConfig, TrainConfig
+    from bertfit.modeling import build_model
+    from bertfit.tasks import LabelSet, SingleLabelTask
+    from bertfit.training.loop import build_optimizer
+
+    torch.manual_seed(0)
+    config = TrainConfig(data=DataConfig(dataset="cola"), model=model, dropout=dropout)
+    built = build_model(config, source, SingleLabelTask(LabelSet(("unacceptable", "acceptable"))))
+    return built, torch.randint(0, 2, (BATCH,)), build_optimizer(built, 1e-5, 0.01, 1e-8)
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = step_arguments(__doc__, argv)
+    source, batch = step_inputs(args.model)
     lines = [
         "| dropout | precision | SDPA ms/step | bertfit attention ms/step | SDPA / bertfit |",
         "|---|---|---|---|---|",
     ]
     precisions = ("fp32", "bf16") if bf16_native() else ("fp32",)
     for dropout in (0.0, 0.1):
-        torch.manual_seed(0)
-        config = TrainConfig(data=DataConfig(dataset="cola"), model=args.model, dropout=dropout)
-        model = build_model(config, source, SingleLabelTask(LabelSet(("unacceptable", "acceptable"))))
-        labels = torch.randint(0, 2, (BATCH,))
-        optimizer = build_optimizer(model, 1e-5, 0.01, 1e-8)
+        model, labels, optimizer = step_model(args.model, source, dropout)
         for precision in precisions:
             for ours in (False, True):  # warm-up
                 step_ms(model, batch, labels, optimizer, precision, ours, 2)

@@ -30,7 +30,7 @@ from bench.harness import (
 
 def bertfit_cola(model: str, train_rows: int | None, eval_rows: int | None, epochs: int, batch_size: int,
                  learning_rate: float, warmup_ratio: float, weight_decay: float, seed: int,
-                 dropout: float | None = None) -> dict:  # fmt: skip
+                 dropout: float | None = None, freeze: str = "none") -> dict:  # fmt: skip
     with tempfile.TemporaryDirectory() as scratch, Timer() as timer:
         # Every contender's wall time includes importing transformers (bertfit imports it itself).
         from bertfit import DataConfig, TrainConfig
@@ -42,7 +42,7 @@ def bertfit_cola(model: str, train_rows: int | None, eval_rows: int | None, epoc
                             text_column="3", label_column="1"),
             model=model, output=str(Path(scratch) / "model"), epochs=epochs, batch_size=batch_size,
             learning_rate=learning_rate, warmup_ratio=warmup_ratio, weight_decay=weight_decay, seed=seed,
-            dropout=dropout, progress=False, patience=0,  # every epoch runs, as the peers' do
+            dropout=dropout, freeze=freeze, progress=False, patience=0,  # every epoch runs, as the peers' do
         )  # fmt: skip
         result = train(config)
     from bertfit.modeling import load_tokenizer
@@ -177,9 +177,9 @@ def _seconds_per_call(call, seconds: float, warm_ups: int = 3) -> float:
 
 
 CONTENDERS = {
-    # The peers train with the model's own dropout (0.1); bertfit does too here, so that the times
-    # compare the same recipe (bertfit's default is no dropout, which is cheaper still).
-    "bertfit": ("bench.train_cola:bertfit_cola", {"dropout": 0.1}),
+    # The peers train with the model's own dropout (0.1); bertfit does too unless --dropout says
+    # otherwise, so that the times compare the same recipe (bertfit's default is no dropout).
+    "bertfit": ("bench.train_cola:bertfit_cola", {}),
     "tutorial loop (pad 64, fp32)": ("bench.peers:tutorial_loop", {}),
     "HF Trainer default (pad 128, fp32)": ("bench.peers:hf_trainer", {"expert": False}),
     "HF Trainer expert (dynamic, grouped, bf16 where native)": ("bench.peers:hf_trainer", {"expert": True}),
@@ -233,6 +233,11 @@ def _mfu(ours: dict, model: str, quick: bool) -> str:
     return text + " " + _step_budget(ours, bound, top, model, quick)
 
 
+def _bertfit_recipe(args: argparse.Namespace) -> str:
+    recipe = f"bertfit dropout {args.dropout}" + (" (the peers')" if args.dropout == 0.1 else "")
+    return recipe + (f", --freeze {args.freeze}" if args.freeze.lower() != "none" else "")
+
+
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="model folder or registry name such as mpnet-base (default: the "
@@ -251,6 +256,10 @@ def main(argv=None) -> str:
         "can be run one seed at a time and its runs' ratios collected",
     )
     parser.add_argument("--only", action="append", choices=list(CONTENDERS), help="run only these (repeatable)")
+    parser.add_argument("--freeze", default="none", help="bertfit only: --freeze N keeps the embeddings and the "
+                        "bottom N layers fixed (a speed candidate; the peers still train every layer)")  # fmt: skip
+    parser.add_argument("--dropout", type=float, default=0.1, help="bertfit only (default 0.1, the peers' dropout; "
+                        "0 is bertfit's own default)")  # fmt: skip
     parser.add_argument("--no-append", action="store_true", help="print only; do not append to bench/RESULTS.md")
     args = parser.parse_args(argv)
     prepare_environment()
@@ -261,17 +270,23 @@ def main(argv=None) -> str:
                "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
                "warmup_ratio": 0.1, "weight_decay": 0.01}  # fmt: skip
     seeds = range(args.first_seed, args.first_seed + args.runs)
+    frozen = args.freeze.lower() != "none"
     rows = {}
     for name, (target, extra) in CONTENDERS.items():
         if name == "bertfit" or not args.only or name in args.only:
-            runs = [run_contender(target, {**options, **extra, "seed": seed}) for seed in seeds]
+            ours = {"dropout": args.dropout, "freeze": args.freeze} if name == "bertfit" else {}
+            runs = [run_contender(target, {**options, **extra, **ours, "seed": seed}) for seed in seeds]
             rows[name] = median_of(runs)
             print(f"{name}: {rows[name]['wall_s']:.1f} s, MCC {rows[name]['mcc']:.3f}", flush=True)
     quick = bool(args.train_rows and args.train_rows < 500)  # a smoke run: time the products briefly
-    mfu = _mfu(rows["bertfit"], options["model"], quick)
+    # A frozen layer runs forward only, so 6 FLOPs a weight a token no longer holds: no MFU then.
+    if frozen:
+        mfu = f"bertfit ran with --freeze {args.freeze}; MFU is not computed."
+    else:
+        mfu = _mfu(rows["bertfit"], options["model"], quick)
     rows_desc = f"{args.train_rows or 'all'} training rows, {args.eval_rows or 'all'} validation/test rows"
     summary = (f"{rows_desc}, {args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}, warmup 10%, "
-               f"weight decay 0.01; medians of {args.runs} runs (seeds {seeds[0]}..{seeds[-1]}); wall = import transformers + load + "
+               f"weight decay 0.01; {_bertfit_recipe(args)}; medians of {args.runs} runs (seeds {seeds[0]}..{seeds[-1]}); wall = import transformers + load + "
                "tokenize + train + score the test split; tokens/s counts real (non-padding) tokens.")  # fmt: skip
     return publish("Scenario 1: CoLA full fine-tuning", "bench.train_cola", argv, summary,
                    table(rows, COLUMNS) + "\n\n" + mfu, not args.no_append)  # fmt: skip

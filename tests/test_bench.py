@@ -97,3 +97,33 @@ def test_machine_line_says_when_kernels_are_capped(monkeypatch):
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
     monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
     assert "(kernels capped: ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2)" in harness.machine()
+
+
+def test_training_benchmark_runs_bertfit_with_frozen_layers(tiny_bert):
+    from bench import train_cola
+
+    body = train_cola.main(["--model", str(tiny_bert), "--train-rows", "40", "--eval-rows", "16", "--epochs", "1",
+                            "--runs", "1", "--freeze", "1", "--only", "tutorial loop (pad 64, fp32)", "--no-append"])  # fmt: skip
+    assert [r.split("|")[1].strip() for r in _rows(body, "| contender | wall s")] == [
+        "bertfit",
+        "tutorial loop (pad 64, fp32)",
+    ]
+    assert "bertfit dropout 0.1 (the peers'), --freeze 1" in body and "MFU is not computed" in body
+
+
+def test_padding_counts_less_padding_in_buckets_than_in_shuffled_batches(tiny_bert):
+    from bench import padding
+
+    from bertfit.modeling import load_tokenizer
+
+    row = padding.count("cola", load_tokenizer(str(tiny_bert)), batch_size=32)
+    assert row["rows"] == 8551 and 5 < row["mean_tokens"] < 20
+    assert row["shuffled"] < row["bucketed"] <= 1.0
+
+
+def test_step_benchmark_times_eager_and_compiled(tiny_bert):
+    from bench import cpu_step
+
+    body = cpu_step.main(["--model", str(tiny_bert), "--rounds", "1", "--steps", "1", "--no-append"])
+    row = _rows(body, "| precision |")[0]
+    assert row.split("|")[5].strip().endswith("×")
