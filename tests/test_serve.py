@@ -20,7 +20,7 @@ def client(small_model_dir):
 
     from bertfit.serving.app import ServeLimits, create_app
 
-    with TestClient(create_app(small_model_dir, limits=ServeLimits(**LIMITS))) as test_client:
+    with TestClient(create_app(small_model_dir, "torch", limits=ServeLimits(**LIMITS))) as test_client:
         yield test_client
 
 
