@@ -233,9 +233,9 @@ def _mfu(ours: dict, model: str, quick: bool) -> str:
     return text + " " + _step_budget(ours, bound, top, model, quick)
 
 
-def _bertfit_recipe(args: argparse.Namespace) -> str:
+def _bertfit_recipe(args: argparse.Namespace, frozen: bool) -> str:
     recipe = f"bertfit dropout {args.dropout}" + (" (the peers')" if args.dropout == 0.1 else "")
-    return recipe + (f", --freeze {args.freeze}" if args.freeze.lower() != "none" else "")
+    return recipe + (f", --freeze {args.freeze}" if frozen else "")
 
 
 def main(argv=None) -> str:
@@ -286,7 +286,7 @@ def main(argv=None) -> str:
         mfu = _mfu(rows["bertfit"], options["model"], quick)
     rows_desc = f"{args.train_rows or 'all'} training rows, {args.eval_rows or 'all'} validation/test rows"
     summary = (f"{rows_desc}, {args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}, warmup 10%, "
-               f"weight decay 0.01; {_bertfit_recipe(args)}; medians of {args.runs} runs (seeds {seeds[0]}..{seeds[-1]}); wall = import transformers + load + "
+               f"weight decay 0.01; {_bertfit_recipe(args, frozen)}; medians of {args.runs} runs (seeds {seeds[0]}..{seeds[-1]}); wall = import transformers + load + "
                "tokenize + train + score the test split; tokens/s counts real (non-padding) tokens.")  # fmt: skip
     return publish("Scenario 1: CoLA full fine-tuning", "bench.train_cola", argv, summary,
                    table(rows, COLUMNS) + "\n\n" + mfu, not args.no_append)  # fmt: skip

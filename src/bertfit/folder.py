@@ -38,6 +38,7 @@ ONNX_FILES = {"onnx": "model.onnx", "onnx-int8": "model_quantized.onnx"}
 LEGACY_ONNX_FILES = {"onnx-int8": "model.int8.onnx"}  # what exports before the Optimum layout called them
 BACKENDS = ("torch", *ONNX_FILES)  # what computes a folder's logits: its PyTorch model, or an ONNX export
 AUTO_BACKEND = "auto"  # the int8 export where its parity check held, else the PyTorch model
+BACKEND_CHOICES = (AUTO_BACKEND, *BACKENDS)  # what --backend and Predictor.load take
 PARITY_FILE = "parity.json"
 
 # Architectures a folder can hold (see ``bertfit.modeling``).

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bertfit.config import PRECISIONS, option, raise_problems
-from bertfit.folder import AUTO_BACKEND, BACKENDS
+from bertfit.folder import AUTO_BACKEND, BACKEND_CHOICES
 
 BACKEND_HELP = (
     "auto (the int8 export on a CPU where its parity check held, else torch), torch (the saved "
@@ -24,7 +24,7 @@ def _model_dir() -> str:
 
 
 def _backend() -> str:
-    return option(AUTO_BACKEND, BACKEND_HELP, choices=(AUTO_BACKEND, *BACKENDS))
+    return option(AUTO_BACKEND, BACKEND_HELP, choices=BACKEND_CHOICES)
 
 
 def _precision() -> str:

@@ -84,14 +84,13 @@ def predict_logits(
         model.train(was_training)
 
 
-def choose_backend(folder: Path, precision: str | None = None, device: str | None = None) -> str:
+def choose_backend(folder: Path, precision: str | None, where: torch.device) -> str:
     """What ``auto`` runs: the int8 export on a CPU where ``bertfit export --quantize int8`` found it
     within ``INT8_MAX_DROP`` of PyTorch fp32 on the validation split; else the saved PyTorch model.
 
     In every ``python -m bench.predict`` run the int8 export outran PyTorch on the CPU, fp32 and bf16
     alike (docs/performance.md), so where it holds quality it is the faster choice. A precision other
     than fp32, or a GPU, asks for the PyTorch model."""
-    where = torch.device(device) if device else default_device()
     if precision not in (None, PREDICTION_PRECISION) or where.type != "cpu":
         return "torch"
     int8 = folder / ONNX_DIR / ONNX_FILES["onnx-int8"]
@@ -123,11 +122,11 @@ def open_backend(name: str, folder: Path, manifest: Manifest, precision: str | N
     """The backend ``name`` (``auto`` or one of ``folder.BACKENDS``) over a saved model folder: its
     PyTorch model, in ``precision`` (default fp32, what other tools compute from the folder) on
     ``device``, or an ONNX export; ``auto`` picks one with ``choose_backend``."""
+    where = torch.device(device) if device else default_device()
     if name == AUTO_BACKEND:
-        name = choose_backend(folder, precision, device)
+        name = choose_backend(folder, precision, where)
     if name == "torch":
         model = load_model(folder, manifest, trust_remote_code)
-        where = torch.device(device) if device else default_device()
         return TorchBackend(model, resolve_precision(precision or PREDICTION_PRECISION, where), where)
     return OnnxBackend(onnx_path(folder, name), name)
 

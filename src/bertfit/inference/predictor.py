@@ -12,7 +12,7 @@ from torch import nn
 from bertfit.encoding.batching import Encoded, TextPolicy, aggregate_windows, encode_texts
 from bertfit.encoding.precision import default_device, resolve_precision
 from bertfit.errors import ConfigError, DataError, ModelError
-from bertfit.folder import AUTO_BACKEND, BACKENDS, Manifest, read_manifest
+from bertfit.folder import AUTO_BACKEND, BACKEND_CHOICES, Manifest, read_manifest
 from bertfit.inference.backends import OnnxBackend, TorchBackend, open_backend
 from bertfit.modeling import load_tokenizer
 from bertfit.tasks import LabelSet, Prediction, Task, task_from_manifest
@@ -52,8 +52,8 @@ class Predictor:
         ``backend``: ``torch`` (the saved model), ``onnx`` or ``onnx-int8`` (after ``bertfit export``),
         or ``auto``: the int8 export on a CPU where its parity check held, else ``torch``.
         """
-        if backend not in (AUTO_BACKEND, *BACKENDS):
-            raise ConfigError(f"backend {backend!r}: choose one of {', '.join((AUTO_BACKEND, *BACKENDS))}")
+        if backend not in BACKEND_CHOICES:
+            raise ConfigError(f"backend {backend!r}: choose one of {', '.join(BACKEND_CHOICES)}")
         folder = Path(folder)
         manifest = read_manifest(folder)
         task = task_from_manifest(manifest)
