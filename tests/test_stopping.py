@@ -6,6 +6,8 @@ import pytest
 
 from bertfit.cli import main
 from bertfit.config import parse_duration
+from bertfit.training.loop import EpochResult
+from bertfit.training.run import last_progress
 from conftest import sentiment_rows, write_csv
 
 
@@ -78,3 +80,15 @@ def test_durations(text, seconds):
 def test_bad_durations_are_refused(text):
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_patience_counts_a_clearly_lower_validation_loss_as_progress():
+    # SMS spam at base size, seed 43: the MCC stood still or fell after epoch 1 while the loss fell
+    history = [
+        EpochResult(epoch, 0.1, 1.0, 1e-5, {"mcc": mcc, "loss": loss})
+        for epoch, mcc, loss in [(1, 0.974, 0.0525), (2, 0.953, 0.0486), (3, 0.964, 0.0424), (4, 0.964, 0.0423)]
+    ]
+    assert last_progress(history[:3], best_epoch=1) == 3  # 12.8% lower: progress, the run goes on
+    assert last_progress(history, best_epoch=1) == 3  # 0.2% lower: a wobble, not progress
+    assert last_progress(history, best_epoch=4) == 4  # a better score is progress whatever the loss does
+    assert last_progress([EpochResult(1, 0.1, 1.0, 1e-5)], best_epoch=1) == 1  # no validation loss

@@ -213,7 +213,10 @@ class TrainConfig:
         "write a checkpoint every N training steps to <output>.checkpoint, so `bertfit train "
         "--resume OUTPUT` can continue a killed run (0: off)",
     )
-    patience: int = option(2, "stop after this many epochs without a better validation score (0: every epoch runs)")
+    patience: int = option(
+        2, "stop after this many epochs with neither a better validation score nor a validation loss 1%% below "
+        "the lowest so far (0: every epoch runs)",
+    )  # fmt: skip
     time_budget: str | None = option(
         None, "stop at the end of the step where this much time has passed, e.g. 20m, 1h, 90s; the best epoch so "
         "far is kept",

@@ -282,7 +282,7 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
         history.append(record)
         _log_epoch(record, epochs, key)
         callbacks.on_epoch_end(record, key)
-        if config.patience and best.epoch is not None and record.epoch - best.epoch >= config.patience:
+        if _out_of_patience(config.patience, history, best.epoch):
             patience_ran_out = True
             epochs_run.close()
             callbacks.on_train_end()
@@ -296,10 +296,39 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
     return history, best.epoch, stop
 
 
+# A validation loss this much below the lowest so far counts as progress, so that a loss that merely
+# wobbles (rounding, or weights that hardly move) does not keep a run going. In the base-size SMS spam and
+# AG News runs behind this rule, each new low was 2-43% below the one before, but for one last epoch's 0.1%.
+LOSS_PROGRESS = 0.01
+
+
+def last_progress(history: list[EpochResult], best_epoch: int) -> int:
+    """The last epoch that made progress on validation: the best score's, or a later one whose loss was at
+    least 1% below every earlier epoch's. On SMS spam at base size the MCC moves by one text of 112 spam
+    while the loss falls: with patience on the score alone, all-mpnet-base-v2 at seed 43 stopped after
+    epoch 3 and kept epoch 1 (validation MCC 0.974), with its loss lower in every epoch; all six epochs
+    kept the sixth (0.979). On CoLA the loss is lowest at epoch 2 or 3, before the kept epoch, so runs
+    there stop where they did (docs/results.md)."""
+    last, lowest = best_epoch, np.inf
+    for record in history:
+        loss = (record.validation or {}).get("loss", np.inf)
+        if loss < lowest * (1 - LOSS_PROGRESS):
+            last = max(last, record.epoch)
+        lowest = min(lowest, loss)
+    return last
+
+
+def _out_of_patience(patience: int, history: list[EpochResult], best_epoch: int | None) -> bool:
+    if not patience or best_epoch is None:
+        return False
+    return history[-1].epoch - last_progress(history, best_epoch) >= patience
+
+
 def _stop_reason(config: TrainConfig, history: list[EpochResult], epochs: int, key: str, patience: bool) -> str:
     """Why training ended, in the words the log and the model folder use."""
     if patience:
-        return f"no better validation {key} for {config.patience} epochs (--patience {config.patience})"
+        return (f"no better validation {key}, nor a 1% lower validation loss, for {config.patience} epochs "
+                f"(--patience {config.patience})")  # fmt: skip
     if history and (history[-1].partial or history[-1].epoch < epochs):
         return f"the time budget ({config.time_budget}) ran out in epoch {history[-1].epoch}"
     return f"all {epochs} epochs ran"
