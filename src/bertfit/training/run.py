@@ -327,7 +327,7 @@ def _out_of_patience(patience: int, history: list[EpochResult], best_epoch: int 
 def _stop_reason(config: TrainConfig, history: list[EpochResult], epochs: int, key: str, patience: bool) -> str:
     """Why training ended, in the words the log and the model folder use."""
     if patience:
-        return (f"no better validation {key}, nor a 1% lower validation loss, for {config.patience} epochs "
+        return (f"no better validation {key}, nor a {LOSS_PROGRESS:.0%} lower validation loss, for {config.patience} epochs "
                 f"(--patience {config.patience})")  # fmt: skip
     if history and (history[-1].partial or history[-1].epoch < epochs):
         return f"the time budget ({config.time_budget}) ran out in epoch {history[-1].epoch}"
