@@ -1,5 +1,6 @@
 """The data set registry: local lookup, verified download (from file:// addresses here), offline errors."""
 
+import dataclasses
 import hashlib
 import zipfile
 
@@ -81,3 +82,10 @@ def test_modified_local_copy_is_refused(tmp_path, monkeypatch):
 def test_unknown_dataset_lists_known_ones():
     with pytest.raises(DataError, match="unknown data set 'imdb'; known: ag_news, cola, goemotions, sms_spam"):
         registry.get_dataset("imdb")
+
+
+def test_dataset_option_help_names_every_registry_data_set():
+    from bertfit.config import DataConfig
+
+    help_text = next(f for f in dataclasses.fields(DataConfig) if f.name == "dataset").metadata["help"]
+    assert all(name in help_text for name in registry.DATASETS)

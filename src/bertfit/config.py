@@ -46,7 +46,9 @@ def option(default: Any, help: str, **extra: Any) -> Any:
 class DataConfig:
     """Where the labelled text comes from and how to read it."""
 
-    dataset: str | None = option(None, "registry data set: cola or sms_spam (replaces --train/--validation/--test)")
+    dataset: str | None = option(
+        None, "registry data set: cola, sms_spam, ag_news or goemotions, see `bertfit datasets` (replaces --train etc.)"
+    )
     train: str | None = option(None, "training file (CSV, TSV, JSONL or Parquet)")
     validation: str | None = option(None, "validation file; used to pick the best epoch")
     test: str | None = option(None, "test file; scored once, with the best epoch's model")
