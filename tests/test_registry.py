@@ -6,6 +6,7 @@ import zipfile
 
 import pytest
 
+from bertfit.config import DataConfig
 from bertfit.data import registry
 from bertfit.data.registry import DatasetSpec, RemoteFile, dataset_files
 from bertfit.errors import DataError, DatasetUnavailableError
@@ -85,7 +86,5 @@ def test_unknown_dataset_lists_known_ones():
 
 
 def test_dataset_option_help_names_every_registry_data_set():
-    from bertfit.config import DataConfig
-
     help_text = next(f for f in dataclasses.fields(DataConfig) if f.name == "dataset").metadata["help"]
     assert all(name in help_text for name in registry.DATASETS)
