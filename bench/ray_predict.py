@@ -38,7 +38,7 @@ def run_local(model_dir: str, files: list[Path], output: Path) -> dict:
     from bertfit.inference.shards import predict_shards_local
 
     with Timer() as timer:
-        rows = predict_shards_local(Predictor.load(model_dir), files, output, "text")
+        rows = predict_shards_local(Predictor.load(model_dir), files, output, text_column="text")
     return {"wall_s": timer.seconds, "rows": rows, "rows_per_s": rows / timer.seconds}
 
 

@@ -45,7 +45,7 @@ def bertfit_cola(model: str, train_rows: int | None, eval_rows: int | None, epoc
             dropout=dropout, freeze=freeze, progress=False, patience=0,  # every epoch runs, as the peers' do
         )  # fmt: skip
         result = train(config)
-    from bertfit.modeling import load_tokenizer
+    from bertfit.modeling import encoder_config, load_tokenizer
 
     fit_s = sum(epoch.seconds for epoch in result.history)
     texts, _ = peers.cola_split("train", train_rows)
@@ -53,7 +53,7 @@ def bertfit_cola(model: str, train_rows: int | None, eval_rows: int | None, epoc
     tokens = sum(len(x) for x in tokenizer(texts, truncation=True, max_length=result.max_length)["input_ids"]) * epochs
     test = result.metrics["test"]
     steps = math.ceil(len(texts) / batch_size) * epochs
-    shape = result.predictor.model.config
+    shape = encoder_config(result.predictor.model)
     return {"wall_s": timer.seconds, "fit_s": fit_s, "tokens_per_s": tokens / fit_s, "mcc": test["mcc"],
             "f1_pos": test["per_class"]["1"]["f1"], "non_embedding_params": _non_embedding_params(result.predictor.model),
             "tokens_per_step": tokens / steps, "hidden_size": shape.hidden_size,

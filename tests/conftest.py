@@ -27,6 +27,14 @@ def isolated_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def no_onnx_export_after_training(request, monkeypatch):
+    """A trained folder's ONNX export adds a second or two per tiny model, times some seventy trainings:
+    only tests marked ``exports_onnx`` (and module or session fixtures, built before this one) pay it."""
+    if "exports_onnx" not in request.keywords:
+        monkeypatch.setattr("bertfit.training.run.export_for_prediction", lambda *args, **kwargs: None)
+
+
 def sentiment_rows(count: int, seed: int = 0) -> list[tuple[str, str]]:
     """Texts whose label is given by one sentiment word among filler words: learnable in a few steps."""
     rng = random.Random(seed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -153,6 +154,41 @@ CASES = [
         [*TRAIN, "--train", "{tmp}/d.csv", "--text-column", "body"],
         3,
         ["no text column 'body'", "columns found"],
+    ),
+    Case(
+        "a folder as --train",
+        {"data/d.csv": "{good}"},
+        [*TRAIN, "--train", "{tmp}/data"],
+        2,
+        ["data: is a folder", "pass a file"],
+    ),
+    Case(
+        "--label-columns naming one column",
+        {"d.csv": "text,anger,joy\n" + "\n".join(f"text {i},{i % 2},{i % 3 % 2}" for i in range(30))},
+        [*TRAIN, "--train", "{tmp}/d.csv", "--label-columns", "anger"],
+        3,
+        ["--label-columns 'anger' names 1 column", "--label-column"],
+    ),
+    Case(
+        "--label-column and --label-columns together",
+        {"d.csv": "text,anger,joy\n" + "\n".join(f"text {i},{i % 2},{i % 3 % 2}" for i in range(30))},
+        [*TRAIN, "--train", "{tmp}/d.csv", "--label-column", "anger", "--label-columns", "anger,joy"],
+        2,
+        ["not both"],
+    ),
+    Case(
+        "a 0/1 label column holding a 2",
+        {"d.csv": "text,anger,joy\n" + "\n".join(f"text {i},{i % 2},{i % 3 % 2}" for i in range(30)) + "\nodd,0,2\n"},
+        [*TRAIN, "--train", "{tmp}/d.csv", "--label-columns", "anger:joy"],
+        3,
+        ["row 31", "column 'joy'", "0/1"],
+    ),
+    Case(
+        "a missing label after a quote",
+        {"d.csv": 'text,label\n"a, b",pos\n"three four,neg\nfive six"\n' + GOOD},
+        [*TRAIN, "--train", "{tmp}/d.csv"],
+        3,
+        ["row 2", "missing label", "--quoting none"],
     ),
     # -- the options --------------------------------------------------------------------------
     Case("--epochs 0", {"d.csv": "{good}"}, [*TRAIN, "--train", "{tmp}/d.csv", "--epochs", "0"], 2, ["--epochs"]),
@@ -381,11 +417,102 @@ CASES = [
         ["not a bertfit model folder"],
     ),
     Case(
+        "predict: --output is the --input",
+        {"scores.csv": "text\nhello\n"},
+        ["predict", "{model}", "--input", "{tmp}/scores.csv", "--output", "{tmp}/scores.csv"],
+        5,
+        ["scores.csv is the --input file", "choose another --output"],
+    ),
+    Case(
+        "predict: --output is the --input, with --overwrite",
+        {"scores.csv": "text\nhello\n"},
+        ["predict", "{model}", "--input", "{tmp}/scores.csv", "--output", "{tmp}/x/../scores.csv", "--overwrite"],
+        5,
+        ["is the --input file"],
+    ),
+    Case(
+        "predict: --output a hard link to the --input",
+        {"scores.csv": "text\nhello\n"},
+        ["predict", "{model}", "--input", "{tmp}/scores.csv", "--output", "{tmp}/link.csv", "--overwrite"],
+        5,
+        ["link.csv is the --input file"],
+    ),
+    Case(
+        "predict: --output exists",
+        {"in.csv": "text\nhello\n", "o.csv": "mine\n"},
+        ["predict", "{model}", "--input", "{tmp}/in.csv", "--output", "{tmp}/o.csv"],
+        5,
+        ["o.csv already exists", "--overwrite"],
+    ),
+    Case(
+        "embed: --output is the --input",
+        {"in.jsonl": '{"text": "hello"}\n'},
+        ["embed", "{model}", "--input", "{tmp}/in.jsonl", "--output", "{tmp}/in.jsonl", "--overwrite"],
+        5,
+        ["is the --input file"],
+    ),
+    Case(
+        "embed: --output exists",
+        {"in.csv": "text\nhello\n", "v.npy": "mine"},
+        ["embed", "{model}", "--input", "{tmp}/in.csv", "--output", "{tmp}/v.npy"],
+        5,
+        ["v.npy already exists", "--overwrite"],
+    ),
+    Case(
+        "predict: a shard output folder that holds files",
+        {"in/a.csv": "text\nhello\n", "out/keep.txt": "mine"},
+        ["predict", "{model}", "--input", "{tmp}/in", "--output", "{tmp}/out"],
+        5,
+        ["out: the output folder must be new or empty"],
+    ),
+    Case(
+        "predict: shards written into their own folder",
+        {"in/a.csv": "text\nhello\n"},
+        ["predict", "{model}", "--input", "{tmp}/in", "--output", "{tmp}/in"],
+        5,
+        ["must be new or empty"],
+    ),
+    Case(
+        "predict: two shards of one name",
+        {"in/a/part.csv": "text\nhello\n", "in/b/part.csv": "text\nthere\n"},
+        ["predict", "{model}", "--input", "{tmp}/in/*/part.csv", "--output", "{tmp}/out"],
+        3,
+        ["share the file name part.csv"],
+    ),
+    Case(
+        "predict: an empty --text",
+        {},
+        ["predict", "{model}", "--text", "hello", "--text", "   "],
+        3,
+        ["--text[1]", "empty text"],
+    ),
+    Case(
+        "predict: --text-pair for a single-text model",
+        {},
+        ["predict", "{model}", "--text", "hello", "--text-pair", "there"],
+        2,
+        ["trained on single texts", "drop --text-pair"],
+    ),
+    Case(
+        "evaluate: --text-pair-column for a single-text model",
+        {"e.csv": "text,other,label\nhello,there,pos\nbye,now,neg\n"},
+        ["evaluate", "{model}", "--data", "{tmp}/e.csv", "--text-pair-column", "other"],
+        2,
+        ["trained on single texts", "--text-pair-column"],
+    ),
+    Case(
         "evaluate: header-only data",
         {"e.csv": "text,label\n"},
         ["evaluate", "{model}", "--data", "{tmp}/e.csv"],
         3,
         ["no rows"],
+    ),
+    Case(
+        "evaluate: a folder as --data",
+        {"e/e.csv": "text,label\nhello,pos\n"},
+        ["evaluate", "{model}", "--data", "{tmp}/e"],
+        3,
+        ["is a folder", "pass a file"],
     ),
     Case("serve: a port out of range", {}, ["serve", "{model}", "--port", "99999"], 2, ["--port"]),
 ]
@@ -423,6 +550,8 @@ def _prepare(case: Case, tmp: Path, tiny: Path, model: Path) -> None:
         shutil.copytree(tiny, tmp / "no-tokenizer", ignore=shutil.ignore_patterns("tokenizer*", "vocab*", "special*"))
     if "{tmp}/copy" in case.argv:
         shutil.copytree(model, tmp / "copy", ignore=shutil.ignore_patterns("tokenizer.json"))
+    if "{tmp}/link.csv" in case.argv:  # another name for the same file
+        os.link(tmp / "scores.csv", tmp / "link.csv")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -54,11 +54,19 @@ def test_prediction_benchmark_prints_its_tables(tiny_bert):
     assert [r.split("|")[1].strip() for r in _rows(body, "| rows |")] == ["20", "200"]
 
 
-def test_serving_benchmark_prints_its_table(small_model_dir):
+@pytest.fixture
+def own_model_dir(small_model_dir, tmp_path) -> Path:
+    """A copy of the shared model folder: the serving bench exports into the folder it is given."""
+    import shutil
+
+    return Path(shutil.copytree(small_model_dir, tmp_path / "model"))
+
+
+def test_serving_benchmark_prints_its_table(own_model_dir):
     pytest.importorskip("fastapi")
     from bench import serve_load
 
-    body = serve_load.main(["--model-dir", str(small_model_dir), "--requests", "60", "--clients", "4", "--idle", "5",
+    body = serve_load.main(["--model-dir", str(own_model_dir), "--requests", "60", "--clients", "4", "--idle", "5",
                             "--no-append"])  # fmt: skip
     rows = _rows(body, "| server |")
     assert [r.split("|")[1].strip() for r in rows] == list(serve_load.MODES)
@@ -127,3 +135,12 @@ def test_step_benchmark_times_eager_and_compiled(tiny_bert):
     body = cpu_step.main(["--model", str(tiny_bert), "--rounds", "1", "--steps", "1", "--no-append"])
     row = _rows(body, "| precision |")[0]
     assert row.split("|")[5].strip().endswith("×")
+
+
+def test_whole_process_prediction_benchmark_runs_bertfit_and_the_pipeline(small_model_dir):
+    from bench import predict_process
+
+    body = predict_process.main(["--model-dir", str(small_model_dir), "--rows", "30", "--runs", "1", "--no-append"])
+    rows = _rows(body, "| contender |")
+    assert [r.split("|")[1].strip() for r in rows] == list(predict_process.contenders(Path("m"), Path("i"), Path("o")))
+    assert all(r.rstrip(" |").endswith("×") for r in rows[1:])

@@ -4,6 +4,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,8 +246,8 @@ def test_corrupt_model_folder_is_one_clear_line(tiny_bert, sentiment_csv, tmp_pa
     main(train_args(sentiment_csv, tiny_bert, output))
     (output / "model.safetensors").write_bytes(b"truncated")
     capsys.readouterr()
-    assert main(["predict", str(output), "--text", "hello"]) == 4
-    assert f"error: {output}: cannot load the model" in capsys.readouterr().err
+    assert main(["predict", str(output), "--text", "hello", "--backend", "torch"]) == 4
+    assert f"error: {output / 'model.safetensors'}: not a readable safetensors file" in capsys.readouterr().err
 
 
 def test_tensorboard_logs_steps_and_epochs(tiny_bert, sentiment_csv, tmp_path):
@@ -260,3 +261,94 @@ def test_tensorboard_logs_steps_and_epochs(tiny_bert, sentiment_csv, tmp_path):
     assert steps == list(range(1, 13))  # 96 training rows in batches of 16, 2 epochs
     assert [e.step for e in events.Scalars("validation/mcc")] == [6, 12]
     assert "train/learning_rate" in events.Tags()["scalars"]
+
+
+# -- outputs that would destroy data -----------------------------------------------------------
+def test_an_existing_output_is_replaced_only_with_overwrite(small_model_dir, tmp_path, capsys):
+    source = write_csv(tmp_path / "in.csv", [(t,) for t, _ in sentiment_rows(3)], header=("text",))
+    output = tmp_path / "out.csv"
+    output.write_text("mine\n")
+    assert main(["predict", str(small_model_dir), "--input", str(source), "--output", str(output)]) == 5
+    assert f"--output {output} already exists; pass --overwrite" in capsys.readouterr().err
+    assert output.read_text() == "mine\n"
+    assert main(["predict", str(small_model_dir), "--input", str(source), "--output", str(output), "--overwrite"]) == 0
+    assert len(output.read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize("how", ["same path", "another spelling", "hard link", "symbolic link"])
+def test_the_input_is_never_the_output_even_with_overwrite(how, small_model_dir, tmp_path, capsys):
+    import os
+
+    source = write_csv(tmp_path / "scores.csv", [(t,) for t, _ in sentiment_rows(3)], header=("text",))
+    before = source.read_bytes()
+    output = {"same path": source, "another spelling": tmp_path / "sub" / ".." / "scores.csv"}.get(how)
+    if how == "hard link":
+        os.link(source, output := tmp_path / "link.csv")
+    elif how == "symbolic link":
+        (output := tmp_path / "link.csv").symlink_to(source)
+    assert main(["predict", str(small_model_dir), "--input", str(source), "--output", str(output), "--overwrite"]) == 5
+    err = capsys.readouterr().err
+    assert "is the --input file" in err and len(err.strip().splitlines()) == 1
+    assert source.read_bytes() == before
+
+
+def test_python_callers_get_the_output_checks_before_the_model_loads(small_model_dir, tmp_path, monkeypatch):
+    from bertfit import Predictor
+    from bertfit.errors import OutputError, OutputExistsError
+    from bertfit.inference import predict_file
+    from bertfit.inference.embed import embed_file
+
+    source = write_csv(tmp_path / "in.csv", [(t,) for t, _ in sentiment_rows(3)], header=("text",))
+    vectors = tmp_path / "v.jsonl"
+    vectors.write_text("mine\n")
+    predictor = Predictor.load(small_model_dir, backend="torch")
+    with pytest.raises(OutputError, match="is the --input file"):
+        predict_file(predictor, source, source, overwrite=True)
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(Predictor, "load", no_loading)
+    with pytest.raises(OutputExistsError, match="already exists; pass --overwrite"):
+        embed_file(small_model_dir, source, vectors)
+    with pytest.raises(OutputError, match="is the --input file"):
+        embed_file(small_model_dir, vectors, vectors, overwrite=True)
+    assert vectors.read_text() == "mine\n"
+
+
+def test_shard_output_folder_is_checked_by_the_library(small_model_dir, tmp_path):
+    from bertfit import Predictor
+    from bertfit.errors import DataError, OutputError
+    from bertfit.inference.shards import predict_shards_local
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_csv(tmp_path / folder / "part.csv", [("a lovely day",)], header=("text",))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    predictor = Predictor.load(small_model_dir, backend="torch")
+    files = [tmp_path / "a" / "part.csv"]
+    with pytest.raises(OutputError, match="must be new or empty"):
+        predict_shards_local(predictor, files, tmp_path / "out")
+    with pytest.raises(OutputError, match="must be new or empty"):
+        predict_shards_local(predictor, files, tmp_path / "a")  # the input folder itself
+    with pytest.raises(DataError, match="share the file name part.csv"):
+        predict_shards_local(predictor, [*files, tmp_path / "b" / "part.csv"], tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    assert predict_shards_local(predictor, files, tmp_path / "new", text_column="text") == 1
+
+
+def test_tune_from_python_writes_beside_the_training_folder(tmp_path):
+    pytest.importorskip("optuna")
+    from bertfit import DataConfig, TrainConfig
+    from bertfit.errors import OutputExistsError
+    from bertfit.training.tune import tune, tune_output_dir
+
+    data = write_csv(tmp_path / "sms.csv", sentiment_rows(20))
+    config = TrainConfig(data=DataConfig(train=str(data)), progress=False)
+    assert tune_output_dir(config) == Path("runs", "sms-tune")  # beside runs/sms, where train would write
+    assert tune_output_dir(TrainConfig(data=DataConfig(train=str(data)), output="elsewhere")).name == "elsewhere"
+    (tmp_path / "runs" / "sms-tune").mkdir(parents=True)
+    with pytest.raises(OutputExistsError, match="sms-tune already exists; pass --overwrite"):
+        tune(config, trials=1)
+    assert not (tmp_path / "runs" / "sms").exists()

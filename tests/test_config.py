@@ -32,10 +32,19 @@ def test_all_problems_are_reported_at_once(tmp_path):
 def test_strategy_defaults():
     assert TrainConfig().resolved_epochs == 6
     assert TrainConfig(freeze="all").resolved_epochs == 10
-    assert TrainConfig(freeze="all").resolved_learning_rate == 1e-3
+    assert TrainConfig(freeze="all").learning_rate_for(5e-5) == 1e-3
     assert TrainConfig(freeze="2").frozen_layers == 2
     assert TrainConfig().resolved_dropout == 0.0 and TrainConfig(freeze="all").resolved_dropout == 0.1
     assert TrainConfig(dropout=0.2, freeze="all").resolved_dropout == 0.2
+
+
+def test_the_learning_rate_training_uses_is_decided_in_one_place():
+    """--learning-rate where given; the head alone (--freeze all) 1e-3; else the encoder size's rate."""
+    assert TrainConfig().learning_rate_for(5e-5) == 5e-5
+    assert TrainConfig().learning_rate_for(1e-4) == 1e-4
+    assert TrainConfig(freeze="all").learning_rate_for(5e-5) == 1e-3
+    assert TrainConfig(learning_rate=3e-5, freeze="all").learning_rate_for(5e-5) == 3e-5
+    assert TrainConfig(learning_rate=3e-5, freeze="2").learning_rate_for(1e-4) == 3e-5
 
 
 def test_round_trips_through_dict():

@@ -97,3 +97,31 @@ def test_models_lists_the_registry(capsys):
     assert main(["models"]) == 0
     printed = capsys.readouterr().out
     assert "minilm" in printed and "mpnet-base" in printed and "sentence-transformers/all-mpnet-base-v2" in printed
+
+
+def test_training_uses_the_rate_the_config_decides_and_the_folder_records_it(tiny_bert, tmp_path, monkeypatch):
+    import json
+
+    from bertfit.cli import main
+    from bertfit.config import TrainConfig
+    from bertfit.training import run
+    from conftest import sentiment_rows, write_csv
+
+    base, small = 110e6, 22e6
+    assert run.with_size_defaults(TrainConfig(), base).learning_rate == 5e-5
+    assert run.with_size_defaults(TrainConfig(), small).learning_rate == 1e-4
+    assert run.with_size_defaults(TrainConfig(freeze="all"), base).learning_rate == 1e-3
+    assert run.with_size_defaults(TrainConfig(learning_rate=2e-5), base).learning_rate == 2e-5
+
+    used = []
+    build = run.build_optimizer
+    monkeypatch.setattr(
+        run, "build_optimizer", lambda model, rate, *rest: used.append(rate) or build(model, rate, *rest)
+    )
+    data = write_csv(tmp_path / "data.csv", sentiment_rows(40))
+    for name, extra in (("full", []), ("frozen", ["--freeze", "all"])):
+        out = tmp_path / name
+        assert main(["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(tiny_bert), "--output",
+                     str(out), "--epochs", "1", "--no-progress", "-q", "--no-export-onnx", *extra]) == 0  # fmt: skip
+        recorded = json.loads((out / "bertfit.json").read_text())["config"]["learning_rate"]
+        assert recorded == used[-1] == {"full": 1e-4, "frozen": 1e-3}[name]

@@ -60,30 +60,32 @@ def test_the_export_folder_has_what_optimum_reads(trained):
         assert labels == [p.label for p in predicted]
 
 
-def test_auto_runs_the_int8_export_only_where_its_parity_held(trained, capsys):
+def test_auto_runs_the_fastest_export_whose_parity_held(trained, capsys):
     from bertfit import Predictor
 
     main(["export", str(trained), "--onnx", "--quantize", "int8", "-q"])
     parity = trained / "onnx" / "parity.json"
     report = json.loads(parity.read_text())
 
-    def chosen(difference: float, **options) -> str:
-        report["onnx-int8"]["difference"] = difference
+    def chosen(int8_difference: float, fp32_output_difference: float = 1e-6, **options) -> str:
+        report["onnx-int8"]["difference"] = int8_difference
+        report["onnx"]["max_output_difference"] = fp32_output_difference
         parity.write_text(json.dumps(report))
         return Predictor.load(trained, **options).backend.name
 
     assert chosen(-0.004) == "onnx-int8"
     capsys.readouterr()
     assert main(["predict", str(trained), "--text", "a lovely day"]) == 0  # the CLI's default is auto too
-    said = (
-        "predicting with the int8 export onnx/model_quantized.onnx (parity accuracy -0.40 points against PyTorch fp32"
-    )
+    said = "predicting with the ONNX export onnx/model_quantized.onnx (parity: accuracy -0.40 points"
     assert said in capsys.readouterr().err
-    assert chosen(-0.006) == "torch"  # lost more than half a point
+    assert chosen(-0.006) == "onnx"  # int8 lost more than half a point; the fp32 graph matched PyTorch
+    assert chosen(-0.006, fp32_output_difference=2e-4) == "torch"  # neither held
     assert chosen(0.0, precision="bf16") == "torch"  # a torch precision asks for the PyTorch model
     assert chosen(0.0, backend="torch") == "torch"
+    (trained / "onnx" / "model_quantized.onnx").unlink()
+    assert chosen(0.0) == "onnx"  # only graphs that are there count
     parity.unlink()
-    assert Predictor.load(trained).backend.name == "torch"  # no parity check, no int8
+    assert Predictor.load(trained).backend.name == "torch"  # no parity check, no export
 
 
 def test_predictor_on_the_export_matches_torch(trained):
@@ -126,3 +128,28 @@ def test_parity_data_with_unknown_labels_is_refused_before_exporting(trained, tm
     assert main(["export", str(trained), "--onnx", "--data", str(data)]) == 3
     assert "label(s) 'meh' (row 2) are not among the model's labels: neg, pos" in capsys.readouterr().err
     assert not (trained / "onnx").exists()
+
+
+@pytest.mark.exports_onnx
+def test_train_leaves_the_graph_that_prediction_runs(tiny_models, tmp_path, capsys):
+    """By default the folder holds one ONNX graph, the one whose parity check on validation held, and
+    ``predict`` runs it; ``--no-export-onnx`` leaves the PyTorch model alone."""
+    from bertfit import Predictor
+
+    data = write_csv(tmp_path / "data.csv", sentiment_rows(120))
+    common = ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(tiny_models["bert"]),
+              "--epochs", "1", "--no-progress", "-q"]  # fmt: skip
+    assert main([*common, "--output", str(tmp_path / "fast")]) == 0
+    report = json.loads((tmp_path / "fast" / "onnx" / "parity.json").read_text())
+    graphs = sorted(p.name for p in (tmp_path / "fast" / "onnx").glob("*.onnx"))
+    kept = [backend for backend in ("onnx-int8", "onnx") if backend in report]
+    assert len(graphs) == 1 and len(kept) == 1 and report[kept[0]]["file"] == f"onnx/{graphs[0]}"
+    predictor = Predictor.load(tmp_path / "fast")
+    assert predictor.backend.name == kept[0]
+    texts = [t for t, _ in sentiment_rows(20, seed=3)]
+    reference = Predictor.load(tmp_path / "fast", backend="torch").predict_proba(texts)
+    if kept[0] == "onnx":
+        np.testing.assert_allclose(predictor.predict_proba(texts), reference, atol=1e-4)
+    assert main([*common, "--output", str(tmp_path / "plain"), "--no-export-onnx"]) == 0
+    assert not (tmp_path / "plain" / "onnx").exists()
+    assert Predictor.load(tmp_path / "plain").backend.name == "torch"

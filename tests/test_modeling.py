@@ -102,3 +102,50 @@ def test_broken_encoder_folder_is_a_model_error(kind, tiny_models, tmp_path):
     (broken / "model.safetensors").write_bytes(b"not weights")
     with pytest.raises(ModelError, match=f"cannot load the encoder '{broken}'"):
         load_encoder(str(broken))
+
+
+def test_bertfit_builds_the_class_its_folders_ship_and_keeps_the_weights_it_is_given(tiny_bert):
+    """One pooled class: what bertfit trains is ``modeling_bertfit``'s, built around the encoder and head
+    as they are (no weights drawn again, no random numbers used)."""
+    from bertfit.modeling import HEADS, PooledClassifier
+    from bertfit.modeling_bertfit import BertfitPooledForSequenceClassification
+
+    encoder = load_encoder(str(tiny_bert))
+    encoder_weights = {k: v.clone() for k, v in encoder.state_dict().items()}
+    torch.manual_seed(3)
+    head = HEADS["linear"](encoder.config.hidden_size, 2)
+    head_weights = {k: v.clone() for k, v in head.state_dict().items()}
+    state = torch.get_rng_state()
+    model = PooledClassifier.from_parts(encoder, head, "mean", "linear")
+    assert PooledClassifier is BertfitPooledForSequenceClassification and isinstance(model, PooledClassifier)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(v, head_weights[k]) for k, v in model.head.state_dict().items())
+    assert all(torch.equal(v, encoder_weights[k]) for k, v in model.encoder.state_dict().items())
+
+
+def test_a_pooled_classifier_saves_itself_and_reloads_to_the_same_logits(tiny_bert, tmp_path):
+    import json
+
+    from bertfit.modeling import PooledClassifier, describe_architecture, encoder_config, logits_of, uses_token_types
+
+    model = build_pooled_classifier(load_encoder(str(tiny_bert)), LABELS, "cls", "dense", frozen=True,
+                                    problem_type="single_label_classification").eval()  # fmt: skip
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+    assert describe_architecture(model) == {"architecture": "pooled-classifier", "pooling": "cls", "head": "dense",
+                                            "frozen_encoder": True}  # fmt: skip
+    assert encoder_config(model) is model.encoder.config and encoder_config(model).model_type == "bert"
+    assert uses_token_types(model.config) and uses_token_types(encoder_config(model))
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "bertfit-pooled" and config["id2label"] == {"0": "neg", "1": "pos"}
+    assert (
+        config["auto_map"]["AutoModelForSequenceClassification"]
+        == "modeling_bertfit.BertfitPooledForSequenceClassification"
+    )
+    assert (tmp_path / "modeling_bertfit.py").is_file()
+    reloaded = PooledClassifier.from_pretrained(tmp_path, use_safetensors=True).eval()
+    batch = {"input_ids": torch.tensor([[101, 7, 8, 9, 102], [101, 5, 102, 0, 0]]),
+             "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])}  # fmt: skip
+    with torch.no_grad():
+        assert torch.equal(logits_of(reloaded(**batch)), logits_of(model(**batch)))
+        assert torch.equal(reloaded.features(**batch), model.features(**batch))

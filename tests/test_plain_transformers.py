@@ -109,7 +109,7 @@ def test_the_calibration_temperature_is_in_the_weights(tiny_models, tmp_path):
 
     folder = _train(tiny_models, "bert", tmp_path, "--pooling", "pooler")
     manifest = read_manifest(folder)
-    assert manifest.scale_in_weights
+    assert manifest.task.state["scale_in_weights"]
     model = AutoModelForSequenceClassification.from_pretrained(folder)
     assert model.config.bertfit["scale_in_weights"] is True
     logits = _bertfit_logits(folder)

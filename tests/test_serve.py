@@ -62,8 +62,9 @@ BAD_REQUESTS = [
     ({"json": {"text": "x" * 201}}, 413, "text 0 has 201 characters; the limit is 200"),
     ({"content": b"a lovely day", "headers": {"Content-Type": "text/plain"}}, 422, "invalid request"),
     ({"json": {"text": "a", "texts": ["b"]}}, 422, "give exactly one of text or texts"),
-    ({"json": {"text": "a", "text_pair": "b"}}, 422, "this model takes single texts"),
-    ({"json": {"text": "   "}}, 422, "empty text"),
+    ({"json": {"text": "a", "text_pair": "b"}}, 422, "this model was trained on single texts: drop text_pair"),
+    ({"json": {"text": "   "}}, 422, "texts[0]: empty text"),
+    ({"json": {"texts": ["a", ""]}}, 422, "texts[1]: empty text"),
     ({"json": {"text": "a", "colour": "red"}}, 422, "colour"),
 ]  # fmt: skip
 

@@ -7,7 +7,7 @@ import pytest
 from bertfit.cli import main
 from bertfit.config import parse_duration
 from bertfit.training.loop import EpochResult
-from bertfit.training.run import last_progress
+from bertfit.training.stopping import last_progress
 from conftest import sentiment_rows, write_csv
 
 
@@ -92,3 +92,70 @@ def test_patience_counts_a_clearly_lower_validation_loss_as_progress():
     assert last_progress(history, best_epoch=1) == 3  # 0.2% lower: a wobble, not progress
     assert last_progress(history, best_epoch=4) == 4  # a better score is progress whatever the loss does
     assert last_progress([EpochResult(1, 0.1, 1.0, 1e-5)], best_epoch=1) == 1  # no validation loss
+
+
+def _record(epoch: int, score: float | None = None, loss: float = 0.5, partial: bool = False) -> EpochResult:
+    validation = None if score is None else {"mcc": score, "loss": loss}
+    return EpochResult(epoch, 0.1, 1.0, 1e-5, validation, partial)
+
+
+def test_stopping_keeps_the_best_epoch_and_breaks_a_tie_by_the_lower_loss():
+    from torch import nn
+
+    from bertfit.training.stopping import Stopping
+
+    model = nn.Linear(2, 2)
+    stopping = Stopping(epochs=4, key="mcc", patience=2)
+    assert stopping.offer(_record(1, 0.5, loss=0.6), model)
+    assert not stopping.offer(_record(2, 0.4, loss=0.1), model)  # a lower score: kept only as loss progress
+    assert stopping.offer(_record(3, 0.5, loss=0.55), model)  # the same score at a lower loss
+    assert not stopping.offer(_record(4, 0.5, loss=0.58), model)
+    assert (stopping.best.epoch, stopping.best.loss) == (3, 0.55)
+    assert set(stopping.best.state) == {"weight", "bias"}
+
+
+def test_stopping_counts_patience_from_the_last_progress_and_says_why_it_stopped():
+    from bertfit.training.stopping import Stopping
+
+    history = [_record(1, 0.5, loss=0.60), _record(2, 0.4, loss=0.50), _record(3, 0.4, loss=0.499)]
+    stopping = Stopping(epochs=6, key="mcc", patience=2, time_budget="1h")
+    stopping.best.epoch = 1
+    assert not stopping.out_of_patience(history[:2])  # epoch 2's loss, 17% lower, is progress
+    assert not stopping.out_of_patience(history)  # epoch 3's, 0.2% lower, is not: one epoch without
+    assert stopping.out_of_patience([*history, _record(4, 0.4, loss=0.5)])
+    assert stopping.reason(history) == ("no better validation mcc, nor a 1% lower validation loss, for 2 epochs "
+                                        "(--patience 2)")  # fmt: skip
+    assert not Stopping(epochs=6, key="mcc", patience=0).out_of_patience(history)  # 0: every epoch runs
+    assert not Stopping(epochs=6, key="mcc", patience=1).out_of_patience(history)  # nothing scored yet
+
+
+@pytest.mark.parametrize(
+    ("history", "reason"),
+    [
+        ([_record(1), _record(2, partial=True)], "the time budget (20m) ran out in epoch 2"),
+        ([_record(1)], "the time budget (20m) ran out in epoch 1"),  # ran out at the end of an epoch
+        ([_record(1), _record(2)], "all 2 epochs ran"),
+    ],
+)
+def test_the_stop_reason_names_the_time_budget_or_all_epochs(history, reason):
+    from bertfit.training.stopping import Stopping
+
+    assert Stopping(epochs=2, key="mcc", time_budget="20m").reason(history) == reason
+
+
+def test_a_time_budget_counts_the_time_a_resumed_run_had_spent():
+    from bertfit.training.stopping import TimeBudget
+
+    assert not TimeBudget(None, spent=1e9).ran_out()  # no budget
+    assert not TimeBudget(60.0).ran_out()
+    resumed = TimeBudget(60.0, spent=59.999)
+    assert resumed.spent() >= 59.999
+    assert TimeBudget(60.0, spent=60.0).ran_out()
+
+
+def test_a_restored_best_epoch_reads_its_loss_from_the_history():
+    from bertfit.training.stopping import BestEpoch
+
+    history = [{"epoch": 1, "validation": {"loss": 0.7}}, {"epoch": 2, "validation": {"loss": 0.4}}]
+    assert BestEpoch.restored(0.5, 2, {}, history).loss == 0.4
+    assert BestEpoch.restored(0.5, 3, {}, history).loss == float("inf")  # not in the history (no validation loss)

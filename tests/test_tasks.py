@@ -105,8 +105,9 @@ def test_multi_label_end_to_end(tiny_bert, tmp_path, capsys):
     assert main(tiny_train(data, tiny_bert, output, *LEARN)) == 0
     assert "labels joined by ',', so the task is multi-label" in capsys.readouterr().err
     manifest = read_json(output / "bertfit.json")
-    assert manifest["task"] == "multi-label" and manifest["labels"] == ["animal", "happy", "sad"]
-    assert len(manifest["thresholds"]) == 3 and all(0 < t < 1 for t in manifest["thresholds"])
+    assert manifest["task"]["name"] == "multi-label" and manifest["labels"] == ["animal", "happy", "sad"]
+    thresholds = manifest["task"]["state"]["thresholds"]
+    assert len(thresholds) == 3 and all(0 < t < 1 for t in thresholds)
     test = read_json(output / "metrics.json")["test"]
     for key in ("f1_micro", "f1_macro", "f1_macro_at_0.5", "subset_accuracy", "ece", "per_class"):
         assert key in test
@@ -118,7 +119,7 @@ def test_multi_label_end_to_end(tiny_bert, tmp_path, capsys):
     assert main(["predict", str(output), "--text", "a dog and a lovely day", "--json"]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert set(answer["probabilities"]) == {"animal", "happy", "sad"}
-    chosen = [n for n, t in zip(manifest["labels"], manifest["thresholds"]) if answer["probabilities"][n] >= t]
+    chosen = [n for n, t in zip(manifest["labels"], thresholds) if answer["probabilities"][n] >= t]
     assert answer["labels"] == chosen and answer["label"] == ",".join(chosen)
 
     # Re-scoring the saved test predictions gives the saved metrics.
@@ -134,7 +135,7 @@ def test_multi_label_from_a_list_column(tiny_bert, tmp_path):
     path.write_text("".join(json.dumps({"text": t, "tags": labels.split(",")}) + "\n" for t, labels in rows))
     output = tmp_path / "m"
     assert main(tiny_train(path, tiny_bert, output, "--epochs", "1", "--label-column", "tags")) == 0
-    assert read_json(output / "bertfit.json")["task"] == "multi-label"
+    assert read_json(output / "bertfit.json")["task"]["name"] == "multi-label"
 
 
 def test_multi_label_row_with_an_unknown_label_is_refused(tiny_bert, tmp_path, capsys):
@@ -202,7 +203,7 @@ def test_regression_end_to_end(tiny_bert, tmp_path, capsys):
     assert main(tiny_train(data, tiny_bert, output, *LEARN, "--epochs", "10", "--pooling", "mean")) == 0
     assert "so the task is regression" in capsys.readouterr().err
     manifest = read_json(output / "bertfit.json")
-    assert manifest["task"] == "regression" and 2 < manifest["target_mean"] < 3
+    assert manifest["task"]["name"] == "regression" and 2 < manifest["task"]["state"]["target_mean"] < 3
     test = read_json(output / "metrics.json")["test"]
     for key in ("mse", "rmse", "mae", "pearson", "spearman", "r2"):
         assert key in test
@@ -272,9 +273,9 @@ def imbalanced_csv(tmp_path):
 def test_binary_threshold_tuned_for_f1_is_saved_and_used(tiny_bert, tmp_path, capsys):
     output = tmp_path / "m"
     assert main(tiny_train(imbalanced_csv(tmp_path), tiny_bert, output, *LEARN, "--threshold", "tune")) == 0
-    manifest = read_json(output / "bertfit.json")
-    assert manifest["positive_label"] == "neg"  # the rarer class
-    threshold = manifest["thresholds"][0]
+    state = read_json(output / "bertfit.json")["task"]["state"]
+    assert state["positive_label"] == "neg"  # the rarer class
+    threshold = state["thresholds"][0]
     metrics = read_json(output / "metrics.json")
     assert metrics["test"]["threshold"] == {"label": "neg", "value": threshold}
     assert "ece" in metrics["test"] and "ece_uncalibrated" in metrics["validation"]
@@ -438,5 +439,5 @@ def test_thresholds_decide_and_round_trip_through_the_manifest():
     labels = LabelSet(("a", "b", "c"))
     multi = MultiLabelTask(labels, thresholds=(0.5, 0.2, 0.9), temperature=1.5)
     assert multi.decision_names(multi.decide(np.array([[0.6, 0.3, 0.8]]))) == ["a,b"]
-    again = task_from_manifest(Manifest(list(labels.names), 32, **multi.to_manifest()))
+    again = task_from_manifest(Manifest(list(labels.names), 32, task=multi.to_manifest()))
     assert again == multi

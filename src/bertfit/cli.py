@@ -242,30 +242,28 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from bertfit.evaluation.scoring import evaluate_file
 
     options = options_from_args(EvaluateOptions, args)
-    metrics = evaluate_file(options.model_dir, options.data, options.text_column, options.label_column,
-                            options.backend, options.text_pair_column, options.arrow)  # fmt: skip
+    metrics = evaluate_file(options.model_dir, options.data, text_column=options.text_column,
+                            label_column=options.label_column, backend=options.backend,
+                            pair_column=options.text_pair_column, arrow=options.arrow,
+                            label_columns=options.label_columns)  # fmt: skip
     print(json.dumps(metrics, indent=2) if options.json else format_metrics(metrics, options.data))
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from bertfit.inference import Predictor, predict_file
-    from bertfit.inference.files import check_files
     from bertfit.inference.shards import is_sharded
 
     options = options_from_args(PredictOptions, args)
     if options.engine == "ray" or (options.input and is_sharded(options.input)):
         return _predict_shards(options, args.quiet)
-    if options.input:
-        check_files(options.input, options.output, options.text_column, options.text_pair_column)
+    _check_before_loading(options)
     predictor = Predictor.load(options.model_dir, options.precision, backend=options.backend)
-    if _needs_pairs(options.model_dir) and not (options.text_pair or options.text_pair_column):
-        raise ConfigError(f"{options.model_dir} was trained on text pairs: give --text-pair (or --text-pair-column)")
     if options.input:
         with RowCounter(not args.quiet and sys.stderr.isatty()) as counter:
-            count = predict_file(predictor, options.input, options.output, options.text_column,
+            count = predict_file(predictor, options.input, options.output, text_column=options.text_column,
                                  progress=counter.update_to, pair_column=options.text_pair_column,
-                                 skip_empty=options.skip_empty)  # fmt: skip
+                                 skip_empty=options.skip_empty, overwrite=options.overwrite)  # fmt: skip
         print(f"wrote {count} predictions to {options.output}")
         return 0
     for text, prediction in zip(options.text, predictor.predict(options.text, options.text_pair)):
@@ -283,35 +281,54 @@ def _predict_shards(options: PredictOptions, quiet: bool) -> int:
     from pathlib import Path
 
     from bertfit.inference import Predictor
-    from bertfit.inference.shards import input_shards, predict_shards_local, predict_shards_ray
+    from bertfit.inference.shards import check_output_folder, input_shards, predict_shards_local, predict_shards_ray
 
     files, output = input_shards(options.input), Path(options.output)
-    if output.exists() and (not output.is_dir() or any(output.iterdir())):
-        raise ConfigError(f"{output}: the output folder must be new or empty")
+    check_output_folder(output, files)
+    _manifest_of(options).check_pairs(options.text_pair_column, give="--text-pair-column", model=options.model_dir)
     if options.engine == "ray":
-        rows = predict_shards_ray(options.model_dir, files, output, options.backend, options.text_column,
-                                  options.text_pair_column, options.workers)  # fmt: skip
+        rows = predict_shards_ray(options.model_dir, files, output, backend=options.backend,
+                                  text_column=options.text_column, pair_column=options.text_pair_column,
+                                  workers=options.workers)  # fmt: skip
     else:
         predictor = Predictor.load(options.model_dir, options.precision, backend=options.backend)
         with RowCounter(not quiet and sys.stderr.isatty()) as counter:
-            rows = predict_shards_local(predictor, files, output, options.text_column, options.text_pair_column,
-                                        counter.update_to)  # fmt: skip
+            rows = predict_shards_local(predictor, files, output, text_column=options.text_column,
+                                        pair_column=options.text_pair_column, progress=counter.update_to)  # fmt: skip
     print(f"wrote {rows} predictions from {len(files)} files to {output}/")
     return 0
 
 
-def _needs_pairs(model_dir: str) -> bool:
+def _check_before_loading(options: PredictOptions) -> None:
+    """The library's checks, run before the model loads so a mistake is answered at once: the files
+    (the output neither the input nor, without --overwrite, another existing file), the texts, the pairs."""
+    from bertfit.data.texts import as_texts
+    from bertfit.inference.files import check_files
+
+    manifest = _manifest_of(options)
+    if options.input:
+        check_files(options.input, options.output, text_column=options.text_column,
+                    pair_column=options.text_pair_column, overwrite=options.overwrite)  # fmt: skip
+        manifest.check_pairs(options.text_pair_column, give="--text-pair-column", model=options.model_dir)
+        return
+    as_texts(options.text, "--text")
+    manifest.check_pairs(options.text_pair, give="--text-pair", model=options.model_dir)
+    as_texts(options.text_pair or [], "--text-pair")
+
+
+def _manifest_of(options: PredictOptions):
     from bertfit.folder import read_manifest
 
-    return read_manifest(model_dir).text_pairs
+    return read_manifest(options.model_dir)
 
 
 def run_export(args: argparse.Namespace) -> int:
     from bertfit.export import export_onnx, format_parity
 
     options = options_from_args(ExportOptions, args)
-    report = export_onnx(options.model_dir, options.quantize, options.data, options.text_column, options.label_column,
-                         options.text_pair_column)  # fmt: skip
+    report = export_onnx(options.model_dir, quantize=options.quantize, data=options.data,
+                         text_column=options.text_column, label_column=options.label_column,
+                         pair_column=options.text_pair_column)  # fmt: skip
     print(format_parity(report))
     print(f"saved {options.model_dir}/onnx (parity.json holds these numbers)")
     return 0
@@ -322,8 +339,8 @@ def run_embed(args: argparse.Namespace) -> int:
 
     options = options_from_args(EmbedOptions, args)
     with RowCounter(not args.quiet and sys.stderr.isatty()) as counter:
-        rows, dims = embed_file(options.model_dir, options.input, options.output, options.text_column,
-                                progress=counter.update_to)  # fmt: skip
+        rows, dims = embed_file(options.model_dir, options.input, options.output, text_column=options.text_column,
+                                progress=counter.update_to, overwrite=options.overwrite)  # fmt: skip
     print(f"wrote {rows} vectors of {dims} dimensions to {options.output}")
     return 0
 
@@ -333,8 +350,6 @@ def run_tune(args: argparse.Namespace) -> int:
 
     search = options_from_args(SearchOptions, args)
     config = config_from_args(args)
-    if config.output is None:
-        config.output = str(config.output_dir.with_name(config.output_dir.name + "-tune"))
     bar = ProgressBar(config.progress and not args.quiet and sys.stderr.isatty())
     print(format_tune(tune(config, search.trials, search.timeout, bar)))
     return 0
@@ -348,7 +363,7 @@ def run_serve(args: argparse.Namespace) -> int:
     _, uvicorn = require_fastapi()
     batching = BatchLimits(options.max_batch, options.max_wait_ms, options.max_queue)
     limits = ServeLimits(options.max_texts, options.max_chars)
-    app = create_app(options.model_dir, options.backend, limits, batching, options.precision)
+    app = create_app(options.model_dir, options.backend, limits=limits, batching=batching, precision=options.precision)
     log.info("serving %s on http://%s:%d (page at /, API docs at /docs)", options.model_dir, options.host, options.port)
     uvicorn.run(app, host=options.host, port=options.port, log_level="warning")
     return 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertfit.errors import ModelError, OutputError
+from bertfit.errors import ConfigError, ModelError, OutputError
 
 # -- file names --------------------------------------------------------------------------------
 MANIFEST = "bertfit.json"
@@ -45,9 +45,11 @@ PARITY_FILE = "parity.json"
 SEQUENCE_CLASSIFIER = "sequence-classifier"
 POOLED_CLASSIFIER = "pooled-classifier"
 
-# Bumped when the layout changes. 2: a pooled classifier is saved as a ``bertfit-pooled`` transformers
-# model (config.json, model.safetensors, modeling_bertfit.py); 1 kept the encoder's config and head.safetensors.
-FORMAT_VERSION = 2
+# Bumped when the layout changes. 3: ``bertfit.json`` holds the task as ``{name, state}``, the state as
+# the shape writes it; 2 and 1 kept its name under ``task`` and its state beside the manifest's own fields
+# (still read). 2: a pooled classifier is saved as a ``bertfit-pooled`` transformers model (config.json,
+# model.safetensors, modeling_bertfit.py); 1 kept the encoder's config and head.safetensors.
+FORMAT_VERSION = 3
 
 
 # -- the manifest ------------------------------------------------------------------------------
@@ -59,6 +61,16 @@ class DataSummary:
     sources: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     profile: dict | None = None  # label counts per split and the token-length histogram
+
+
+@dataclass
+class SavedTask:
+    """The task shape (``bertfit.tasks``) and its fitted state as the shape writes and reads it
+    (``Task.to_dict``/``from_dict``): temperature, thresholds, target scale, ... This module holds the
+    state without knowing its fields, so a new shape changes nothing here."""
+
+    name: str | None = None  # None: single-label classification (written before shapes had names)
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,14 +91,7 @@ class Manifest:
     base_model_source: str | None = None
     # the task (``bertfit.tasks``): its shape and fitted decision rule
     label_aliases: dict[str, str] = field(default_factory=dict)  # raw label values -> names, e.g. 0 -> ham
-    task: str | None = None  # None: single-label classification
-    label_sep: str = ","
-    target_mean: float = 0.0
-    target_std: float = 1.0
-    temperature: float = 1.0
-    scale_in_weights: bool = False  # the temperature or target scale is already in the output layer
-    positive_label: str | None = None
-    thresholds: list[float] | None = None
+    task: SavedTask = field(default_factory=SavedTask)
     # how texts become inputs
     long_text: str = "truncate"
     stride: int = 64
@@ -125,7 +130,28 @@ class Manifest:
         data = fields.get("data") or {}
         summary_fields = {f.name for f in dataclasses.fields(DataSummary)}
         fields["data"] = DataSummary(**{k: v for k, v in data.items() if k in summary_fields})
+        fields["task"] = _saved_task(values, known)
         return cls(**fields)
+
+    def check_pairs(self, pairs, *, give: str = "pairs", model: str = "the model") -> None:
+        """The one rule on second texts, whoever is asked to predict: a model trained on text pairs needs
+        the second text of each (given one text, it would score half of each input), and a model trained
+        on single texts takes none. ``pairs``: what the caller was given (None: nothing); ``give`` names
+        it in the caller's terms (``--text-pair``, ``text_pairs``)."""
+        if self.text_pairs and pairs is None:
+            raise ConfigError(f"{model} was trained on text pairs: give {give} too, the second text of each")
+        if not self.text_pairs and pairs is not None:
+            raise ConfigError(f"{model} was trained on single texts: drop {give}")
+
+
+def _saved_task(values: dict[str, Any], known: set[str]) -> SavedTask:
+    """The task in either layout: ``{name, state}`` (format 3), or the shape's name under ``task`` with its
+    state spread beside the manifest's fields (formats 1 and 2: the state is what no field claims). The
+    layout is told by the value rather than the version, so a hand-edited version cannot mislead it."""
+    task = values.get("task")
+    if isinstance(task, dict):
+        return SavedTask(task.get("name"), dict(task.get("state") or {}))
+    return SavedTask(task, {key: value for key, value in values.items() if key not in known})
 
 
 def read_manifest(folder: str | Path) -> Manifest:
@@ -133,13 +159,27 @@ def read_manifest(folder: str | Path) -> Manifest:
     path = folder / MANIFEST
     if not path.is_file():
         raise ModelError(f"{folder}: not a bertfit model folder (no {MANIFEST})")
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ModelError(f"{path}: unreadable ({err.msg})") from None
+    values = read_folder_json(path)
     if not isinstance(values, dict):
-        raise ModelError(f"{path}: unreadable (not a JSON object)")
+        raise ModelError(f"{path}: unreadable (not a JSON object); {DAMAGED}")
     return Manifest.from_dict(values, str(path))
+
+
+DAMAGED = "the folder is damaged: copy it again from where it came from, or train it again"
+
+
+def read_folder_json(path: Path):
+    """A JSON file of a model folder; an empty, cut-off or garbled one is refused in one line naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:  # garbage bytes: the JSON it held was overwritten
+        raise ModelError(f"{path}: not UTF-8 text, so not the JSON it should be; {DAMAGED}") from None
+    if not text.strip():
+        raise ModelError(f"{path}: empty; {DAMAGED}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ModelError(f"{path}: not valid JSON ({err.msg}, line {err.lineno}); {DAMAGED}") from None
 
 
 def read_json(path: Path) -> dict:

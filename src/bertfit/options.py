@@ -47,6 +47,8 @@ class EvaluateOptions(_Checked):
     data: str | None = option(None, "labelled file (CSV, TSV, JSONL or Parquet)", required=True)
     text_column: str | None = option(None, "text column (inferred when unambiguous)")
     label_column: str | None = option(None, "label column (inferred when unambiguous)")
+    label_columns: str | None = option(None, "multi-label models: the 0/1 label columns, one per label (names a,b,c, "
+                                       "a range anger:fear or 2:5, or a glob emo_*; found by themselves if left out)")  # fmt: skip
     text_pair_column: str | None = option(None, "second-text column, for models trained on pairs")
     json: bool = option(False, "print the metrics as JSON")
     backend: str = _backend()
@@ -73,6 +75,7 @@ class PredictOptions(_Checked):
     json: bool = option(False, "print predictions as JSON lines")
     skip_empty: bool = option(False, "rows of --input with an empty text get an empty prediction (default: refused, "
                               "naming the rows)")  # fmt: skip
+    overwrite: bool = option(False, "replace an existing --output file (never the --input file itself)")
     backend: str = _backend()
     precision: str = _precision()
 
@@ -114,6 +117,7 @@ class EmbedOptions(_Checked):
         required=True,
     )  # fmt: skip
     text_column: str | None = option(None, "text column of --input (inferred when unambiguous)")
+    overwrite: bool = option(False, "replace an existing --output file (never the --input file itself)")
 
 
 @dataclass

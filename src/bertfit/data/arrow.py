@@ -15,18 +15,20 @@ file's path, size and modification time and the read options, so a re-run skips 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from bertfit.data.columns import IndicatorColumns
 from bertfit.data.readers import ReadOptions
 from bertfit.data.stream import iter_table
-from bertfit.data.table import TextSplit, checked_labels, checked_texts, resolve_columns
+from bertfit.data.table import TextSplit, checked_rows, naming, resolve_columns
 from bertfit.errors import ConfigError, DataError
 from bertfit.folder import atomic_file
 from bertfit.tasks import Task
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 CACHE_DIR_ENV = "BERTFIT_CACHE_DIR"
 READ_CHUNK_ROWS = 65536  # rows parsed and checked at a time
 PIECE_ROWS = 16384  # rows handed to label checks, counting and tokenizing at a time
-FORMAT = 1  # bump when the layout of the cached rows file changes
+FORMAT = 2  # bump when the layout of the cached rows file changes (2: labels of 0/1 columns as lists)
 
 
 def cache_dir() -> Path:
@@ -64,7 +66,7 @@ class ColumnView:
 
 @dataclass
 class ArrowSplit:
-    """A split whose rows stay on disk; it reads like a ``TextSplit`` (``texts``, ``labels`` and
+    """A split whose rows stay on disk; it is a ``Split`` like ``TextSplit`` (``texts``, ``labels`` and
     ``rows`` iterate lazily) and ``pieces()`` gives it as in-memory ``TextSplit`` pieces."""
 
     name: str
@@ -73,6 +75,7 @@ class ArrowSplit:
     task: type[Task] | None = None  # the shape labels are read in, once checked (see ``with_task``)
     label_sep: str = ","
     row_numbers: np.ndarray | None = None  # 1-based data rows of ``source`` after ``subset`` (None: all, in order)
+    rename: Callable[[str], str] | None = None  # applied to raw label names as they are read (``relabelled``)
 
     def __len__(self) -> int:
         return self.table.num_rows
@@ -102,8 +105,10 @@ class ArrowSplit:
         rows = self.rows
         for first in range(0, len(self), PIECE_ROWS):
             batch = self.table[first : first + PIECE_ROWS]
-            piece = TextSplit(self.name, self.source, batch["text"], batch["label"],
+            labels = [tuple(v) if isinstance(v, list) else v for v in batch["label"]]  # 0/1 columns' names
+            piece = TextSplit(self.name, self.source, batch["text"], labels,
                               rows[first : first + len(batch["text"])], batch.get("pair"))  # fmt: skip
+            piece = piece if self.rename is None else piece.relabelled(self.rename)
             yield piece if self.task is None else piece.with_task(self.task, self.label_sep)
 
     def with_task(self, task: type[Task], label_sep: str) -> ArrowSplit:
@@ -113,6 +118,11 @@ class ArrowSplit:
         for _ in shaped.pieces():
             pass
         return shaped
+
+    def relabelled(self, rename: Callable[[str], str]) -> ArrowSplit:
+        """The split with label names renamed as pieces are read; the file stays as it is."""
+        before = self.rename
+        return replace(self, rename=rename if before is None else (lambda name: rename(before(name))))
 
     def subset(self, keep: Sequence[int]) -> ArrowSplit:
         """The chosen rows, in the order given; the file stays as it is (``datasets`` keeps an index)."""
@@ -178,7 +188,7 @@ class TokenColumn:
 
 
 def read_arrow_split(path: str | Path, text_column=None, label_column=None, options: ReadOptions = ReadOptions(),
-                     name: str = "train", pair_column=None) -> ArrowSplit:  # fmt: skip
+                     name: str = "train", pair_column=None, *, label_columns: str | None = None) -> ArrowSplit:  # fmt: skip
     """Read a labelled file into a memory-mapped Arrow split, checking every row as it passes."""
     try:
         import datasets
@@ -187,14 +197,16 @@ def read_arrow_split(path: str | Path, text_column=None, label_column=None, opti
     from filelock import FileLock  # a dependency of datasets
 
     path = Path(path)
-    target = cache_dir() / f"{path.stem}-{_fingerprint(path, text_column, label_column, pair_column, options)}.arrow"
+    options = naming(options, text_column, label_column, pair_column, label_columns=label_columns)
+    columns = (text_column, label_column, pair_column, label_columns)
+    target = cache_dir() / f"{path.stem}-{_fingerprint(path, *columns, options)}.arrow"
     target.parent.mkdir(parents=True, exist_ok=True)
     # Under torchrun every process reads the file; the first writes the copy, the others wait and reuse it.
     with FileLock(f"{target}.lock"):
         if target.is_file():
             log.info("%s: reusing its Arrow copy %s", path, target)
         else:
-            _write_rows(path, target, text_column, label_column, pair_column, options)
+            _write_rows(path, target, columns, options)
     table = datasets.Dataset.from_file(str(target))
     log.info("%s: %d rows memory-mapped from %s", path, table.num_rows, target)
     return ArrowSplit(name, str(path), table)
@@ -206,26 +218,33 @@ def _fingerprint(path: Path, *how) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _write_rows(path: Path, target: Path, text_column, label_column, pair_column, options: ReadOptions) -> None:
+def _write_rows(path: Path, target: Path, given: tuple, options: ReadOptions) -> None:
+    """The file's checked rows as an Arrow stream of text, label and maybe pair; the columns are chosen on
+    the first chunk and kept for the rest."""
     import pyarrow as pa
 
     source = str(path)
-    names = ["text", "label"] + (["pair"] if pair_column is not None else [])
-    schema = pa.schema([(name, pa.string()) for name in names])
-    first_row, columns = 1, None
+    chunks = iter_table(path, READ_CHUNK_ROWS, options)
+    first = next(chunks)  # iter_table raises for a file without rows
+    text_column, label_column, pair_column, label_columns = given
+    columns = resolve_columns(first, text_column, label_column, pair_column, source, label_columns)
+    schema = _schema(columns)
+    first_row = 1
     with atomic_file(target) as temp, pa.OSFile(str(temp), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-        for frame in iter_table(path, READ_CHUNK_ROWS, options):
-            if columns is None:  # inferred from the first chunk, kept for the rest
-                columns = resolve_columns(frame, text_column, label_column, pair_column, source)
-            values = [checked_texts(frame[columns[0]].tolist(), source, columns[0], first_row),
-                      checked_labels(frame[columns[1]].tolist(), source, columns[1], first_row)]  # fmt: skip
-            if pair_column is not None:
-                values.append(checked_texts(frame[columns[2]].tolist(), source, columns[2], first_row))
+        for frame in itertools.chain([first], chunks):
+            values = [v for v in checked_rows(frame, columns, source, first_row) if v is not None]
             nested = [first_row + i for i, label in enumerate(values[1]) if isinstance(label, tuple)]
-            if nested:
+            if nested and not isinstance(columns[1], IndicatorColumns):
                 raise DataError(f"{source}, row {nested[0]}, column {columns[1]!r}: list-valued labels are read in "
                                 "memory; join them into one string (--label-sep) or drop --arrow")  # fmt: skip
-            writer.write_batch(pa.record_batch([pa.array(v, pa.string()) for v in values], schema=schema))
+            writer.write_batch(pa.record_batch([pa.array(v, t) for v, t in zip(values, schema.types)], schema=schema))
             first_row += len(frame)
-        if first_row == 1:
-            raise DataError(f"{path}: the file has no rows")
+
+
+def _schema(columns: tuple):
+    """Strings; the label a list of names where 0/1 columns hold it."""
+    import pyarrow as pa
+
+    label = pa.list_(pa.string()) if isinstance(columns[1], IndicatorColumns) else pa.string()
+    fields = [("text", pa.string()), ("label", label)] + ([("pair", pa.string())] if columns[2] is not None else [])
+    return pa.schema(fields)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from bertfit.config import DataConfig
@@ -12,7 +13,7 @@ from bertfit.data.arrow import read_arrow_split
 from bertfit.data.readers import QUOTING, ReadOptions, read_table
 from bertfit.data.registry import dataset_files, get_dataset
 from bertfit.data.splits import stratified_split
-from bertfit.data.table import TextSplit, read_labelled_file
+from bertfit.data.table import Split, read_labelled_file
 from bertfit.errors import DataError, describe_rows
 from bertfit.tasks import LabelSet, Task, detect_task
 
@@ -23,17 +24,17 @@ SPLITS = ("train", "validation", "test")
 
 @dataclass
 class LoadedData:
-    splits: dict[str, TextSplit]
+    splits: dict[str, Split]
     labels: LabelSet
     task: type[Task]  # the shape of the labels
     label_sep: str = ","
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def train(self) -> TextSplit:
+    def train(self) -> Split:
         return self.splits["train"]
 
-    def get(self, name: str) -> TextSplit | None:
+    def get(self, name: str) -> Split | None:
         split = self.splits.get(name)
         return split if split is not None and len(split) else None
 
@@ -49,6 +50,7 @@ def load_data(config: DataConfig) -> LoadedData:
         paths = dataset_files(spec)
         options = ReadOptions(header=spec.header, quoting=spec.quoting)
         text_col, label_col, pair_col = spec.text_column, spec.label_column, spec.text_pair_column
+        label_cols = None
         display = spec.label_names
         files = {split: paths.get(split) for split in SPLITS}
         fractions, seed = spec.split, spec.split_seed
@@ -57,19 +59,20 @@ def load_data(config: DataConfig) -> LoadedData:
         quoting = QUOTING[config.quoting] if config.quoting else None
         options = ReadOptions(header=header, quoting=quoting, sep=config.field_sep)
         text_col, label_col, pair_col = config.text_column, config.label_column, config.text_pair_column
+        label_cols = config.label_columns
         files = {split: getattr(config, split) for split in SPLITS}
         fractions, seed = config.split_fractions(), config.split_seed
 
     if files["train"] and not config.arrow:
         _suggest_arrow(Path(files["train"]))
-    splits: dict[str, TextSplit] = {}
+    splits: dict[str, Split] = {}
+    read = partial(read_arrow_split if config.arrow else read_labelled_file, label_columns=label_cols)
     for split in SPLITS:
         if files[split]:
-            read = read_arrow_split if config.arrow else read_labelled_file
             splits[split] = read(files[split], text_col, label_col, options, split, pair_col)
     renames = label_renames(config)
     if renames is not None:
-        splits = {name: _renamed(split, renames) for name, split in splits.items()}
+        splits = {name: split.relabelled(renames) for name, split in splits.items()}
     train = splits["train"]
     distinct = list(dict.fromkeys(label for piece in train.pieces() for label in piece.labels))
     task, label_sep = detect_task(distinct, config.task, label_sep, train.source)
@@ -120,13 +123,6 @@ def read_label_map(path: Path) -> dict[str, str]:
     return dict(rows)
 
 
-def _renamed(split: TextSplit, rename) -> TextSplit:
-    if not hasattr(split, "texts"):  # an --arrow split: its labels are read from disk later
-        raise DataError("--label-map/--lowercase-labels do not work with --arrow yet; rename the labels in the files")
-    labels = [tuple(map(rename, v)) if isinstance(v, tuple) else rename(v) for v in split.labels]
-    return replace(split, labels=labels)
-
-
 LARGE_FILE_BYTES = 256 * 2**20
 
 
@@ -139,7 +135,7 @@ def _suggest_arrow(path: Path) -> None:
                     path, size // 2**20)  # fmt: skip
 
 
-def _held_out_validation(splits: dict[str, TextSplit], share: float, seed: int, task: type[Task]) -> dict:
+def _held_out_validation(splits: dict[str, Split], share: float, seed: int, task: type[Task]) -> dict:
     """Train and a stratified, seeded validation share of it, so the best epoch, early stopping and
     calibration have something to go on."""
     train = splits["train"]
@@ -149,7 +145,7 @@ def _held_out_validation(splits: dict[str, TextSplit], share: float, seed: int, 
     return parts
 
 
-def _split_one(whole: TextSplit, fractions, seed: int, task: type[Task]) -> dict[str, TextSplit]:
+def _split_one(whole: Split, fractions, seed: int, task: type[Task]) -> dict[str, Split]:
     # an --arrow split's labels are read from disk once, here
     train, validation, test = stratified_split(task.strata(whole.labels), fractions, seed, whole.source)
     parts = {"train": train, "validation": validation, "test": test}
@@ -157,7 +153,7 @@ def _split_one(whole: TextSplit, fractions, seed: int, task: type[Task]) -> dict
     return {name: replace(whole.subset(rows), name=name) for name, rows in parts.items() if rows}
 
 
-def check_splits(splits: dict[str, TextSplit], on_duplicates: str, display: dict[str, str],
+def check_splits(splits: dict[str, Split], on_duplicates: str, display: dict[str, str],
                  task: type[Task], label_sep: str = ",", warnings: list[str] | None = None) -> LoadedData:  # fmt: skip
     """Cross-split checks: enough classes, unseen labels, texts shared between splits (``warnings``:
     found earlier, logged with these)."""
@@ -191,7 +187,7 @@ def check_splits(splits: dict[str, TextSplit], on_duplicates: str, display: dict
     return LoadedData(splits=splits, labels=label_set, task=task, label_sep=label_sep, warnings=warnings)
 
 
-def _missing_splits(splits: dict[str, TextSplit]) -> list[str]:
+def _missing_splits(splits: dict[str, Split]) -> list[str]:
     """What a run without validation or test data will not do, said before it starts."""
     lost = {
         "validation": "no validation data: the last epoch is kept, with no early stopping, calibration or tuned "
@@ -207,7 +203,7 @@ def _display(value, display: dict[str, str]):
     return display.get(value, value) if isinstance(value, str) else value
 
 
-def _check_duplicates(train: TextSplit, split: TextSplit, policy: str, warnings: list[str]) -> TextSplit:
+def _check_duplicates(train: Split, split: Split, policy: str, warnings: list[str]) -> Split:
     # The held-out split is the small one: keep its texts in a set and stream the training texts past it.
     held_out = set(split.inputs())
     seen = {text for text in train.inputs() if text in held_out}

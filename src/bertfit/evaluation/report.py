@@ -78,10 +78,11 @@ def _page(manifest: Manifest, task: Task, metrics: dict, sections: list[tuple[st
         ("max length", f"{manifest.max_length} tokens ({manifest.long_text})"),
         ("epochs", f"{manifest.epochs_run} run, kept {manifest.best_epoch}"),
         ("training precision", manifest.precision),
-        ("calibration temperature", f"{manifest.temperature:.3g}"),
+        ("calibration temperature", f"{task.temperature:.3g}"),
     ]
     return environment.get_template("report.html.j2").render(
         title=f"bertfit report: {manifest.base_model or 'model'} ({task.name})",
+        warning=task.chance_warning(metrics.get("validation")),
         facts=facts,
         headlines=_headline_table(metrics, task),
         sections=sections,

@@ -7,7 +7,6 @@ import numpy as np
 from bertfit.data.arrow import read_arrow_split
 from bertfit.data.readers import ReadOptions
 from bertfit.data.table import read_labelled_file
-from bertfit.errors import ConfigError
 from bertfit.folder import AUTO_BACKEND, Manifest, read_manifest
 from bertfit.inference import Predictor
 from bertfit.tasks import Task
@@ -16,32 +15,30 @@ from bertfit.tasks import Task
 def evaluate_file(
     model_dir: str,
     data_path: str,
+    *,
     text_column: str | None = None,
     label_column: str | None = None,
     backend: str = AUTO_BACKEND,
     pair_column: str | None = None,
     arrow: bool = False,
+    label_columns: str | None = None,
 ) -> dict:
     """Metrics of the model on ``data_path``; labels must be the model's (or their raw aliases).
 
     ``arrow`` reads the file into memory-mapped Arrow (see ``bertfit.data.arrow``) and scores it a
     piece at a time, so only the labels and outputs of every row are held."""
     manifest = read_manifest(model_dir)
-    require_pair_column(manifest, model_dir, pair_column)
+    manifest.check_pairs(pair_column, give="a text pair column (--text-pair-column)", model=model_dir)
     read = read_arrow_split if arrow else read_labelled_file
-    split = read(data_path, text_column, label_column, ReadOptions(), "evaluation", pair_column)
+    split = read(
+        data_path, text_column, label_column, ReadOptions(), "evaluation", pair_column, label_columns=label_columns
+    )  # 0/1 columns, one per label, of a multi-label model
     predictor = Predictor.load(model_dir, backend=backend)
     gold, outputs = [], []
     for piece in split.pieces():
         gold.append(gold_of_split(predictor.task, manifest, piece))
         outputs.append(predictor.predict_proba(piece.texts, piece.pairs))
     return predictor.task.metrics(np.concatenate(gold), np.concatenate(outputs))
-
-
-def require_pair_column(manifest: Manifest, model_dir, pair_column) -> None:
-    """A model trained on text pairs scores only files that give the second text too."""
-    if manifest.text_pairs and pair_column is None:
-        raise ConfigError(f"{model_dir} was trained on text pairs: pass --text-pair-column too")
 
 
 def gold_of_split(task: Task, manifest: Manifest, split) -> np.ndarray:

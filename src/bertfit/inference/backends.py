@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,17 @@ from torch import nn
 
 from bertfit.encoding.batching import Encoded, inference_batches, iterate_batches
 from bertfit.encoding.precision import PREDICTION_PRECISION, autocast, default_device, resolve_precision
-from bertfit.errors import ModelError
-from bertfit.folder import AUTO_BACKEND, LEGACY_ONNX_FILES, ONNX_DIR, ONNX_FILES, PARITY_FILE, Manifest
+from bertfit.errors import ConfigError, ModelError
+from bertfit.folder import (
+    AUTO_BACKEND,
+    BACKEND_CHOICES,
+    LEGACY_ONNX_FILES,
+    ONNX_DIR,
+    ONNX_FILES,
+    PARITY_FILE,
+    Manifest,
+)
+from bertfit.inference.integrity import check_weight_files
 from bertfit.modeling import load_model, logits_of, uses_token_types
 
 log = logging.getLogger(__name__)
@@ -28,6 +38,9 @@ CPU_BATCH_TOKENS = 1024  # padded tokens per CPU batch (see inference_batches)
 # How far the int8 export's parity metric (accuracy for single-label tasks) may fall below PyTorch
 # fp32's on the validation split for ``auto`` to run it: half a point.
 INT8_MAX_DROP = 0.005
+# How far the fp32 export's outputs (probabilities, or values) may move from PyTorch fp32's on the
+# validation split for ``auto`` to run it: the folder's promise of the same numbers as plain transformers.
+FP32_MAX_DIFFERENCE = 1e-4
 
 
 def batched_rows(
@@ -85,39 +98,75 @@ def predict_logits(
 
 
 def choose_backend(folder: Path, precision: str | None, where: torch.device) -> str:
-    """What ``auto`` runs: the int8 export on a CPU where ``bertfit export --quantize int8`` found it
-    within ``INT8_MAX_DROP`` of PyTorch fp32 on the validation split; else the saved PyTorch model.
-
-    In every ``python -m bench.predict`` run the int8 export outran PyTorch on the CPU, fp32 and bf16
-    alike (docs/performance.md), so where it holds quality it is the faster choice. A precision other
-    than fp32, or a GPU, asks for the PyTorch model."""
+    """What ``auto`` runs: on a CPU at fp32, the ONNX graph that ``fastest_graph`` picks from the folder's
+    parity check (``onnx/parity.json``, written by ``train`` or ``bertfit export``); else the saved
+    PyTorch model. A precision other than fp32, or a GPU, asks for the PyTorch model."""
     if precision not in (None, PREDICTION_PRECISION) or where.type != "cpu":
         return "torch"
-    int8 = folder / ONNX_DIR / ONNX_FILES["onnx-int8"]
     parity = folder / ONNX_DIR / PARITY_FILE
-    if not int8.is_file() or not parity.is_file():
+    if not parity.is_file():
         return "torch"
     try:
         report = json.loads(parity.read_text(encoding="utf-8"))
-        metric, drop = report["metric"], -float(report["onnx-int8"]["difference"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         log.warning("%s: unreadable; predicting with the PyTorch model", parity)
         return "torch"
-    if drop > INT8_MAX_DROP:
-        log.info("the int8 export lost %.2f points of %s in its parity check; predicting with the PyTorch model",
-                 100 * drop, metric)  # fmt: skip
+    graph = fastest_graph(report, folder / ONNX_DIR)
+    if graph is None:
         return "torch"
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
-        log.info("an int8 export is here, but ONNX Runtime is not: pip install 'bertfit[onnx]' to use it")
+        log.info("an ONNX export is here, but ONNX Runtime is not: pip install 'bertfit[onnx]' to use it")
         return "torch"
-    log.info("predicting with the int8 export %s (parity %s %+.2f points against PyTorch fp32; --backend torch for "
-             "the saved model)", int8.relative_to(folder), metric, -100 * drop)  # fmt: skip
-    return "onnx-int8"
+    row = report[graph]
+    log.info("predicting with the ONNX export %s (parity: %s %+.2f points, outputs within %.1e of PyTorch fp32; "
+             "--backend torch for the saved model)", row["file"], report["metric"], 100 * float(row["difference"]),
+             float(row["max_output_difference"]))  # fmt: skip
+    return graph
 
 
-def open_backend(name: str, folder: Path, manifest: Manifest, precision: str | None = None,
+def fastest_graph(report: dict, folder: Path | None = None) -> str | None:
+    """The fastest ONNX graph whose parity check held, or None: the int8 one where its parity metric
+    fell at most ``INT8_MAX_DROP`` below PyTorch fp32's (in every ``python -m bench.predict`` run it
+    outran PyTorch and the fp32 graph, docs/performance.md), else the fp32 one where its outputs stayed
+    within ``FP32_MAX_DIFFERENCE`` of PyTorch's. ``folder``: count only graphs present there."""
+    for backend, holds in (("onnx-int8", _int8_holds), ("onnx", _fp32_holds)):
+        row = report.get(backend)
+        if not isinstance(row, dict) or (folder is not None and not (folder / ONNX_FILES[backend]).is_file()):
+            continue
+        try:
+            if holds(row):
+                return backend
+        except (KeyError, TypeError, ValueError):
+            log.warning("parity report: its %s entry is unreadable; not using that graph", backend)
+    return None
+
+
+def _int8_holds(row: dict) -> bool:
+    drop = -float(row["difference"])
+    if drop > INT8_MAX_DROP:
+        log.info("the int8 export lost %.2f points in its parity check; not using it", 100 * drop)
+    return drop <= INT8_MAX_DROP
+
+
+def _fp32_holds(row: dict) -> bool:
+    return float(row["max_output_difference"]) <= FP32_MAX_DIFFERENCE
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """What an opener in ``OPENERS`` is given: the folder, and how to run it."""
+
+    name: str
+    folder: Path
+    manifest: Manifest
+    precision: str | None
+    device: torch.device
+    trust_remote_code: bool = False
+
+
+def open_backend(name: str, folder: Path, manifest: Manifest, *, precision: str | None = None,
                  device: str | None = None, trust_remote_code: bool = False) -> TorchBackend | OnnxBackend:  # fmt: skip
     """The backend ``name`` (``auto`` or one of ``folder.BACKENDS``) over a saved model folder: its
     PyTorch model, in ``precision`` (default fp32, what other tools compute from the folder) on
@@ -125,10 +174,9 @@ def open_backend(name: str, folder: Path, manifest: Manifest, precision: str | N
     where = torch.device(device) if device else default_device()
     if name == AUTO_BACKEND:
         name = choose_backend(folder, precision, where)
-    if name == "torch":
-        model = load_model(folder, manifest, trust_remote_code)
-        return TorchBackend(model, resolve_precision(precision or PREDICTION_PRECISION, where), where)
-    return OnnxBackend(onnx_path(folder, name), name)
+    if name not in OPENERS:
+        raise ConfigError(f"backend {name!r}: choose one of {', '.join(BACKEND_CHOICES)}")
+    return OPENERS[name](OpenRequest(name, Path(folder), manifest, precision, where, trust_remote_code))
 
 
 class TorchBackend:
@@ -176,6 +224,27 @@ class OnnxBackend:
             return self.session.run(None, feed)[0]
 
         return batched_rows(encoded, pad_id, batch_size, score_batch)  # CPU execution: token-capped batches
+
+
+def _open_torch(request: OpenRequest) -> TorchBackend:
+    check_weight_files(request.folder, request.manifest)  # a damaged file named, not a loader's traceback
+    model = load_model(request.folder, request.manifest, request.trust_remote_code)
+    return TorchBackend(model, resolve_precision(request.precision or PREDICTION_PRECISION, request.device),
+                        request.device)  # fmt: skip
+
+
+def _open_onnx(request: OpenRequest) -> OnnxBackend:
+    return OnnxBackend(onnx_path(request.folder, request.name), request.name)
+
+
+# One opener per name in ``folder.BACKENDS`` (the names live there, so option checks know them without
+# torch; tests/test_folder_damage.py checks the two agree). A new backend is a class with ``logits()``
+# and ``token_types``, its name in ``folder.BACKENDS`` and its opener here.
+OPENERS: dict[str, Callable[[OpenRequest], TorchBackend | OnnxBackend]] = {
+    "torch": _open_torch,
+    "onnx": _open_onnx,
+    "onnx-int8": _open_onnx,
+}
 
 
 def onnx_path(folder: Path, backend: str) -> Path:

@@ -18,8 +18,9 @@ from bertfit.data.stream import CHUNK_ROWS, TableWriter, iter_table
 from bertfit.data.table import checked_texts, text_column_of
 from bertfit.encoding.batching import aggregate_windows
 from bertfit.errors import ConfigError
-from bertfit.folder import atomic_file
+from bertfit.folder import atomic_file, check_writable
 from bertfit.inference.backends import run_batched
+from bertfit.inference.files import check_output_file
 from bertfit.inference.predictor import Predictor
 from bertfit.modeling import PooledClassifier, pool
 
@@ -46,15 +47,19 @@ def sentence_vectors(predictor: Predictor, texts: list[str], pairs: list[str] | 
     return aggregate_windows(vectors, encoded, "mean")
 
 
-def embed_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, text_column: str | None = None,
-               chunk_rows: int = CHUNK_ROWS, progress=None) -> tuple[int, int]:  # fmt: skip
+def embed_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, *,
+               text_column: str | None = None, chunk_rows: int = CHUNK_ROWS, progress=None,
+               overwrite: bool = False) -> tuple[int, int]:  # fmt: skip
     """Write the vectors of every text in ``input_path``: a (rows, dims) ``.npy`` matrix, or the input's
-    columns plus an ``embedding`` list column (``.parquet``, ``.jsonl``). Returns (rows, dims)."""
+    columns plus an ``embedding`` list column (``.parquet``, ``.jsonl``). Returns (rows, dims).
+    The output may not be the input, nor (without ``overwrite``) any other existing file."""
     output_path = Path(output_path)
     kind = output_path.suffix.lstrip(".").lower()
     kind = file_format(output_path) if kind in ("parquet", "pq", "jsonl", "ndjson") else kind
     if kind not in VECTOR_FORMATS:
         raise ConfigError(f"{output_path}: write vectors to .npy, .parquet or .jsonl")
+    check_output_file(input_path, output_path, overwrite)  # before the model loads
+    check_writable(output_path)
     predictor = Predictor.load(model_dir, backend="torch")  # vectors come from the PyTorch encoder
     source, column, done, dims = str(input_path), None, 0, 0
     matrices: list[np.ndarray] = []

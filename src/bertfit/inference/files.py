@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from bertfit.data.columns import resolve_column
 from bertfit.data.readers import output_format
 from bertfit.data.stream import CHUNK_ROWS, TableWriter, iter_table
 from bertfit.data.table import checked_texts, is_blank, text_column_of
-from bertfit.errors import DataError
+from bertfit.errors import DataError, OutputError, OutputExistsError
 from bertfit.folder import check_writable
 from bertfit.inference.predictor import Predictor
 
@@ -23,11 +24,13 @@ def predict_file(
     predictor: Predictor,
     input_path: str | Path,
     output_path: str | Path,
+    *,
     text_column: str | None = None,
     chunk_rows: int = CHUNK_ROWS,
     progress=None,
     pair_column: str | None = None,
     skip_empty: bool = False,
+    overwrite: bool = False,
 ) -> int:
     """Add ``predicted_label`` and one ``prob_<label>`` column per class to the input's columns
     (multi-label: the chosen labels joined by the label separator; regression: ``predicted_value``).
@@ -38,7 +41,10 @@ def predict_file(
 
     Every input row has its output row. An empty text stops the run, naming its rows, unless
     ``skip_empty``: then its row gets no prediction (empty cells), and the count is logged.
+    The output may not be the input, nor (without ``overwrite``) any other existing file.
     """
+    check_output_file(input_path, output_path, overwrite)
+    predictor.check_pairs(pair_column, give="a text pair column (--text-pair-column)")
     source = str(input_path)
     column = pair = typed = None
     done = skipped = 0
@@ -100,13 +106,37 @@ def _kept_rows(frame: pd.DataFrame, column, pair, skip_empty: bool) -> np.ndarra
     return np.flatnonzero(filled)
 
 
-def check_files(input_path: str | Path, output_path: str | Path, text_column=None, pair_column=None) -> None:
+def check_files(input_path: str | Path, output_path: str | Path, *, text_column=None, pair_column=None,
+                overwrite: bool = False) -> None:  # fmt: skip
     """Everything about the files that can go wrong, found before a model loads: the output's format
-    (from its suffix) and folder, the input's first rows and columns."""
+    (from its suffix), whether it would replace a file, its folder, the input's first rows and columns."""
     output_format(Path(output_path))
+    check_output_file(input_path, output_path, overwrite)
     check_writable(Path(output_path))
     first = next(iter_table(input_path, chunk_rows=256))
     input_columns(first, text_column, pair_column, str(input_path))
+
+
+def check_output_file(input_path: str | Path, output_path: str | Path, overwrite: bool = False) -> None:
+    """Refuse an output that would destroy data: the input itself (the same path, or another name for the
+    same file, such as a hard link), whatever ``overwrite`` says, or any other existing file without it, as
+    a model folder is refused."""
+    output = Path(output_path)
+    if _same_file(Path(input_path), output):
+        raise OutputError(f"--output {output} is the --input file: writing the predictions there would replace "
+                          "your data; choose another --output")  # fmt: skip
+    # resolved too: in a/missing/../x.csv the folder made for the output would lead back to a/x.csv
+    if not overwrite and (output.exists() or output.resolve().exists()):
+        raise OutputExistsError(f"--output {output} already exists; pass --overwrite to replace it, or choose "
+                                "another --output")  # fmt: skip
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    """The same path once links and ``..`` are resolved, or another name (a hard link) for the same inode."""
+    try:
+        return first.resolve() == second.resolve() or (second.exists() and os.path.samefile(first, second))
+    except OSError:  # the input is missing: reading it will say so
+        return False
 
 
 def input_columns(frame: pd.DataFrame, text_column, pair_column, source: str) -> tuple[object, object]:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from bertfit.data.texts import as_texts
 from bertfit.encoding.batching import Encoded, TextPolicy, aggregate_windows, encode_texts
 from bertfit.encoding.precision import default_device, resolve_precision
-from bertfit.errors import ConfigError, DataError, ModelError
+from bertfit.errors import ConfigError, ModelError
 from bertfit.folder import AUTO_BACKEND, BACKEND_CHOICES, Manifest, read_manifest
 from bertfit.inference.backends import OnnxBackend, TorchBackend, open_backend
+from bertfit.inference.integrity import check_common_files
 from bertfit.modeling import load_tokenizer
 from bertfit.tasks import LabelSet, Prediction, Task, task_from_manifest
 
@@ -23,16 +25,19 @@ class Predictor:
 
     ``backend`` computes logits from token ids: ``TorchBackend`` or ``OnnxBackend``; everything after
     the logits (window aggregation, temperature, softmax/sigmoid, thresholds) is the same for both.
+    ``manifest``: the folder's, for a predictor loaded from one (its rules, such as text pairs, hold);
+    None for a model in memory.
     """
 
     def __init__(self, backend: TorchBackend | OnnxBackend, tokenizer, task: Task, policy: TextPolicy,
-                 batch_size: int = 64, token_types: bool = True):  # fmt: skip
+                 batch_size: int = 64, token_types: bool = True, manifest: Manifest | None = None):  # fmt: skip
         self.backend = backend
         self.tokenizer = tokenizer
         self.task = task
         self.policy = policy
         self.batch_size = batch_size
         self.token_types = token_types
+        self.manifest = manifest
 
     @classmethod
     def from_model(cls, model: nn.Module, tokenizer, task: Task, policy: TextPolicy | int,
@@ -57,10 +62,12 @@ class Predictor:
         folder = Path(folder)
         manifest = read_manifest(folder)
         task = task_from_manifest(manifest)
+        check_common_files(folder)
         tokenizer = load_tokenizer(str(folder), trust_remote_code)
         policy = policy_of(manifest)
-        opened = open_backend(backend, folder, manifest, precision, device, trust_remote_code)
-        return cls(opened, tokenizer, task, policy, manifest.eval_batch_size, opened.token_types)
+        opened = open_backend(backend, folder, manifest, precision=precision, device=device,
+                              trust_remote_code=trust_remote_code)  # fmt: skip
+        return cls(opened, tokenizer, task, policy, manifest.eval_batch_size, opened.token_types, manifest)
 
     @property
     def labels(self) -> LabelSet:
@@ -87,10 +94,17 @@ class Predictor:
     def outputs_of(self, encoded: Encoded) -> np.ndarray:
         return self.task.outputs(self.logits_of(encoded))
 
+    def check_pairs(self, pairs, give: str = "pairs") -> None:
+        """The folder's rule on second texts (``Manifest.check_pairs``); a model in memory has no folder."""
+        if self.manifest is not None:
+            self.manifest.check_pairs(pairs, give=give)
+
     def predict_proba(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
-        """Per text: one probability per label (``labels.names`` order), or the value (regression)."""
+        """Per text: one probability per label (``labels.names`` order), or the value (regression).
+        An empty or whitespace-only text is refused, naming its position (``data.texts.as_texts``)."""
         if isinstance(texts, str):
             raise TypeError("predict_proba takes a list of texts, not one string")
+        self.check_pairs(pairs)
         texts = as_texts(texts, "texts")
         pairs = None if pairs is None else as_texts(pairs, "pairs")
         if pairs is not None and len(pairs) != len(texts):
@@ -108,17 +122,6 @@ class Predictor:
     def predictions(self, outputs: np.ndarray) -> list[Prediction]:
         """``Prediction`` objects from ``predict_proba``'s outputs, with the saved decision rule."""
         return self.task.predictions(outputs)
-
-
-def as_texts(values: Iterable, name: str) -> list[str]:
-    """Any iterable of strings (a list, a pandas Series, a numpy array) as a list; a missing or
-    non-string value is refused with its position."""
-    texts = list(values)
-    for position, text in enumerate(texts):
-        if not isinstance(text, str):
-            kind = "missing (None or NaN)" if text is None or text != text else f"of type {type(text).__name__}"
-            raise DataError(f"{name}[{position}] is {kind}; every text must be a string")
-    return texts
 
 
 def policy_of(manifest: Manifest) -> TextPolicy:

@@ -13,8 +13,9 @@ import logging
 import os
 from pathlib import Path
 
+from bertfit.data.formats import FORMATS
 from bertfit.data.readers import file_format
-from bertfit.errors import BertfitError, ConfigError, DataError
+from bertfit.errors import BertfitError, ConfigError, DataError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,29 @@ def is_sharded(spec: str) -> bool:
     return Path(spec).is_dir() or any(char in spec for char in "*?[")
 
 
-def predict_shards_local(predictor, files: list[Path], output_dir: Path, text_column: str | None = None,
+def check_output_folder(output_dir: Path, files: list[Path]) -> None:
+    """Before any model loads: the output folder is new or empty (scored shards written among other files
+    would mix with them, and the input folder itself is never empty), and no two shards share a name
+    (the second would replace the first's output)."""
+    output_dir = Path(output_dir)
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise OutputError(f"{output_dir}: the output folder must be new or empty")
+    names = [file.name for file in files]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise DataError(f"input shards share the file name {', '.join(twice)}, and their outputs would too: "
+                        "give shards with distinct names")  # fmt: skip
+
+
+def predict_shards_local(predictor, files: list[Path], output_dir: Path, *, text_column: str | None = None,
                          pair_column: str | None = None, progress=None) -> int:  # fmt: skip
     from bertfit.inference.files import predict_file
 
+    check_output_folder(output_dir, files)
     output_dir.mkdir(parents=True, exist_ok=True)
     done = 0
     for file in files:
-        done += predict_file(predictor, file, output_dir / file.name, text_column, pair_column=pair_column,
+        done += predict_file(predictor, file, output_dir / file.name, text_column=text_column, pair_column=pair_column,
                              progress=None if progress is None else (lambda rows, base=done: progress(base + rows)))  # fmt: skip
     return done
 
@@ -74,10 +90,14 @@ class _Scorer:
         return with_predictions(frame, self.predictor, self.predictor.predict_proba(texts, pairs))
 
 
-def predict_shards_ray(model_dir: str, files: list[Path], output_dir: Path, backend: str = "torch",
+def predict_shards_ray(model_dir: str, files: list[Path], output_dir: Path, *, backend: str = "torch",
                        text_column: str | None = None, pair_column: str | None = None, workers: int = 2,
                        batch_size: int = 1024, cpus_per_worker: float | None = None) -> int:  # fmt: skip
     """Score the shards with Ray Data on the cluster at ``RAY_ADDRESS``, or a local one started here."""
+    from bertfit.folder import read_manifest
+
+    check_output_folder(output_dir, files)
+    read_manifest(model_dir).check_pairs(pair_column, give="a text pair column (--text-pair-column)", model=model_dir)
     ray = require_ray()
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
@@ -122,31 +142,17 @@ def _bertfit_cause(err: BaseException) -> BertfitError | None:
 
 
 def _read(data, paths: list[str], kind: str):
-    where = {"include_paths": True}
-    if kind == "parquet":
-        dataset = data.read_parquet(paths, **where)
-    elif kind == "jsonl":
-        dataset = data.read_json(paths, lines=True, **where)
-    else:
-        import pyarrow.csv
-
-        delimiter = "\t" if kind == "tsv" else ","
-        dataset = data.read_csv(paths, parse_options=pyarrow.csv.ParseOptions(delimiter=delimiter), **where)
-    return dataset.rename_columns({"path": PATH_COLUMN})
+    read = FORMATS[kind].ray_read
+    if read is None:
+        raise DataError(f"{paths[0]}: --engine ray does not read {kind} files; save them as CSV or Parquet")
+    return read(data, paths).rename_columns({"path": PATH_COLUMN})
 
 
 def _write(dataset, folder: str, kind: str) -> None:
-    if kind == "parquet":
-        dataset.write_parquet(folder)
-    elif kind == "jsonl":
-        dataset.write_json(folder)  # one JSON object per line
-    else:
-        import pyarrow.csv
-
-        delimiter = "\t" if kind == "tsv" else ","
-        dataset.write_csv(
-            folder, arrow_csv_args_fn=lambda: {"write_options": pyarrow.csv.WriteOptions(delimiter=delimiter)}
-        )
+    write = FORMATS[kind].ray_write
+    if write is None:
+        raise DataError(f"{folder}: --engine ray does not write {kind} files")
+    write(dataset, folder)
 
 
 def _rows_in(folder: Path, kind: str):

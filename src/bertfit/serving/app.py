@@ -31,8 +31,8 @@ def require_fastapi():
     return fastapi, uvicorn
 
 
-def create_app(model_dir: str | Path, backend: str = AUTO_BACKEND, limits: ServeLimits = ServeLimits(), batching=None,
-               precision: str | None = None):  # fmt: skip
+def create_app(model_dir: str | Path, backend: str = AUTO_BACKEND, *, limits: ServeLimits = ServeLimits(),
+               batching=None, precision: str | None = None):  # fmt: skip
     """The FastAPI app serving the model folder ``model_dir`` (``precision``: the torch backend's, default fp32)."""
     require_fastapi()
     from fastapi import FastAPI, Request
@@ -77,7 +77,7 @@ def create_app(model_dir: str | Path, backend: str = AUTO_BACKEND, limits: Serve
     async def busy(request: Request, err: Overloaded):
         return error(503, "the server is busy; retry shortly", {"Retry-After": "1"})
 
-    add_standard_routes(app, predictor, batcher, limits, folder.name, manifest.text_pairs)
+    add_standard_routes(app, predictor, batcher, limits, folder.name, manifest)
     add_metrics(app, batcher)
 
     @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True,
@@ -88,7 +88,7 @@ def create_app(model_dir: str | Path, backend: str = AUTO_BACKEND, limits: Serve
         if isinstance(body, dict) and "inputs" in body:
             return await app.state.tei_answer(_validated(TeiRequest, body), one_list_per_text=False)
         texts, pairs = _validated(PredictRequest, body).inputs()
-        problem = check_inputs(texts, pairs, manifest.text_pairs, limits)
+        problem = check_inputs(texts, pairs, manifest, limits, give="text_pair / text_pairs")
         if problem:
             return error(*problem)
         outputs = await batcher.predict(texts, pairs)

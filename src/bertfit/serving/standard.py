@@ -18,6 +18,7 @@ answers errors as ``{"error": "..."}`` (a bad body and a full queue through the 
 import asyncio
 
 from bertfit import __version__
+from bertfit.folder import Manifest
 from bertfit.serving.limits import ServeLimits, check_inputs
 
 V2_VERSION = "1"
@@ -38,7 +39,7 @@ async def scored(batcher, predictor, texts: list[str], pairs: list[str] | None, 
     )
 
 
-def add_standard_routes(app, predictor, batcher, limits: ServeLimits, name: str, pair_model: bool):
+def add_standard_routes(app, predictor, batcher, limits: ServeLimits, name: str, manifest: Manifest):
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from pydantic import ValidationError
@@ -49,7 +50,9 @@ def add_standard_routes(app, predictor, batcher, limits: ServeLimits, name: str,
 
     async def tei_answer(body: TeiRequest, one_list_per_text: bool):
         texts = body.texts()
-        problem = check_inputs(texts, None, pair_model, limits)
+        # TEI's body has no second texts: a pair model is told to use bertfit's own.
+        problem = check_inputs(texts, None, manifest, limits, names=("inputs", "text_pairs"),
+                               give='text_pairs, in bertfit\'s body {"texts": [...], "text_pairs": [...]}')  # fmt: skip
         if problem:
             return error(*problem)
         outputs = await scored(batcher, predictor, texts, None, body.raw_scores)
@@ -87,7 +90,7 @@ def add_standard_routes(app, predictor, batcher, limits: ServeLimits, name: str,
         if unknown:
             return unknown
         inputs = [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
-        inputs += [{"name": "text_pair", "datatype": "BYTES", "shape": [-1]}] if pair_model else []
+        inputs += [{"name": "text_pair", "datatype": "BYTES", "shape": [-1]}] if manifest.text_pairs else []
         width = task.empty_outputs().shape[1:] or (1,)
         return {
             "name": name,
@@ -123,7 +126,7 @@ def add_standard_routes(app, predictor, batcher, limits: ServeLimits, name: str,
             return error(400, "send the texts as a BYTES input tensor named 'text' (in JSON, not binary, form)")
         texts = [str(t) for t in tensors["text"].data]
         pairs = [str(t) for t in tensors["text_pair"].data] if "text_pair" in tensors else None
-        problem = check_inputs(texts, pairs, pair_model, limits)
+        problem = check_inputs(texts, pairs, manifest, limits, names=("text", "text_pair"), give="a text_pair tensor")
         if problem:
             return error(*problem)
         outputs = await batcher.predict(texts, pairs)

@@ -47,18 +47,9 @@ def detect_task(train_labels: list, requested: str, label_sep: str | None, sourc
 
 
 def task_from_manifest(manifest: Manifest) -> Task:
-    """The task a model folder saved (``Task.to_manifest``), with its labels and fitted rules."""
-    labels = LabelSet(tuple(manifest.labels))
-    return shape_named(manifest.task)(
-        labels=labels,
-        label_sep=manifest.label_sep,
-        target_mean=float(manifest.target_mean),
-        target_std=float(manifest.target_std),
-        temperature=float(manifest.temperature),
-        scale_in_weights=bool(manifest.scale_in_weights),
-        positive=None if manifest.positive_label is None else labels.label2id[manifest.positive_label],
-        thresholds=tuple(manifest.thresholds) if manifest.thresholds else None,
-    )
+    """The task a model folder saved (``Task.to_manifest``), with its labels and fitted rules: the shape
+    it names reads its own state (``Task.from_dict``)."""
+    return shape_named(manifest.task.name).from_dict(manifest.task.state, LabelSet(tuple(manifest.labels)))
 
 
 __all__ = [

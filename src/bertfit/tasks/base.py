@@ -4,8 +4,10 @@ A ``Task`` says what a label column holds and what the model's raw outputs (logi
 are detected, checked and stratified; the loss that trains the logits; how they become probabilities
 or values (temperature, softmax/sigmoid, target scale); how a decision is made (argmax, a tuned
 threshold, one threshold per label); which metrics score it and which one picks the best epoch; the
-columns a prediction is written as; and what the report shows. It is saved in the model folder, so
-training, evaluation and prediction read outputs one way.
+columns a prediction is written as; what the report shows; and when its validation scores are near
+chance. It writes and reads its own fitted state (``to_dict``/``from_dict``: ``bertfit.json`` holds
+``task: {name, state}``), so training, evaluation and prediction read outputs one way, and a shape's
+state is listed in its own class only.
 
 Each shape is one module of this package (``single_label``, ``multi_label``, ``regression``); code
 outside the package asks the task object and never checks which shape it holds.
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from bertfit.errors import DataError, describe_rows
+from bertfit.folder import SavedTask
 from bertfit.tasks.labels import LabelSet
 
 if TYPE_CHECKING:  # torch loads only when a model is trained, not for config checks or reports
@@ -30,6 +33,8 @@ if TYPE_CHECKING:  # torch loads only when a model is trained, not for config ch
 log = logging.getLogger(__name__)
 
 Headlines = tuple[tuple[str, str], ...]  # (title, metric key) pairs, in the order lines show them
+# How far above what a model that learnt nothing scores a validation score must be not to count as near chance.
+CHANCE_MARGIN = 0.03
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,9 @@ class WorstExamples:
 
 @dataclass(frozen=True)
 class Task:
-    """A task shape with its fitted state; subclasses set the class variables and override what differs."""
+    """A task shape with its fitted state; subclasses set the class variables and override what differs.
+    A shape with state of its own declares it as fields of its (frozen dataclass) class and saves them in
+    its ``to_dict``/``read_state``: each class saves the fields it declares."""
 
     name: ClassVar[str]
     problem_type: ClassVar[str]  # transformers' ``config.problem_type`` for this shape
@@ -81,17 +88,13 @@ class Task:
     no_classes_reason: ClassVar[str | None] = None  # why class-wise report plots do not apply
     confidence_meaning: ClassVar[str] = "the probability the model gave its (wrong) prediction"  # in the report
 
-    labels: LabelSet  # regression: one name, the predicted value's
+    labels: LabelSet  # regression: one name, the predicted value's; saved beside the state (``labels``)
     label_sep: str = ","  # multi-label: joins label names in files and predictions
-    # Regression trains on standardised targets; outputs are scaled back with these.
-    target_mean: float = 0.0
-    target_std: float = 1.0
     temperature: float = 1.0  # probability calibration, fitted on validation
     # True once the temperature (or regression target scale) is folded into the output layer's weights
     # (``logit_scale``), so the model's own logits are final and tools outside bertfit need no extra step.
     scale_in_weights: bool = False
-    # Binary: the positive class id and its threshold; multi-label: one threshold per label.
-    positive: int | None = None
+    # Binary: the positive class's threshold; multi-label: one threshold per label.
     thresholds: tuple[float, ...] | None = None
 
     # -- labels, before a model exists ------------------------------------------------------
@@ -311,18 +314,47 @@ class Task:
         index = self.labels.label2id
         return np.array([scores[i, index[row["predicted"]]] for i, row in enumerate(wrong)])
 
-    # -- saving -----------------------------------------------------------------------------
-    def to_manifest(self) -> dict:
-        return {
-            "task": self.name,
-            "label_sep": self.label_sep,
-            "target_mean": self.target_mean,
-            "target_std": self.target_std,
-            "temperature": self.temperature,
-            "scale_in_weights": self.scale_in_weights,
-            "positive_label": None if self.positive is None else self.labels.names[self.positive],
-            "thresholds": list(self.thresholds) if self.thresholds else None,
-        }
+    # -- near chance ------------------------------------------------------------------------
+    def near_chance(self, metrics: dict) -> str | None:
+        """Why these validation metrics barely beat a model that learnt nothing, or None; each shape
+        says what learning nothing scores for it."""
+        return None
+
+    def chance_warning(self, metrics: dict | None) -> str | None:
+        """The line the log, the report and the model card show when the kept epoch's validation scores
+        are near chance; None without validation metrics, or for a model that learnt."""
+        try:
+            reason = self.near_chance(metrics) if metrics else None
+        except KeyError:  # a metrics.json of an older bertfit may lack what the rule reads: no verdict
+            return None
+        if reason is None:
+            return None
+        return (f"near chance on validation: {reason}; this model barely beats a guess, whatever its "
+                "probabilities say (more data, more epochs, another learning rate or a larger model may help)")  # fmt: skip
+
+    # -- saving: a task writes and reads its own state ---------------------------------------
+    def to_dict(self) -> dict:
+        """The fitted state as JSON values (``bertfit.json``'s ``task.state``, and ``config.json``'s
+        ``bertfit``); ``from_dict`` reads it back. A shape adds the fields it declares."""
+        thresholds = list(self.thresholds) if self.thresholds else None
+        return {"label_sep": self.label_sep, "temperature": self.temperature,
+                "scale_in_weights": self.scale_in_weights, "thresholds": thresholds}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, state: dict, labels: LabelSet) -> Task:
+        """The task ``to_dict`` saved, over the folder's labels. A key the state lacks keeps its field's
+        default (a shape that gains state still reads older folders); keys no field reads are ignored."""
+        return cls(labels=labels, **cls.read_state(state, labels))
+
+    @classmethod
+    def read_state(cls, state: dict, labels: LabelSet) -> dict:
+        """The constructor arguments in a saved state (``from_dict``); a shape adds the fields it declares."""
+        read = {"label_sep": str, "temperature": float, "scale_in_weights": bool, "thresholds": floats}
+        return {key: convert(state[key]) for key, convert in read.items() if key in state}
+
+    def to_manifest(self) -> SavedTask:
+        """What ``bertfit.json`` holds of the task: its shape's name and state."""
+        return SavedTask(self.name, self.to_dict())
 
     def with_temperature(self, logits: np.ndarray, gold: np.ndarray, multi_label: bool) -> Task:
         from bertfit.tasks.calibration import fit_temperature
@@ -331,6 +363,11 @@ class Task:
         if temperature != 1.0:
             log.info("calibration: temperature %.3f fitted on validation", temperature)
         return replace(self, temperature=temperature)
+
+
+def floats(values) -> tuple[float, ...] | None:
+    """Saved thresholds (a JSON list, or null) as the tuple a task holds."""
+    return tuple(float(v) for v in values) if values else None
 
 
 def saved_scores(predictions: list[dict], names: Sequence[str]) -> np.ndarray:

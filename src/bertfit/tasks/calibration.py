@@ -10,7 +10,14 @@ Calibration that cannot lie: what a small or perfectly separated validation spli
 not fitted, and the log says so.
 - A temperature is fitted only on at least ``MIN_ROWS`` validation rows with at least ``MIN_ERRORS``
   wrong decisions (with none, the likelihood keeps rising as T falls, towards certainty on every
-  row); a fit that ends on a bound of ``TEMPERATURE_BOUNDS`` is not kept. Either way T stays 1.
+  row); otherwise T stays 1.
+- A fit that runs to the upper bound of ``TEMPERATURE_BOUNDS`` says "soften": the model is far more
+  confident than it is right, as a model barely above chance often is (RTE pairs with the default
+  model: validation MCC 0.11, accuracy 0.556, ECE 0.35 at T = 1). The search then widens to
+  ``SOFTEST_TEMPERATURE`` and its value is kept (the bound itself where it runs there too), and the log
+  says so; dropping it would save the overconfident probabilities.
+- A fit that runs to the lower bound says "sharpen" without pinning a value, and T stays 1: of the two
+  errors, probabilities a little too soft cost less than certainty the evidence cannot support.
 - A threshold is tuned only for a label with at least ``MIN_POSITIVES`` validation positives, within
   ``THRESHOLD_BOUNDS``; multi-label thresholds are shrunk toward 0.5 by ``n / (n + SHRINK_POSITIVES)``
   (n: the label's validation positives), so a label seen a few times keeps a threshold near 0.5.
@@ -28,6 +35,7 @@ ECE_BINS = 15
 THRESHOLD_BOUNDS = (0.05, 0.95)
 THRESHOLD_GRID = np.round(np.arange(THRESHOLD_BOUNDS[0], THRESHOLD_BOUNDS[1] + 1e-9, 0.01), 2)
 TEMPERATURE_BOUNDS = (0.25, 10.0)
+SOFTEST_TEMPERATURE = 100.0  # where a fit that reaches 10 searches on: at 100 a logit gap of 10 is 0.1
 MIN_ROWS = 50
 MIN_ERRORS = 3
 MIN_POSITIVES = 5
@@ -68,13 +76,29 @@ def temperature_problem(logits: np.ndarray, gold: np.ndarray, multi_label: bool)
 def fit_temperature(logits: np.ndarray, gold: np.ndarray, multi_label: bool) -> float:
     """The T that minimises validation negative log-likelihood of ``logits / T``, or 1 where the rules
     above say validation cannot support it (logged)."""
-    from scipy.optimize import minimize_scalar
-
     problem = temperature_problem(logits, gold, multi_label)
     if problem:
         log.warning("calibration: temperature kept at 1 (%s)", problem)
         return 1.0
-    logits = np.asarray(logits, dtype=np.float64)
+    nll = negative_log_likelihood(np.asarray(logits, dtype=np.float64), np.asarray(gold), multi_label)
+    low, high = TEMPERATURE_BOUNDS
+    found = _minimise(nll, low, high)
+    if _at(found, low):
+        # Sharpening stays conservative: a T pinned to 0.25 would make every probability more certain on
+        # evidence that cannot say by how much, and overconfidence is the error calibration exists to undo.
+        log.warning("calibration: temperature kept at 1 (the fit ran to its lower bound %.3g: validation asks for "
+                    "sharper probabilities but cannot pin down how much sharper)", low)  # fmt: skip
+        return 1.0
+    if _at(found, high):
+        found = _minimise(nll, high, SOFTEST_TEMPERATURE)
+        limit = " (its widened bound)" if _at(found, SOFTEST_TEMPERATURE) else ""
+        log.warning("calibration: temperature %.3g%s: the fit ran past %.3g, so the model is far more confident "
+                    "than it is right on validation; its probabilities are softened to match", found, limit, high)  # fmt: skip
+    return found
+
+
+def negative_log_likelihood(logits: np.ndarray, gold: np.ndarray, multi_label: bool):
+    """Validation NLL as a function of log T (a log scale searches 0.25 and 100 alike)."""
 
     def nll(log_t: float) -> float:
         scaled = logits / np.exp(log_t)
@@ -84,13 +108,18 @@ def fit_temperature(logits: np.ndarray, gold: np.ndarray, multi_label: bool) -> 
         log_norm = np.logaddexp.reduce(scaled, axis=1)
         return float((log_norm - scaled[np.arange(len(gold)), gold]).mean())
 
-    low, high = np.log(TEMPERATURE_BOUNDS[0]), np.log(TEMPERATURE_BOUNDS[1])
-    found = minimize_scalar(nll, bounds=(low, high), method="bounded")
-    if min(found.x - low, high - found.x) < 0.01:
-        log.warning("calibration: temperature kept at 1 (the fit ran to its bound %.3g; validation cannot pin it down)",
-                    float(np.exp(found.x)))  # fmt: skip
-        return 1.0
-    return float(np.exp(found.x))
+    return nll
+
+
+def _minimise(nll, low: float, high: float) -> float:
+    from scipy.optimize import minimize_scalar
+
+    return float(np.exp(minimize_scalar(nll, bounds=(np.log(low), np.log(high)), method="bounded").x))
+
+
+def _at(temperature: float, bound: float) -> bool:
+    """Whether a fitted T ended on ``bound`` (within 1% on the log scale the search runs on)."""
+    return abs(np.log(temperature) - np.log(bound)) < 0.01
 
 
 def enough_positives(positive: np.ndarray, what: str) -> bool:

@@ -2,7 +2,8 @@
 joined by ``--label-sep``.
 
 One sigmoid per label; the decision is one threshold per label, tuned for F1 on validation (rare
-labels rarely reach 0.5). Macro F1 picks the best epoch.
+labels rarely reach 0.5). Macro F1 picks the best epoch; near chance is a macro F1 hardly above what
+saying every label for every text scores.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from bertfit.tasks.base import CalibrationOptions, Prediction, Task, saved_scores
+from bertfit.tasks.base import CHANCE_MARGIN, CalibrationOptions, Prediction, Task, saved_scores
 from bertfit.tasks.calibration import best_f1_threshold, enough_positives, expected_calibration_error, shrunk_threshold
 from bertfit.tasks.labels import LabelSet
 from bertfit.tasks.single_label import per_name
@@ -114,6 +115,16 @@ class MultiLabelTask(Task):
 
     def metrics(self, gold: np.ndarray, outputs: np.ndarray) -> dict:
         return multilabel_metrics(gold, outputs, self.labels, self.decide(outputs))
+
+    def near_chance(self, metrics: dict) -> str | None:
+        """Macro F1 within ``CHANCE_MARGIN`` of every label said for every text: a label present in a
+        share p of rows then scores F1 2p / (1 + p), and thresholds tuned low reach it with no signal."""
+        rows = max(metrics["rows"], 1)
+        shares = np.array([c["support"] / rows for c in metrics["per_class"].values()])
+        all_positive = float((2 * shares / (1 + shares)).mean()) if len(shares) else 0.0
+        if metrics["f1_macro"] >= all_positive + CHANCE_MARGIN:
+            return None
+        return f"macro F1 {metrics['f1_macro']:.3f} against {all_positive:.3f} for every label on every text"
 
     def predictions(self, outputs: np.ndarray) -> list[Prediction]:
         decisions = self.decide(outputs)

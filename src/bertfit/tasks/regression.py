@@ -1,8 +1,8 @@
 """Regression: one number per text.
 
 Trained with mean squared error on standardised targets (mean 0, standard deviation 1 over the
-training labels), so one learning rate suits any scale; outputs are scaled back. Pearson correlation
-picks the best epoch.
+training labels), so one learning rate suits any scale; outputs are scaled back with that scale, the
+shape's state. Pearson correlation picks the best epoch; near chance is an R^2 under 0.1.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,14 +25,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 VALUE_LABEL = "value"  # the one name of a regression model's output
+# Below it, the predictions explain under a tenth of the variance that predicting the mean leaves.
+CHANCE_R2 = 0.1
 
 
+@dataclass(frozen=True)
 class RegressionTask(Task):
     name = "regression"
     problem_type = "regression"
     headlines = (("Pearson", "pearson"), ("Spearman", "spearman"), ("RMSE", "rmse"), ("MAE", "mae"), ("R2", "r2"))
     distinct_word = "different value"
     no_classes_reason = "a regression model has no classes"
+
+    # Training targets are standardised; outputs are scaled back with these (see ``fitted_to_train``).
+    target_mean: float = 0.0
+    target_std: float = 1.0
 
     @classmethod
     def claims(cls, train_labels: list, sep: str, sep_given: bool, source: str) -> bool:
@@ -146,6 +153,20 @@ class RegressionTask(Task):
         ranked = sorted(predictions, key=lambda row: -abs(float(row["error"])))[:most]
         rows = [[row["row"], row["text"], row["gold"], row["predicted"], float(row["error"])] for row in ranked]
         return WorstExamples("Largest absolute errors.", ["row", "text", "gold", "predicted", "error"], rows)
+
+    def near_chance(self, metrics: dict) -> str | None:
+        """R^2 under ``CHANCE_R2`` (undefined on fewer than two rows: no verdict)."""
+        r2 = metrics.get("r2", float("nan"))
+        return f"R2 {r2:.3f} (under {CHANCE_R2} is near predicting the mean)" if r2 < CHANCE_R2 else None
+
+    # -- saving -----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "target_mean": self.target_mean, "target_std": self.target_std}
+
+    @classmethod
+    def read_state(cls, state: dict, labels: LabelSet) -> dict:
+        scale = {key: float(state[key]) for key in ("target_mean", "target_std") if key in state}
+        return {**super().read_state(state, labels), **scale}
 
 
 def number(value) -> float | None:

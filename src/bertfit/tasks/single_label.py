@@ -2,20 +2,22 @@
 
 Softmax over the classes; the decision is the argmax, or for a binary task the positive class's
 probability against a threshold tuned on validation (best F1, or a target recall). MCC picks the best
-epoch of a binary task, macro F1 that of a multi-class one.
+epoch of a binary task, macro F1 that of a multi-class one. Its state adds the positive class (saved by
+name) to the shared calibration; near chance is an MCC under 0.2, or an accuracy hardly above always
+predicting the most common class.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bertfit.errors import ConfigError
-from bertfit.tasks.base import CalibrationOptions, Task
+from bertfit.tasks.base import CHANCE_MARGIN, CalibrationOptions, Task
 from bertfit.tasks.calibration import best_f1_threshold, enough_positives, expected_calibration_error, recall_threshold
 from bertfit.tasks.labels import LabelSet
 
@@ -24,12 +26,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CHANCE_MCC = 0.2  # below it, a prediction agrees with the truth little more than a coin does
 
+
+@dataclass(frozen=True)
 class SingleLabelTask(Task):
     name = "classification"
     problem_type = "single_label_classification"
     headlines = (("accuracy", "accuracy"), ("MCC", "mcc"), ("F1 macro", "f1_macro"),
                  ("F1 weighted", "f1_weighted"), ("ECE", "ece"), ("loss", "loss"))  # fmt: skip
+
+    positive: int | None = None  # binary with a threshold: the class id the threshold applies to
 
     @classmethod
     def claims(cls, train_labels: list, sep: str, sep_given: bool, source: str) -> bool:
@@ -105,6 +112,27 @@ class SingleLabelTask(Task):
             metrics["at_argmax"] = {k: at_argmax[k] for k in ("accuracy", "mcc", "f1_macro")}
             metrics["at_argmax"][f"f1_{positive}"] = at_argmax["per_class"][positive]["f1"]
         return metrics
+
+    def near_chance(self, metrics: dict) -> str | None:
+        """MCC under ``CHANCE_MCC``, or accuracy within ``CHANCE_MARGIN`` of always predicting the most
+        common class. On imbalanced data the margin shrinks to a tenth of that guess's error rate: at 95/5,
+        accuracy 0.97 is a detector that finds rare rows, not a guess (its MCC says so)."""
+        majority = max(c["support"] for c in metrics["per_class"].values()) / max(metrics["rows"], 1)
+        mcc, accuracy = metrics["mcc"], metrics["accuracy"]
+        if mcc >= CHANCE_MCC and accuracy >= majority + min(CHANCE_MARGIN, (1 - majority) / 10):
+            return None
+        return (f"MCC {mcc:.2f} (under {CHANCE_MCC} is near chance), accuracy {accuracy:.3f} against "
+                f"{majority:.3f} for always predicting the most common class")  # fmt: skip
+
+    # -- saving -----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        positive = None if self.positive is None else self.labels.names[self.positive]
+        return {**super().to_dict(), "positive_label": positive}
+
+    @classmethod
+    def read_state(cls, state: dict, labels: LabelSet) -> dict:
+        read, name = super().read_state(state, labels), state.get("positive_label")
+        return read if name is None else {**read, "positive": labels.label2id[name]}
 
     # -- the report -------------------------------------------------------------------------
     def curve_labels(self, gold: np.ndarray, most: int) -> list[int]:

@@ -2,7 +2,8 @@
 
 A checkpoint is everything the loop's future depends on: the weights being trained, the optimizer
 and scheduler, every random generator, where the sampler is in the epoch, the best epoch so far
-(its weights and score) and the history. The batch order is a pure function of (seed, epoch), so
+(its weights and score) and the history, which with the time spent are the state of the stopping
+rules (``training/stopping.py``); this module only saves and restores them. The batch order is a pure function of (seed, epoch), so
 "where the sampler is" is just the number of batches already done in that epoch.
 
 Layout of ``<output>.checkpoint/``: one ``step-NNNNNNNN/`` folder per checkpoint, written under a
@@ -29,6 +30,7 @@ from torch import nn
 
 from bertfit.errors import ConfigError
 from bertfit.folder import atomic_folder, write_json_atomically
+from bertfit.training.stopping import BestEpoch
 
 LATEST = "latest.json"
 STATE = "state.json"
@@ -51,26 +53,6 @@ class LoopPosition:
     loss_total: float = 0.0
     loss_count: int = 0
     seconds: float = 0.0  # time the run had spent when it stood here (a time budget continues from it)
-
-
-@dataclass
-class BestEpoch:
-    """The best epoch so far: its validation score, number and weights (``state`` None: none scored
-    yet), and its validation loss, which breaks ties: on small data the score often stands still for
-    a few epochs (MCC 0 while every text gets one class) while the loss falls, and that is progress."""
-
-    score: float = -np.inf
-    epoch: int | None = None
-    state: dict[str, torch.Tensor] | None = None
-    loss: float = np.inf
-
-    def offer(self, score: float, epoch: int, model: nn.Module, loss: float = np.inf) -> bool:
-        """Keep ``model``'s weights if ``score`` beats the best, or ties it at a lower ``loss``; True if it did."""
-        if not (score > self.score or (score == self.score and loss < self.loss)):
-            return False
-        self.score, self.epoch, self.loss = score, epoch, loss
-        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return True
 
 
 @dataclass
@@ -100,10 +82,7 @@ class Checkpoint:
         best = self.folder / BEST_WEIGHTS
         if not best.exists():
             return BestEpoch()
-        losses = [
-            (r.get("validation") or {}).get("loss", np.inf) for r in self.history if r["epoch"] == self.best_epoch
-        ]
-        return BestEpoch(self.best_score, self.best_epoch, load_file(best), losses[0] if losses else np.inf)
+        return BestEpoch.restored(self.best_score, self.best_epoch, load_file(best), self.history)
 
 
 class Checkpointer:

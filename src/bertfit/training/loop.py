@@ -1,5 +1,6 @@
 """The training loop, as a generator: it yields after each epoch, so evaluation, best-epoch
-tracking, logging and progress display live with the caller, not inside the loop."""
+tracking, patience, logging and progress display live with the caller, not inside the loop; the one
+stopping rule it applies itself, the time budget, is ``stopping.TimeBudget``'s."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from torch import nn
 from bertfit.encoding.precision import autocast, loss_scaler
 from bertfit.modeling import logits_of
 from bertfit.training.checkpoint import LoopPosition
+from bertfit.training.stopping import TimeBudget
 
 Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
 
@@ -111,11 +113,7 @@ def fit(
     start = start or LoopPosition()
     global_step = (start.epoch - 1) * steps_per_epoch + optimizer_steps(start.step, accumulate)
     callbacks.on_train_begin(steps_per_epoch * epochs, done=global_step)
-    clock = time.perf_counter() - start.seconds
-
-    def out_of_time() -> bool:
-        return time_budget is not None and time.perf_counter() - clock >= time_budget
-
+    budget = TimeBudget(time_budget, start.seconds)
     for epoch in range(start.epoch, epochs + 1):
         model.train()
         resumed = start if epoch == start.epoch else LoopPosition(epoch)
@@ -150,14 +148,14 @@ def fit(
             callbacks.on_step(loss.item())
             global_step += 1
             if on_step_end is not None:
-                on_step_end(global_step, LoopPosition(epoch, step, total, count, time.perf_counter() - clock))
-            if out_of_time() and step < batches_per_epoch:
+                on_step_end(global_step, LoopPosition(epoch, step, total, count, budget.spent()))
+            if budget.ran_out() and step < batches_per_epoch:
                 yield EpochResult(epoch, total / max(count, 1), time.perf_counter() - started,
                                   scheduler.get_last_lr()[0], partial=True)  # fmt: skip
                 callbacks.on_train_end()
                 return
         yield EpochResult(epoch, total / max(count, 1), time.perf_counter() - started, scheduler.get_last_lr()[0])
-        if out_of_time():
+        if budget.ran_out():
             break
     callbacks.on_train_end()
 

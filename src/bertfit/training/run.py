@@ -25,12 +25,14 @@ from bertfit.encoding.batching import (
 from bertfit.encoding.policy import text_policy
 from bertfit.encoding.precision import PREDICTION_PRECISION, default_device, resolve_precision
 from bertfit.errors import ConfigError, OutputExistsError
+from bertfit.export import export_for_prediction
 from bertfit.folder import Manifest, check_writable
 from bertfit.inference import Predictor
 from bertfit.modeling import (
     PooledClassifier,
     build_model,
     check_encoder,
+    encoder_config,
     fold_logit_scale,
     load_tokenizer,
     resolve_model_source,
@@ -38,7 +40,7 @@ from bertfit.modeling import (
 )
 from bertfit.tasks import CalibrationOptions, LabelSet, Task
 from bertfit.training import distributed
-from bertfit.training.checkpoint import BestEpoch, Checkpoint, Checkpointer, checkpoint_dir, read_checkpoint
+from bertfit.training.checkpoint import Checkpoint, Checkpointer, checkpoint_dir, read_checkpoint
 from bertfit.training.frozen import frozen_plan
 from bertfit.training.full import full_plan
 from bertfit.training.loop import (
@@ -53,6 +55,7 @@ from bertfit.training.loop import (
 from bertfit.training.plan import Placement, TrainingInputs
 from bertfit.training.repeats import fit_repeated
 from bertfit.training.save import check_output_free, write_model_folder
+from bertfit.training.stopping import Stopping
 
 log = logging.getLogger(__name__)
 
@@ -125,21 +128,26 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
         else:
             result = fit_once(config, data, callbacks, checkpoint)
         if ranks.is_main:
+            if chance := result.task.chance_warning(result.metrics.get("validation")):
+                log.warning("%s", chance)  # the report and the model card say it too
             result.manifest = write_model_folder(config, result)
             shutil.rmtree(checkpoint_dir(config.output_dir), ignore_errors=True)  # the folder is whole
+            if config.export_onnx:
+                export_for_prediction(config.output_dir, result.data.get("validation"))
     finally:
         distributed.stop(ranks)
     return result
 
 
 def with_size_defaults(config: TrainConfig, parameters: int) -> TrainConfig:
-    """``config`` with the defaults of the encoder's size filled in where the user left them open."""
+    """``config`` with the learning rate training uses on an encoder of ``parameters`` parameters filled in
+    (``TrainConfig.learning_rate_for`` decides it), so the optimizer, the checkpoints and the saved
+    ``bertfit.json`` all read the same number."""
     defaults = defaults_for(parameters)
-    if config.learning_rate is not None or config.freeze_all:  # a frozen encoder's head has its own default
-        return config
-    log.info("%s: %.0f M parameters, %s-size defaults: learning rate %g (--learning-rate to choose)",
-             config.model, parameters / 1e6, defaults.name, defaults.learning_rate)  # fmt: skip
-    return dataclasses.replace(config, learning_rate=defaults.learning_rate)
+    if config.learning_rate is None and not config.freeze_all:
+        log.info("%s: %.0f M parameters, %s-size defaults: learning rate %g (--learning-rate to choose)",
+                 config.model, parameters / 1e6, defaults.name, defaults.learning_rate)  # fmt: skip
+    return dataclasses.replace(config, learning_rate=config.learning_rate_for(defaults.learning_rate))
 
 
 def _check_positive_label(config: TrainConfig, data: LoadedData) -> None:
@@ -188,16 +196,18 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
             for name, split in data.splits.items()}  # fmt: skip
     task = task.fitted_to_train(gold["train"])
     model = build_model(config, source, task)
+    encoder = encoder_config(model)
+    config = with_size_defaults(config, parameter_count(encoder.to_dict()))  # as train() did, for other callers
     lengths = np.concatenate([token_lengths(tokenizer, p.texts, p.pairs) for p in data.train.pieces()])
     policy, truncated = text_policy(config.max_length, config.long_text, config.stride, config.window_aggregate,
-                                    tokenizer, model.config, lengths)  # fmt: skip
+                                    tokenizer, encoder, lengths)  # fmt: skip
     ranks = distributed.from_environment()
     device = ranks.device() or default_device()
     precision = resolve_precision(config.precision, device)
     model.to(device)
     log.info("model %s on %s, %s, max length %d", config.model, device, precision, policy.max_length)
 
-    types = uses_token_types(model.config)
+    types = uses_token_types(encoder)
     encoded = {name: _encode_split(tokenizer, split, policy, types, config.progress and ranks.is_main)
                for name, split in data.splits.items()}  # fmt: skip
     pad_id = tokenizer.pad_token_id or 0
@@ -221,8 +231,9 @@ def fit_once(config: TrainConfig, data: LoadedData, callbacks: Callbacks = Callb
 
 
 def _encode_split(tokenizer, split, policy: TextPolicy, token_types: bool, progress: bool) -> Encoded:
-    if hasattr(split, "tokenized"):  # an ArrowSplit: token ids stay in a memory-mapped file
-        ids, types = split.tokenized(tokenizer, policy.max_length, token_types, progress)
+    on_disk = split.tokenized(tokenizer, policy.max_length, token_types, progress)  # data.table.Split
+    if on_disk is not None:  # an ArrowSplit: token ids stay in a memory-mapped file
+        ids, types = on_disk
         return Encoded(ids, len(split), types)
     return encode_texts(tokenizer, split.texts, policy, split.pairs, token_types)
 
@@ -244,22 +255,22 @@ def _calibrate_and_score(config: TrainConfig, task: Task, logits: dict, gold: di
 def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInputs, where: Placement,
          callbacks: Callbacks, checkpoint: Checkpoint | None = None) -> tuple[list[EpochResult], int, str]:  # fmt: skip
     """Run the loop, score validation after each epoch, and leave the best epoch's weights in ``model``;
-    stop early after ``patience`` epochs without a better score, or when the time budget runs out.
+    stop early as ``stopping.Stopping`` says (patience) or when the time budget runs out.
     Returns the history, the kept epoch and why training stopped."""
     loss_fn = task.loss(inputs.gold["train"], config.class_weights)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(where.device)
-    recipe = frozen_plan if isinstance(model, PooledClassifier) and model.frozen else full_plan
+    recipe = frozen_plan if isinstance(model, PooledClassifier) and model.config.frozen_encoder else full_plan
     plan = recipe(config, model, inputs, where)
     epochs = config.resolved_epochs
-    optimizer = build_optimizer(plan.trainable, config.resolved_learning_rate, config.weight_decay, config.adam_epsilon)
+    optimizer = build_optimizer(plan.trainable, config.learning_rate, config.weight_decay, config.adam_epsilon)
     total_steps = optimizer_steps(plan.batches.per_epoch, config.grad_accum) * epochs
     scheduler = build_scheduler(optimizer, total_steps, config.warmup_ratio)
     key = task.primary_metric
     history: list[EpochResult] = []
-    best, start = BestEpoch(), None
+    stopping, start = Stopping(epochs, key, config.patience, config.time_budget), None
     if checkpoint is not None:
-        best = checkpoint.restore(plan.trainable, optimizer, scheduler)
+        stopping.best = checkpoint.restore(plan.trainable, optimizer, scheduler)
         history = [EpochResult(**record) for record in checkpoint.history]
         start = checkpoint.position
     saver = Checkpointer(checkpoint_dir(config.output_dir), config.save_every, config.to_dict(), plan.trainable,
@@ -267,71 +278,32 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
 
     def save_if_due(global_step: int, position) -> None:
         if saver.due(global_step):
-            saver.save(global_step, position, history, best)
+            saver.save(global_step, position, history, stopping.best)
 
     steps = StepRecipe(optimizer, scheduler, loss_fn, config.max_grad_norm, where.precision, where.device,
                        config.grad_accum)  # fmt: skip
     trained = distributed.wrap(plan.trainable, where.ranks)
-    patience_ran_out = False
     epochs_run = fit(trained, plan.batches, epochs, steps, callbacks, start, save_if_due, config.time_budget_seconds)
     for record in epochs_run:
         logits = plan.validation_logits()
         if logits is not None:
             record.validation = task.metrics(inputs.gold["validation"], task.outputs(logits))
-            best.offer(record.validation[key], record.epoch, plan.trainable, record.validation.get("loss", np.inf))
+            stopping.offer(record, plan.trainable)
         history.append(record)
         _log_epoch(record, epochs, key)
         callbacks.on_epoch_end(record, key)
-        if _out_of_patience(config.patience, history, best.epoch):
-            patience_ran_out = True
+        if stopping.out_of_patience(history):
             epochs_run.close()
             callbacks.on_train_end()
             break
-    stop = _stop_reason(config, history, epochs, key, patience_ran_out)
+    stop = stopping.reason(history)
     log.info("training stopped: %s", stop)
+    best = stopping.best
     if best.state is None:
         return history, epochs, stop
     plan.trainable.load_state_dict(best.state)
     log.info("kept epoch %d (validation %s %.4f)", best.epoch, key, best.score)
     return history, best.epoch, stop
-
-
-# A validation loss this much below the lowest so far counts as progress, so that a loss that merely
-# wobbles (rounding, or weights that hardly move) does not keep a run going. In the base-size SMS spam and
-# AG News runs behind this rule, each new low was 2-43% below the one before, but for one last epoch's 0.1%.
-LOSS_PROGRESS = 0.01
-
-
-def last_progress(history: list[EpochResult], best_epoch: int) -> int:
-    """The last epoch that made progress on validation: the best score's, or a later one whose loss was at
-    least 1% below every earlier epoch's. On SMS spam at base size the MCC moves by one text of 112 spam
-    while the loss falls: with patience on the score alone, all-mpnet-base-v2 at seed 43 stopped after
-    epoch 3 and kept epoch 1 (validation MCC 0.974), with its loss lower in every epoch; all six epochs
-    kept the sixth (0.979). On CoLA the loss is lowest at epoch 2 or 3, before the kept epoch, so runs
-    there stop where they did (docs/results.md)."""
-    last, lowest = best_epoch, np.inf
-    for record in history:
-        loss = (record.validation or {}).get("loss", np.inf)
-        if loss < lowest * (1 - LOSS_PROGRESS):
-            last = max(last, record.epoch)
-        lowest = min(lowest, loss)
-    return last
-
-
-def _out_of_patience(patience: int, history: list[EpochResult], best_epoch: int | None) -> bool:
-    if not patience or best_epoch is None:
-        return False
-    return history[-1].epoch - last_progress(history, best_epoch) >= patience
-
-
-def _stop_reason(config: TrainConfig, history: list[EpochResult], epochs: int, key: str, patience: bool) -> str:
-    """Why training ended, in the words the log and the model folder use."""
-    if patience:
-        return (f"no better validation {key}, nor a {LOSS_PROGRESS:.0%} lower validation loss, for {config.patience} epochs "
-                f"(--patience {config.patience})")  # fmt: skip
-    if history and (history[-1].partial or history[-1].epoch < epochs):
-        return f"the time budget ({config.time_budget}) ran out in epoch {history[-1].epoch}"
-    return f"all {epochs} epochs ran"
 
 
 def _log_epoch(record: EpochResult, epochs: int, key: str) -> None:

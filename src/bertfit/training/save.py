@@ -73,20 +73,15 @@ def write_model_folder(config: TrainConfig, result) -> Manifest:
 
 def _add_bertfit_settings(path: Path, manifest: Manifest) -> None:
     """What the standard classes cannot express, under ``bertfit`` in ``config.json``, for code outside
-    bertfit: the decision thresholds and the long-text policy (the temperature and target scale, already in
-    the weights, for the record)."""
+    bertfit: the task's state as the task writes it (decision thresholds; the temperature and target scale,
+    already in the weights where ``scale_in_weights`` says so, for the record: not to apply again) and the
+    long-text policy."""
     import json
 
     config = json.loads(path.read_text(encoding="utf-8"))
     config["bertfit"] = {
-        "task": manifest.task,
-        "temperature": manifest.temperature,
-        "scale_in_weights": manifest.scale_in_weights,  # the temperature or target scale: not to apply again
-        "positive_label": manifest.positive_label,
-        "thresholds": manifest.thresholds,
-        "label_sep": manifest.label_sep,
-        "target_mean": manifest.target_mean,
-        "target_std": manifest.target_std,
+        "task": manifest.task.name,
+        **manifest.task.state,
         "max_length": manifest.max_length,
         "long_text": manifest.long_text,
         "stride": manifest.stride,
@@ -119,7 +114,7 @@ def _manifest(config: TrainConfig, result) -> Manifest:
         base_model_source=result.source if Path(result.source).exists() else None,
         labels=list(result.labels.names),
         label_aliases=_label_aliases(config),
-        **result.task.to_manifest(),
+        task=result.task.to_manifest(),
         max_length=policy.max_length,
         long_text=policy.long_text,
         stride=policy.stride,
@@ -234,14 +229,17 @@ def _write_card(path: Path, manifest: Manifest, result) -> None:
         trim_blocks=True, autoescape=False,  # markdown, not HTML
     )  # fmt: skip
     environment.filters["pyrepr"] = repr
-    data = manifest.config["data"]
+    data, state = manifest.config["data"], manifest.task.state
     text = environment.get_template("model_card.md.j2").render(
         card_data=card_data(manifest, result.metrics.get("test"), Path(result.output_dir).name).to_yaml(),
         manifest=manifest,
+        task=manifest.task.name,
+        state=state,  # what config.json keeps under ``bertfit``, which the card's code reads
+        chance_warning=result.task.chance_warning(result.metrics.get("validation")),
         output_dir=result.output_dir,
         pairs=manifest.text_pairs,
         standard_head=manifest.architecture == SEQUENCE_CLASSIFIER,
-        other_label=next((n for n in manifest.labels if n != manifest.positive_label), None),
+        other_label=next((n for n in manifest.labels if n != state.get("positive_label")), None),
         data_name=data["dataset"] or data["train"],
         epochs=len(result.history),
         result_lines=[summary_line(m, name) for name, m in result.metrics.items()],
@@ -261,7 +259,7 @@ def card_data(manifest: Manifest, test_metrics: dict | None, model_name: str):
 
     dataset = manifest.config["data"].get("dataset")
     hub_data = get_dataset(dataset).hub_id if dataset else None
-    task = shape_named(manifest.task)
+    task = shape_named(manifest.task.name)
     keys = [key for _, key in task.headlines
             if key not in UNRANKED and test_metrics and isinstance(test_metrics.get(key), float)]  # fmt: skip
     results = [

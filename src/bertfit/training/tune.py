@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bertfit.config import TrainConfig
 from bertfit.errors import ConfigError, DataError
+from bertfit.folder import check_writable
 from bertfit.training.loop import Callbacks, EpochResult
 
 log = logging.getLogger(__name__)
@@ -71,15 +72,17 @@ def suggest(trial, config: TrainConfig) -> dict:
 
 def tune(config: TrainConfig, trials: int = 10, timeout: float | None = None,
          callbacks: Callbacks = Callbacks()) -> TuneResult:  # fmt: skip
-    """Run ``trials`` trials (or until ``timeout`` seconds), write the trials and the best config."""
+    """Run ``trials`` trials (or until ``timeout`` seconds), write the trials and the best config into
+    ``tune_output_dir(config)``, refused before any work where it exists (unless ``overwrite``)."""
     from bertfit.data.load import load_data
     from bertfit.training.run import fit_once
     from bertfit.training.save import check_output_free
 
     optuna = require_optuna()
-    config.validate()
+    config = replace(config.validate(), output=str(tune_output_dir(config)))
     output = config.output_dir
     check_output_free(output, config.overwrite)
+    check_writable(output)
     data = load_data(config.data)
     if not data.get("validation"):
         raise DataError("tuning scores trials on a validation split: give --validation FILE or --split")
@@ -114,6 +117,14 @@ def tune(config: TrainConfig, trials: int = 10, timeout: float | None = None,
     result = TuneResult(output, metric, study.best_value, study.best_params, records)
     _write(result, config)
     return result
+
+
+def tune_output_dir(config: TrainConfig) -> Path:
+    """Where a search writes its trials and best config: ``--output``, else the training folder's name with
+    ``-tune`` (``runs/sms_spam-tune``), so a search never fills the folder its best run will train into."""
+    if config.output:
+        return Path(config.output)
+    return config.output_dir.with_name(config.output_dir.name + "-tune")
 
 
 def _short(params: dict) -> str:
