@@ -27,12 +27,21 @@ def isolated_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_onnx_export_after_training():
+    """A trained folder's ONNX export adds a second or two per tiny model, times some seventy trainings
+    and a dozen fixtures: only tests marked ``exports_onnx`` pay it (``onnx_export_where_marked``)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("bertfit.training.run.export_for_prediction", lambda *args, **kwargs: None)
+        yield
+
+
 @pytest.fixture(autouse=True)
-def no_onnx_export_after_training(request, monkeypatch):
-    """A trained folder's ONNX export adds a second or two per tiny model, times some seventy trainings:
-    only tests marked ``exports_onnx`` (and module or session fixtures, built before this one) pay it."""
-    if "exports_onnx" not in request.keywords:
-        monkeypatch.setattr("bertfit.training.run.export_for_prediction", lambda *args, **kwargs: None)
+def onnx_export_where_marked(request, monkeypatch):
+    if "exports_onnx" in request.keywords:
+        from bertfit.export import export_for_prediction
+
+        monkeypatch.setattr("bertfit.training.run.export_for_prediction", export_for_prediction)
 
 
 def sentiment_rows(count: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -56,6 +65,25 @@ def write_csv(path: Path, rows, header=("text", "label")) -> Path:
             writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def train_args(data, model, output, *extra, split: str | None = "0.6,0.2,0.2", base: tuple = ()) -> list[str]:
+    """A test's ``bertfit train`` arguments: ``data`` split by ``split`` (None: no ``--split``), ``model``,
+    ``output``, no progress bars, then ``base`` (a module's usual flags) and ``extra`` (the test's own,
+    which win over ``base`` where both give a flag)."""
+    args = ["train", "--train", str(data), "--model", str(model), "--output", str(output), "--no-progress"]
+    return args + (["--split", split] if split else []) + [str(a) for a in (*base, *extra)]
+
+
+def train_tiny(folder: Path, model, *extra, rows: int = 60, split: str | None = "0.6,0.2,0.2", quiet=True) -> Path:
+    """Train ``model`` on ``rows`` sentiment rows written into ``folder`` (``quiet``: results and warnings
+    only); the model folder."""
+    from bertfit.cli import main
+
+    data = write_csv(folder / "data.csv", sentiment_rows(rows))
+    output = folder / "model"
+    assert main(train_args(data, model, output, *(["-q"] if quiet else []), *extra, split=split)) == 0
+    return output
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import logging
 
 import pytest
 
+import conftest
 from bertfit.cli import main
 from conftest import sentiment_rows, write_csv
 
@@ -28,9 +29,9 @@ def split_files(tmp_path):
 
 def _train(files, model, output, *extra) -> list[str]:
     train, validation, test = files
-    return ["train", "--train", str(train), "--validation", str(validation), "--test", str(test), "--model", str(model),
-            "--output", str(output), "--batch-size", "16", "--epochs", "3", "--learning-rate", "3e-3",
-            "--train-word-embeddings", "--pooling", "mean", "--no-progress", *extra]  # fmt: skip
+    return conftest.train_args(train, model, output, "--validation", validation, "--test", test, *extra, split=None,
+                               base=("--batch-size", "16", "--epochs", "3", "--learning-rate", "3e-3",
+                                     "--train-word-embeddings", "--pooling", "mean"))  # fmt: skip
 
 
 def _log_without_seconds(folder) -> list[dict]:

@@ -2,13 +2,16 @@
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import conftest
 from bertfit.cli import main
 from conftest import sentiment_rows, write_csv
 
@@ -18,9 +21,16 @@ FOLDER_FILES = {
 }  # fmt: skip
 
 
-def train_args(data, model, output, *extra):
-    return ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(model), "--output", str(output),
-            "--epochs", "2", "--batch-size", "16", "--no-progress", *extra]  # fmt: skip
+train_args = partial(conftest.train_args, base=("--epochs", "2", "--batch-size", "16"))
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, tmp_path_factory) -> Path:
+    """One folder trained with this module's usual flags, for the tests that only read it."""
+    folder = tmp_path_factory.mktemp("cli")
+    data = write_csv(folder / "sentiment.csv", sentiment_rows(160))
+    assert main(train_args(data, tiny_bert, folder / "m", "-q")) == 0
+    return folder / "m"
 
 
 @pytest.mark.parametrize("kind", ["bert", "distilbert", "roberta", "deberta-v2"])
@@ -93,9 +103,8 @@ def test_freezing_strategies(freeze, tiny_bert, sentiment_csv, tmp_path):
         assert manifest["pooling"] == "mean" and manifest["epochs_run"] == 2
 
 
-def test_predict_texts_and_files(tiny_bert, sentiment_csv, tmp_path, capsys):
-    output = tmp_path / "m"
-    main(train_args(sentiment_csv, tiny_bert, output))
+def test_predict_texts_and_files(trained, tmp_path, capsys):
+    output = trained
     capsys.readouterr()
     assert main(["predict", str(output), "--text", "a lovely day", "--text", "an awful day"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
@@ -115,9 +124,8 @@ def test_predict_texts_and_files(tiny_bert, sentiment_csv, tmp_path, capsys):
         assert next(csv.reader(handle)) == ["id", "text", "predicted_label", "prob_neg", "prob_pos"]
 
 
-def test_evaluate_rescoring_matches_training(tiny_bert, sentiment_csv, tmp_path, capsys):
-    output = tmp_path / "m"
-    main(train_args(sentiment_csv, tiny_bert, output))
+def test_evaluate_rescoring_matches_training(trained, tmp_path, capsys):
+    output = trained
     test_rows = [(r["text"], r["gold"]) for r in csv.DictReader(open(output / "predictions_test.csv", newline=""))]
     write_csv(tmp_path / "test.csv", test_rows)
     capsys.readouterr()
@@ -127,9 +135,8 @@ def test_evaluate_rescoring_matches_training(tiny_bert, sentiment_csv, tmp_path,
     assert rescored["accuracy"] == saved["accuracy"] and rescored["confusion_matrix"] == saved["confusion_matrix"]
 
 
-def test_evaluate_refuses_unknown_labels(tiny_bert, sentiment_csv, tmp_path, capsys):
-    output = tmp_path / "m"
-    main(train_args(sentiment_csv, tiny_bert, output))
+def test_evaluate_refuses_unknown_labels(trained, tmp_path, capsys):
+    output = trained
     write_csv(tmp_path / "other.csv", [("fine", "pos"), ("meh", "neutral")])
     assert main(["evaluate", str(output), "--data", str(tmp_path / "other.csv")]) == 3
     assert "label(s) 'neutral' (row 2) are not among the model's labels: neg, pos" in capsys.readouterr().err
@@ -241,9 +248,8 @@ def test_datasets_command_shows_where_files_are_looked_up(capsys):
     assert "cola" in text and "sms_spam" in text and str(SHARED_DATA / "cola") in text
 
 
-def test_corrupt_model_folder_is_one_clear_line(tiny_bert, sentiment_csv, tmp_path, capsys):
-    output = tmp_path / "m"
-    main(train_args(sentiment_csv, tiny_bert, output))
+def test_corrupt_model_folder_is_one_clear_line(trained, tmp_path, capsys):
+    output = Path(shutil.copytree(trained, tmp_path / "m"))
     (output / "model.safetensors").write_bytes(b"truncated")
     capsys.readouterr()
     assert main(["predict", str(output), "--text", "hello", "--backend", "torch"]) == 4

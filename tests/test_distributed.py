@@ -8,11 +8,13 @@ import os
 import socket
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 import torch
 from torch import nn
 
+import conftest
 from bertfit.cli import main
 from bertfit.training.loop import EpochBatches, StepRecipe, build_optimizer, build_scheduler, fit
 
@@ -70,9 +72,7 @@ def test_fp16_scales_the_loss_so_small_gradients_survive():
         torch.testing.assert_close(half[name], full[name], atol=2e-3, rtol=0)
 
 
-def train_args(data, model, output, *extra) -> list[str]:
-    return ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(model), "--output", str(output),
-            "--batch-size", "16", "--no-progress", *LEARN, *extra]  # fmt: skip
+train_args = partial(conftest.train_args, base=("--batch-size", "16", *LEARN))
 
 
 def test_gradient_checkpointing_trains_the_same_model(tiny_bert, sentiment_csv, tmp_path):

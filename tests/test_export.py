@@ -131,9 +131,9 @@ def test_parity_data_with_unknown_labels_is_refused_before_exporting(trained, tm
 
 
 @pytest.mark.exports_onnx
-def test_train_leaves_the_graph_that_prediction_runs(tiny_models, tmp_path, capsys):
-    """By default the folder holds one ONNX graph, the one whose parity check on validation held, and
-    ``predict`` runs it; ``--no-export-onnx`` leaves the PyTorch model alone."""
+def test_train_leaves_the_fp32_graph_that_prediction_runs(tiny_models, tmp_path):
+    """By default the folder holds the fp32 graph, checked on validation, and ``predict`` runs it with
+    PyTorch's outputs to 1e-4; ``--no-export-onnx`` leaves the PyTorch model alone."""
     from bertfit import Predictor
 
     data = write_csv(tmp_path / "data.csv", sentiment_rows(120))
@@ -141,15 +141,38 @@ def test_train_leaves_the_graph_that_prediction_runs(tiny_models, tmp_path, caps
               "--epochs", "1", "--no-progress", "-q"]  # fmt: skip
     assert main([*common, "--output", str(tmp_path / "fast")]) == 0
     report = json.loads((tmp_path / "fast" / "onnx" / "parity.json").read_text())
-    graphs = sorted(p.name for p in (tmp_path / "fast" / "onnx").glob("*.onnx"))
-    kept = [backend for backend in ("onnx-int8", "onnx") if backend in report]
-    assert len(graphs) == 1 and len(kept) == 1 and report[kept[0]]["file"] == f"onnx/{graphs[0]}"
+    assert sorted(p.name for p in (tmp_path / "fast" / "onnx").glob("*.onnx")) == ["model.onnx"]
+    assert "onnx-int8" not in report and report["onnx"]["max_output_difference"] <= 1e-4
     predictor = Predictor.load(tmp_path / "fast")
-    assert predictor.backend.name == kept[0]
+    assert predictor.backend.name == "onnx"
     texts = [t for t, _ in sentiment_rows(20, seed=3)]
     reference = Predictor.load(tmp_path / "fast", backend="torch").predict_proba(texts)
-    if kept[0] == "onnx":
-        np.testing.assert_allclose(predictor.predict_proba(texts), reference, atol=1e-4)
+    np.testing.assert_allclose(predictor.predict_proba(texts), reference, atol=1e-4)
     assert main([*common, "--output", str(tmp_path / "plain"), "--no-export-onnx"]) == 0
     assert not (tmp_path / "plain" / "onnx").exists()
     assert Predictor.load(tmp_path / "plain").backend.name == "torch"
+
+
+@pytest.mark.exports_onnx
+@pytest.mark.parametrize("failure", ["does not hold", "raises"])
+def test_an_export_that_fails_or_misses_parity_leaves_the_pytorch_model(failure, tiny_models, tmp_path, monkeypatch,
+                                                                        capsys):  # fmt: skip
+    from bertfit import Predictor
+
+    if failure == "raises":
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("the tracer gave up\nmore detail")
+
+        monkeypatch.setattr("bertfit.export._export_graph", broken)
+        said = "no ONNX export (RuntimeError: the tracer gave up); predict runs the PyTorch model"
+    else:
+        monkeypatch.setattr("bertfit.inference.backends.FP32_MAX_DIFFERENCE", -1.0)
+        said = "the ONNX export's outputs moved"
+    data = write_csv(tmp_path / "data.csv", sentiment_rows(120))
+    args = ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(tiny_models["bert"]),
+            "--epochs", "1", "--no-progress", "-q", "--output", str(tmp_path / "m")]  # fmt: skip
+    assert main(args) == 0
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "m" / "onnx").exists() and not list(tmp_path.glob("m/.onnx*"))
+    assert Predictor.load(tmp_path / "m").backend.name == "torch"

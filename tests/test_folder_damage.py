@@ -137,3 +137,22 @@ def test_an_unknown_backend_is_a_config_error(folders):
 
     with pytest.raises(ConfigError, match="backend 'tpu': choose one of auto, torch"):
         open_backend("tpu", folders["sequence"], read_manifest(folders["sequence"]))
+
+
+@pytest.mark.parametrize("damage", DAMAGES[1:])
+def test_a_damaged_metrics_file_still_serves_and_the_report_names_it(folders, damage, tmp_path, capsys):
+    """The server does not need metrics.json: it serves on, saying so; ``bertfit report`` does, and stops in
+    one line naming it."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from bertfit.serving.app import create_app
+
+    copy = damaged_copy(folders, FolderFile("metrics.json", "auto"), damage, tmp_path)
+    with TestClient(create_app(copy, "torch")) as client:
+        assert client.post("/predict", json={"texts": ["hi"]}).status_code == 200
+        assert client.get("/model").status_code == 200
+    capsys.readouterr()
+    assert main(["report", str(copy)]) == 4
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "metrics.json" in err

@@ -158,3 +158,17 @@ def test_training_near_chance_warns_in_the_log_the_card_and_the_report(tiny_bert
     line = "near chance on validation: as this test says"
     assert line in capsys.readouterr().err
     assert line in (output / "README.md").read_text() and line in (output / "report.html").read_text()
+
+
+def test_a_tuned_threshold_decides_the_same_rows_after_softening():
+    """Thresholds are tuned at T = 1 and carried to the fitted T: the rows decided do not move."""
+    from bertfit.tasks.calibration import threshold_at_temperature
+
+    logits = np.random.default_rng(0).normal(0, 3, 2000)
+    for threshold in (0.05, 0.37, 0.5, 0.81):
+        for temperature in (0.5, 1.0, 30.0, 100.0):
+            moved = threshold_at_temperature(threshold, temperature)
+            before = 1 / (1 + np.exp(-logits)) >= threshold
+            after = 1 / (1 + np.exp(-logits / temperature)) >= moved
+            assert (before == after).mean() > 0.999  # rows within float rounding of the threshold may tie
+    assert threshold_at_temperature(0.37, 1.0) == 0.37

@@ -10,19 +10,14 @@ import pytest
 import torch
 
 from bertfit.cli import main
-from conftest import sentiment_rows, write_csv
+from conftest import sentiment_rows, train_tiny, write_csv
 
 FAMILIES = ("bert", "distilbert", "roberta", "deberta-v2", "mpnet")
 TEXTS = [t for t, _ in sentiment_rows(12, seed=5)] + ["short", "a much longer text about a lovely day " * 3]
 
 
 def _train(tiny_models, kind, tmp_path, *extra) -> "Path":  # noqa: F821
-    data = write_csv(tmp_path / "data.csv", sentiment_rows(60))
-    output = tmp_path / f"{kind}-model"
-    args = ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(tiny_models[kind]),
-            "--output", str(output), "--epochs", "1", "--no-progress", "-q", *extra]  # fmt: skip
-    assert main(args) == 0
-    return output
+    return train_tiny(tmp_path, tiny_models[kind], "--epochs", "1", *extra)
 
 
 def _bertfit_logits(folder) -> np.ndarray:

@@ -8,8 +8,10 @@ import hashlib
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
+import conftest
 from bertfit.cli import main
 
 # Runs `bertfit train ARGS` in a child process that SIGKILLs itself after its Nth training step.
@@ -45,9 +47,7 @@ main(sys.argv[1:])
 """
 
 
-def train_args(data: Path, model: Path, output: Path, *extra: str) -> list[str]:
-    return ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(model), "--output", str(output),
-            "--epochs", "3", "--batch-size", "8", "--pooling", "mean", "--no-progress", *extra]  # fmt: skip
+train_args = partial(conftest.train_args, base=("--epochs", "3", "--batch-size", "8", "--pooling", "mean"))
 
 
 def run_child(script: str, *args: str) -> subprocess.CompletedProcess:

@@ -8,16 +8,12 @@ from bertfit.cli import main
 from bertfit.config import parse_duration
 from bertfit.training.loop import EpochResult
 from bertfit.training.stopping import last_progress
-from conftest import sentiment_rows, write_csv
+from conftest import sentiment_rows, train_tiny, write_csv
 
 
 def _train(tiny_bert, tmp_path, *extra, rows=80):
-    data = write_csv(tmp_path / "train.csv", sentiment_rows(rows))
     test = write_csv(tmp_path / "test.csv", sentiment_rows(20, seed=9))
-    out = tmp_path / "m"
-    args = ["train", "--train", str(data), "--test", str(test), "--model", str(tiny_bert), "--output", str(out),
-            "--no-progress", *extra]  # fmt: skip
-    assert main(args) == 0
+    out = train_tiny(tmp_path, tiny_bert, "--test", test, *extra, rows=rows, split=None, quiet=False)
     return out, json.loads((out / "bertfit.json").read_text())
 
 

@@ -4,12 +4,14 @@ and the bad-input messages of each shape."""
 import csv
 import json
 import random
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import conftest
 from bertfit.cli import main
 from conftest import FILLER, NEGATIVE, POSITIVE, sentiment_rows, write_csv
 
@@ -18,9 +20,7 @@ ANIMALS = ["dog", "cat", "horse", "bird", "fish", "cow", "sheep", "mouse"]
 LEARN = ["--epochs", "6", "--learning-rate", "3e-3", "--train-word-embeddings"]
 
 
-def tiny_train(data, model, output, *extra):
-    return ["train", "--train", str(data), "--split", "0.6,0.2,0.2", "--model", str(model), "--output", str(output),
-            "--batch-size", "16", "--no-progress", *extra]  # fmt: skip
+tiny_train = partial(conftest.train_args, base=("--batch-size", "16"))
 
 
 def _sentence(rng, *keywords) -> str:

@@ -235,9 +235,9 @@ class TrainConfig:
     progress: bool = option(True, "show progress bars")
     tensorboard: bool = option(False, "log loss, learning rate and validation metrics for TensorBoard under "
                              "<output's folder>/tensorboard/<output name> (needs the tensorboard extra)")  # fmt: skip
-    export_onnx: bool = option(True, "after training, export the model to ONNX and keep the graph whose parity "
-                               "check on validation held (int8 within half a point, else fp32 within 1e-4): what "
-                               "predict, evaluate and serve run by default, faster than PyTorch on CPUs")  # fmt: skip
+    export_onnx: bool = option(True, "after training, export the model to ONNX (onnx/model.onnx) and keep it where "
+                               "its outputs on validation match PyTorch's within 1e-4: what predict, evaluate and "
+                               "serve then run by default, faster on CPUs")  # fmt: skip
 
     # -- strategy-dependent defaults -------------------------------------------------------
     @property

@@ -12,6 +12,7 @@ import ctypes
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -183,8 +184,16 @@ def read_folder_json(path: Path):
 
 
 def read_json(path: Path) -> dict:
-    """A JSON file of the folder, or {} where it is missing."""
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    """A JSON file of the folder that prediction does not need (metrics), or {} where it is missing or
+    damaged, said in one line: a server still serves a folder whose metrics file was lost."""
+    if not path.is_file():
+        return {}
+    try:
+        value = read_folder_json(path)
+    except ModelError as err:
+        logging.getLogger(__name__).warning("%s", err)
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 # -- writing without half-written results ------------------------------------------------------

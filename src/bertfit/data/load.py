@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -135,10 +136,23 @@ def _suggest_arrow(path: Path) -> None:
                     path, size // 2**20)  # fmt: skip
 
 
+# Under this many held-out rows, the kept epoch would be chosen on a handful of texts (16 binary rows
+# at 10% hold out 2), and the rows would teach more in training than they tell in validation.
+MIN_HELD_OUT_ROWS = 8
+# A class with fewer training rows than this is warned about by name: few-shot work starts around here.
+FEW_ROWS_PER_CLASS = 8
+
+
 def _held_out_validation(splits: dict[str, Split], share: float, seed: int, task: type[Task]) -> dict:
     """Train and a stratified, seeded validation share of it, so the best epoch, early stopping and
     calibration have something to go on."""
     train = splits["train"]
+    expected = max(math.ceil(share * len(train)), len(set(task.strata(train.labels))))
+    if expected < MIN_HELD_OUT_ROWS:
+        log.info("%d training rows: a %.0f%% validation split would hold %d rows, too few to choose an epoch or "
+                 "calibrate on (under %d); training on all of them", len(train), 100 * share, expected,
+                 MIN_HELD_OUT_ROWS)  # fmt: skip
+        return {}
     parts = _split_one(train, (1 - share, share, 0.0), seed, task)
     log.info("no validation file: held out %d of %d training rows (%.0f%%, stratified, seed %d) as validation; "
              "--validation-split 0 trains without", len(parts.get("validation", ())), len(train), 100 * share, seed)  # fmt: skip
@@ -166,6 +180,7 @@ def check_splits(splits: dict[str, Split], on_duplicates: str, display: dict[str
             f"{train.source}: the training data has {len(train_classes)} {task.distinct_word} ({only!r}); "
             f"{task.name} needs at least two"
         )
+    warnings += _few_rows(train, train_classes, task)
     for name in ("validation", "test"):
         split = splits.get(name)
         if split is None:
@@ -185,6 +200,19 @@ def check_splits(splits: dict[str, Split], on_duplicates: str, display: dict[str
     for message in warnings:
         log.warning(message)
     return LoadedData(splits=splits, labels=label_set, task=task, label_sep=label_sep, warnings=warnings)
+
+
+def _few_rows(train: Split, counts: Counter, task: type[Task]) -> list[str]:
+    """A warning naming the classes with fewer than ``FEW_ROWS_PER_CLASS`` training rows (none for a
+    shape without classes)."""
+    if task.no_classes_reason is not None:
+        return []
+    few = sorted((n, name) for name, n in counts.items() if n < FEW_ROWS_PER_CLASS)
+    if not few:
+        return []
+    named = ", ".join(f"{name!r} ({n} row{'s' if n > 1 else ''})" for n, name in few)
+    return [f"{train.source}: few training rows for {named}: a class learnt from under {FEW_ROWS_PER_CLASS} rows "
+            "is a guess more often than not; label more of it if you can"]  # fmt: skip
 
 
 def _missing_splits(splits: dict[str, Split]) -> list[str]:

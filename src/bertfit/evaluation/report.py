@@ -20,7 +20,7 @@ from bertfit.folder import (
     REPORT_FILE,
     Manifest,
     atomic_file,
-    read_json,
+    read_folder_json,
     read_manifest,
 )
 from bertfit.tasks import Task, task_from_manifest
@@ -42,7 +42,7 @@ def write_report(model_dir: str | Path, output: str | Path | None = None) -> Pat
 def build_report(folder: Path) -> str:
     manifest = read_manifest(folder)
     task = task_from_manifest(manifest)
-    metrics = read_json(folder / METRICS_FILE)
+    metrics = read_folder_json(folder / METRICS_FILE) if (folder / METRICS_FILE).is_file() else {}
     history = _read_csv(folder / LOG_FILE)
     predictions = _read_csv(folder / PREDICTIONS_FILE)
     sections = [

@@ -137,6 +137,18 @@ def shrunk_threshold(threshold: float, positives: int) -> float:
     return float(np.clip(0.5 + (threshold - 0.5) * weight, *THRESHOLD_BOUNDS))
 
 
+def threshold_at_temperature(threshold: float, temperature: float) -> float:
+    """The probability threshold that decides at temperature T exactly as ``threshold`` does at T = 1:
+    sigmoid(z / T) >= t' when sigmoid(z) >= t, for t' = sigmoid(logit(t) / T). Thresholds are tuned on
+    T = 1 outputs and carried over, since a softening T squeezes outputs towards 0.5, where the tuning
+    grid's 0.01 steps and the pull towards 0.5 would change which rows are decided, not only the
+    probabilities shown."""
+    if temperature == 1.0:
+        return threshold
+    logit = np.log(threshold) - np.log1p(-threshold)
+    return float(1.0 / (1.0 + np.exp(-logit / temperature)))
+
+
 def best_f1_threshold(scores: np.ndarray, positive: np.ndarray) -> float:
     """The grid threshold with the best F1 for the positive class (ties: the one nearest 0.5)."""
     best, best_f1 = 0.5, -1.0

@@ -16,7 +16,13 @@ from dataclasses import replace
 import numpy as np
 
 from bertfit.tasks.base import CHANCE_MARGIN, CalibrationOptions, Prediction, Task, saved_scores
-from bertfit.tasks.calibration import best_f1_threshold, enough_positives, expected_calibration_error, shrunk_threshold
+from bertfit.tasks.calibration import (
+    best_f1_threshold,
+    enough_positives,
+    expected_calibration_error,
+    shrunk_threshold,
+    threshold_at_temperature,
+)
 from bertfit.tasks.labels import LabelSet
 from bertfit.tasks.single_label import per_name
 
@@ -99,9 +105,10 @@ class MultiLabelTask(Task):
         if len(gold) == 0:
             return self
         task = self.with_temperature(logits, gold, multi_label=True) if options.temperature else self
-        outputs = task.outputs(logits)
         if options.threshold in ("auto", "tune"):
-            chosen = tuple(self._tuned_threshold(outputs[:, i], gold[:, i] > 0, name)
+            unscaled = self.outputs(logits)  # tuned at T = 1: see threshold_at_temperature
+            chosen = tuple(threshold_at_temperature(self._tuned_threshold(unscaled[:, i], gold[:, i] > 0, name),
+                                                    task.temperature)
                            for i, name in enumerate(task.labels.names))  # fmt: skip
         else:
             chosen = tuple([float(options.threshold)] * len(task.labels))

@@ -18,7 +18,13 @@ import numpy as np
 
 from bertfit.errors import ConfigError
 from bertfit.tasks.base import CHANCE_MARGIN, CalibrationOptions, Task
-from bertfit.tasks.calibration import best_f1_threshold, enough_positives, expected_calibration_error, recall_threshold
+from bertfit.tasks.calibration import (
+    best_f1_threshold,
+    enough_positives,
+    expected_calibration_error,
+    recall_threshold,
+    threshold_at_temperature,
+)
 from bertfit.tasks.labels import LabelSet
 
 if TYPE_CHECKING:
@@ -88,7 +94,8 @@ class SingleLabelTask(Task):
         elif options.target_recall is not None:
             value = recall_threshold(scores, is_positive, options.target_recall)
         elif options.threshold == "tune":
-            value = best_f1_threshold(scores, is_positive)
+            unscaled = self.outputs(logits)[:, positive]  # tuned at T = 1: see threshold_at_temperature
+            value = threshold_at_temperature(best_f1_threshold(unscaled, is_positive), task.temperature)
         else:
             value = float(options.threshold)
         log.info("decision: %s when its probability >= %.4f", task.labels.names[positive], value)
