@@ -302,3 +302,21 @@ def test_memory_and_arrow_splits_are_both_a_split(tmp_path, monkeypatch):
     for split in (read_labelled_file(path), read_arrow_split(path)):
         assert isinstance(split, Split)
         assert isinstance(split.subset([0, 2]), Split) and len(split.subset([0, 2])) == 2
+
+
+def test_predict_takes_the_header_a_given_text_column_proves(small_model_dir, tmp_path):
+    """A column name that is no identifier ('Review Text (EN)') is not taken for a header on its own; the
+    user naming it proves it one, in predict as in train."""
+    import csv
+
+    from bertfit.cli import main
+
+    source = tmp_path / "reviews.csv"
+    source.write_text("id,Review Text (EN)\n1,a lovely day\n2,an awful day\n", encoding="utf-8")
+    output = tmp_path / "scored.csv"
+    args = ["predict", str(small_model_dir), "--input", str(source), "--output", str(output), "--backend", "torch",
+            "--text-column", "Review Text (EN)", "-q"]  # fmt: skip
+    assert main(args) == 0
+    with open(output, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["Review Text (EN)"] for row in rows] == ["a lovely day", "an awful day"]

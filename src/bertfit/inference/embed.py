@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bertfit.data.readers import file_format
+from bertfit.data.readers import ReadOptions, file_format
 from bertfit.data.stream import CHUNK_ROWS, TableWriter, iter_table
-from bertfit.data.table import checked_texts, text_column_of
+from bertfit.data.table import checked_texts, naming, text_column_of
 from bertfit.encoding.batching import aggregate_windows
 from bertfit.errors import ConfigError
 from bertfit.folder import atomic_file, check_writable
@@ -65,7 +65,7 @@ def embed_file(model_dir: str | Path, input_path: str | Path, output_path: str |
     matrices: list[np.ndarray] = []
     writer = TableWriter(output_path) if kind != "npy" else None
     with writer or contextlib.nullcontext():
-        for chunk in iter_table(input_path, chunk_rows):
+        for chunk in iter_table(input_path, chunk_rows, naming(ReadOptions(), text_column)):
             column = text_column_of(chunk, text_column, source) if column is None else column
             texts = checked_texts(chunk[column].tolist(), source, column, first_row=done + 1)
             vectors = sentence_vectors(predictor, texts)

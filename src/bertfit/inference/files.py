@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from bertfit.data.columns import resolve_column
-from bertfit.data.readers import output_format
+from bertfit.data.readers import ReadOptions, output_format
 from bertfit.data.stream import CHUNK_ROWS, TableWriter, iter_table
-from bertfit.data.table import checked_texts, is_blank, text_column_of
+from bertfit.data.table import checked_texts, is_blank, naming, text_column_of
 from bertfit.errors import DataError, OutputError, OutputExistsError
 from bertfit.folder import check_writable
 from bertfit.inference.predictor import Predictor
@@ -49,7 +49,7 @@ def predict_file(
     column = pair = typed = None
     done = skipped = 0
     with TableWriter(output_path) as writer:
-        for chunk in iter_table(input_path, chunk_rows):
+        for chunk in iter_table(input_path, chunk_rows, naming(ReadOptions(), text_column, pair_column)):
             if column is None:
                 column, pair = input_columns(chunk, text_column, pair_column, source)
             if typed is None:
@@ -113,7 +113,7 @@ def check_files(input_path: str | Path, output_path: str | Path, *, text_column=
     output_format(Path(output_path))
     check_output_file(input_path, output_path, overwrite)
     check_writable(Path(output_path))
-    first = next(iter_table(input_path, chunk_rows=256))
+    first = next(iter_table(input_path, 256, naming(ReadOptions(), text_column, pair_column)))
     input_columns(first, text_column, pair_column, str(input_path))
 
 
