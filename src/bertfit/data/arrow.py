@@ -187,8 +187,8 @@ class TokenColumn:
         return np.concatenate([np.diff(offsets) for offsets in self._offsets]).astype(np.int32)
 
 
-def read_arrow_split(path: str | Path, text_column=None, label_column=None, options: ReadOptions = ReadOptions(),
-                     name: str = "train", pair_column=None, *, label_columns: str | None = None) -> ArrowSplit:  # fmt: skip
+def read_arrow_split(path: str | Path, text_column=None, label_column=None, *, options: ReadOptions = ReadOptions(),
+                     name: str = "train", pair_column=None, label_columns: str | None = None) -> ArrowSplit:  # fmt: skip
     """Read a labelled file into a memory-mapped Arrow split, checking every row as it passes."""
     try:
         import datasets

@@ -70,7 +70,7 @@ def load_data(config: DataConfig) -> LoadedData:
     read = partial(read_arrow_split if config.arrow else read_labelled_file, label_columns=label_cols)
     for split in SPLITS:
         if files[split]:
-            splits[split] = read(files[split], text_col, label_col, options, split, pair_col)
+            splits[split] = read(files[split], text_col, label_col, options=options, name=split, pair_column=pair_col)
     renames = label_renames(config)
     if renames is not None:
         splits = {name: split.relabelled(renames) for name, split in splits.items()}

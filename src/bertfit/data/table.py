@@ -135,10 +135,10 @@ def read_labelled_file(
     path: str | Path,
     text_column: str | int | None = None,
     label_column: str | int | None = None,
+    *,
     options: ReadOptions = ReadOptions(),
     name: str = "data",
     pair_column: str | int | None = None,
-    *,
     label_columns: str | None = None,
 ) -> TextSplit:
     """Read one labelled file and check every row; raises ``DataError`` naming file, row and column.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from bertfit.data.arrow import read_arrow_split
-from bertfit.data.readers import ReadOptions
 from bertfit.data.table import read_labelled_file
 from bertfit.folder import AUTO_BACKEND, Manifest, read_manifest
 from bertfit.inference import Predictor
@@ -31,8 +30,8 @@ def evaluate_file(
     manifest.check_pairs(pair_column, give="a text pair column (--text-pair-column)", model=model_dir)
     read = read_arrow_split if arrow else read_labelled_file
     split = read(
-        data_path, text_column, label_column, ReadOptions(), "evaluation", pair_column, label_columns=label_columns
-    )  # 0/1 columns, one per label, of a multi-label model
+        data_path, text_column, label_column, name="evaluation", pair_column=pair_column, label_columns=label_columns
+    )  # label_columns: 0/1 columns, one per label, of a multi-label model
     predictor = Predictor.load(model_dir, backend=backend)
     gold, outputs = [], []
     for piece in split.pieces():
