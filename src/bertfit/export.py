@@ -24,7 +24,7 @@ from bertfit.data.load import load_data
 from bertfit.data.table import read_labelled_file
 from bertfit.errors import BertfitError, ConfigError, DataError
 from bertfit.evaluation.scoring import gold_of_split
-from bertfit.folder import ONNX_DIR, ONNX_FILES, PARITY_FILE, Manifest, atomic_folder, read_manifest
+from bertfit.folder import ONNX_DIR, ONNX_FILES, PAIR_COLUMN_HINT, PARITY_FILE, Manifest, atomic_folder, read_manifest
 from bertfit.inference.backends import FP32_MAX_DIFFERENCE, OnnxBackend, fastest_graph, require_onnxruntime
 from bertfit.inference.predictor import Predictor
 from bertfit.modeling import encoder_config, logits_of
@@ -177,7 +177,7 @@ def _parity_split(folder: Path, predictor: Predictor, data: str | None, text_col
                   pair_column) -> ParitySplit:  # fmt: skip
     manifest = read_manifest(folder)
     if data:
-        manifest.check_pairs(pair_column, give="a text pair column (--text-pair-column)", model=str(folder))
+        manifest.check_pairs(pair_column, give=PAIR_COLUMN_HINT, model=str(folder))
         split = read_labelled_file(data, text_column, label_column, name="parity", pair_column=pair_column)
     else:
         split = _validation_split(manifest, folder)

@@ -145,6 +145,11 @@ class Manifest:
             raise ConfigError(f"{model} was trained on single texts: drop {give}")
 
 
+# How a file's second texts are named where a pair-rule message speaks to a file's user (predict, evaluate,
+# export, shards): one wording, so the messages agree.
+PAIR_COLUMN_HINT = "a text pair column (--text-pair-column)"
+
+
 def _saved_task(values: dict[str, Any], known: set[str]) -> SavedTask:
     """The task in either layout: ``{name, state}`` (format 3), or the shape's name under ``task`` with its
     state spread beside the manifest's fields (formats 1 and 2: the state is what no field claims). The

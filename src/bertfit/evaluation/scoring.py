@@ -6,7 +6,7 @@ import numpy as np
 
 from bertfit.data.arrow import read_arrow_split
 from bertfit.data.table import read_labelled_file
-from bertfit.folder import AUTO_BACKEND, Manifest, read_manifest
+from bertfit.folder import AUTO_BACKEND, PAIR_COLUMN_HINT, Manifest, read_manifest
 from bertfit.inference import Predictor
 from bertfit.tasks import Task
 
@@ -27,7 +27,7 @@ def evaluate_file(
     ``arrow`` reads the file into memory-mapped Arrow (see ``bertfit.data.arrow``) and scores it a
     piece at a time, so only the labels and outputs of every row are held."""
     manifest = read_manifest(model_dir)
-    manifest.check_pairs(pair_column, give="a text pair column (--text-pair-column)", model=model_dir)
+    manifest.check_pairs(pair_column, give=PAIR_COLUMN_HINT, model=model_dir)
     read = read_arrow_split if arrow else read_labelled_file
     split = read(
         data_path, text_column, label_column, name="evaluation", pair_column=pair_column, label_columns=label_columns

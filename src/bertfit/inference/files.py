@@ -14,7 +14,7 @@ from bertfit.data.readers import ReadOptions, output_format
 from bertfit.data.stream import CHUNK_ROWS, TableWriter, iter_table
 from bertfit.data.table import checked_texts, is_blank, naming, text_column_of
 from bertfit.errors import DataError, OutputError, OutputExistsError
-from bertfit.folder import check_writable
+from bertfit.folder import PAIR_COLUMN_HINT, check_writable
 from bertfit.inference.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def predict_file(
     The output may not be the input, nor (without ``overwrite``) any other existing file.
     """
     check_output_file(input_path, output_path, overwrite)
-    predictor.check_pairs(pair_column, give="a text pair column (--text-pair-column)")
+    predictor.check_pairs(pair_column, give=PAIR_COLUMN_HINT)
     source = str(input_path)
     column = pair = typed = None
     done = skipped = 0

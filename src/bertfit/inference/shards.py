@@ -94,10 +94,10 @@ def predict_shards_ray(model_dir: str, files: list[Path], output_dir: Path, *, b
                        text_column: str | None = None, pair_column: str | None = None, workers: int = 2,
                        batch_size: int = 1024, cpus_per_worker: float | None = None) -> int:  # fmt: skip
     """Score the shards with Ray Data on the cluster at ``RAY_ADDRESS``, or a local one started here."""
-    from bertfit.folder import read_manifest
+    from bertfit.folder import PAIR_COLUMN_HINT, read_manifest
 
     check_output_folder(output_dir, files)
-    read_manifest(model_dir).check_pairs(pair_column, give="a text pair column (--text-pair-column)", model=model_dir)
+    read_manifest(model_dir).check_pairs(pair_column, give=PAIR_COLUMN_HINT, model=model_dir)
     ray = require_ray()
     if not ray.is_initialized():
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False)
