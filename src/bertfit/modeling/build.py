@@ -28,18 +28,19 @@ log = logging.getLogger(__name__)
 
 
 # -- the model a training run starts from -------------------------------------------------------
-def resolve_pooling(setting: str, source: str, freeze_all: bool) -> str:
+def resolve_pooling(setting: str, source: str, own_head: bool) -> str:
     """'auto': the pooling a sentence-transformers encoder was trained with; otherwise the model's
-    own pooler, or mean pooling for a frozen encoder (whose head is ours)."""
+    own pooler, or mean pooling where the head is ours (``own_head``: a frozen encoder, the few-shot recipe)."""
     if setting != "auto":
         return setting
-    return trained_pooling(source) or ("mean" if freeze_all else "pooler")
+    return trained_pooling(source) or ("mean" if own_head else "pooler")
 
 
 def build_model(config: TrainConfig, source: str, task: Task) -> nn.Module:
     """The classifier ``config`` asks for over the encoder at ``source``: pooling, head, dropout,
     re-initialised, frozen and fixed parts."""
-    pooling = resolve_pooling(config.pooling, source, config.freeze_all)
+    # The frozen and few-shot recipes train a head of their own on a sentence vector: never the model's pooler.
+    pooling = resolve_pooling(config.pooling, source, config.freeze_all or config.few_shot)
     dropout = config.resolved_dropout
     if config.freeze_all:  # the encoder only runs in eval mode: the rate is the head's
         return build_pooled_classifier(load_encoder(source, config.trust_remote_code), task.labels, pooling, "dense",

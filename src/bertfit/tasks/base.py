@@ -158,6 +158,15 @@ class Task:
         """The data profile's counts: rows per class."""
         return dict(Counter(str(label) for label in labels).most_common())
 
+    @classmethod
+    def rows_per_class(cls, labels: Iterable) -> float | None:
+        """The median number of rows per class (multi-label: per label), which ``--recipe auto`` goes by;
+        None for a shape without classes."""
+        if cls.no_classes_reason is not None:
+            return None
+        counts = list(cls.label_counts(labels).values())
+        return float(np.median(counts)) if counts else 0.0
+
     # -- training ---------------------------------------------------------------------------
     @property
     def primary_metric(self) -> str:

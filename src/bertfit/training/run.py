@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bertfit.config import TrainConfig
+from bertfit.config import TrainConfig, choose_recipe
 from bertfit.data.load import LoadedData, load_data
 from bertfit.encoders import defaults_for, parameter_count
 from bertfit.encoding.batching import (
@@ -36,11 +36,13 @@ from bertfit.modeling import (
     fold_logit_scale,
     load_tokenizer,
     resolve_model_source,
+    trained_pooling,
     uses_token_types,
 )
 from bertfit.tasks import CalibrationOptions, LabelSet, Task
 from bertfit.training import distributed
 from bertfit.training.checkpoint import Checkpoint, Checkpointer, checkpoint_dir, read_checkpoint
+from bertfit.training.fewshot import fit_few_shot
 from bertfit.training.frozen import frozen_plan
 from bertfit.training.full import full_plan
 from bertfit.training.loop import (
@@ -109,7 +111,7 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     check_output_free(config.output_dir, config.overwrite)
     check_writable(config.output_dir)
     source = resolve_model_source(config.model)
-    config = with_size_defaults(config, parameter_count(check_encoder(source, config.trust_remote_code)))
+    parameters = parameter_count(check_encoder(source, config.trust_remote_code))
     load_tokenizer(source, config.trust_remote_code)  # a broken tokenizer is refused here, not mid-run
     if checkpoint is None and ranks.is_main:
         _clear_stale_checkpoints(config)
@@ -121,6 +123,8 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
         callbacks = Callbacks()  # one progress bar, from rank 0
     data = load_data(config.data)  # every data problem surfaces before a model is loaded
     _check_positive_label(config, data)
+    config = with_size_defaults(with_recipe(config, data), parameters)
+    _check_distributed(config, ranks)
     distributed.start(ranks)
     try:
         if config.seeds > 1 or config.folds:
@@ -139,12 +143,22 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     return result
 
 
+def with_recipe(config: TrainConfig, data: LoadedData) -> TrainConfig:
+    """``config`` with the recipe the data calls for (``--recipe auto``: by rows per class) filled in and logged,
+    so the saved ``bertfit.json`` says which recipe ran."""
+    rows = data.task.rows_per_class(data.train.labels)
+    sentence_encoder = trained_pooling(resolve_model_source(config.model)) is not None
+    choice = choose_recipe(config.recipe_setting, rows, sentence_encoder)
+    log.info("recipe %s: %s", choice.name, choice.reason)
+    return dataclasses.replace(config, recipe=choice.name)
+
+
 def with_size_defaults(config: TrainConfig, parameters: int) -> TrainConfig:
     """``config`` with the learning rate training uses on an encoder of ``parameters`` parameters filled in
     (``TrainConfig.learning_rate_for`` decides it), so the optimizer, the checkpoints and the saved
     ``bertfit.json`` all read the same number."""
     defaults = defaults_for(parameters)
-    if config.learning_rate is None and not config.freeze_all:
+    if config.learning_rate is None and config.recipe == "full":
         log.info("%s: %.0f M parameters, %s-size defaults: learning rate %g (--learning-rate to choose)",
                  config.model, parameters / 1e6, defaults.name, defaults.learning_rate)  # fmt: skip
     return dataclasses.replace(config, learning_rate=config.learning_rate_for(defaults.learning_rate))
@@ -163,8 +177,9 @@ def _check_positive_label(config: TrainConfig, data: LoadedData) -> None:
 
 
 def _check_distributed(config: TrainConfig, ranks: distributed.Distributed) -> None:
-    if ranks.active and (config.seeds > 1 or config.folds or config.save_every):
-        raise ConfigError("--seeds, --folds and --save-every run in a single process; launch without torchrun")
+    if ranks.active and (config.seeds > 1 or config.folds or config.save_every or config.few_shot):
+        raise ConfigError("--seeds, --folds, --save-every and the few-shot recipe run in a single process; launch "
+                          "without torchrun")  # fmt: skip
 
 
 def resume(output_dir: str | Path, callbacks: Callbacks = Callbacks()) -> TrainResult:
@@ -260,6 +275,8 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
     loss_fn = task.loss(inputs.gold["train"], config.class_weights)
     if isinstance(loss_fn, nn.Module):
         loss_fn.to(where.device)
+    if config.few_shot:
+        return fit_few_shot(config, model, loss_fn, inputs, where, callbacks)
     recipe = frozen_plan if isinstance(model, PooledClassifier) and model.config.frozen_encoder else full_plan
     plan = recipe(config, model, inputs, where)
     epochs = config.resolved_epochs
