@@ -107,11 +107,13 @@ def write_rows(path: Path, rows: Rows) -> Path:
 
 
 # -- contenders -------------------------------------------------------------------------------------
-def run_bertfit(method: str, files: dict[str, Path], work: Path, seed: int) -> dict:
-    """``bertfit train`` as a user runs it (``auto``: no recipe given), then ``bertfit evaluate`` on selection."""
+def run_bertfit(method: str, files: dict[str, Path], work: Path, seed: int, model: str | None = None) -> dict:
+    """``bertfit train`` as a user runs it (``auto``: no recipe given; ``model``: None for the default), then
+    ``bertfit evaluate`` on the selection rows."""
     output = work / f"model-{method}"
     command = [sys.executable, "-m", "bertfit", "train", "--train", str(files["train"]), "--test", str(files["test"]),
                "--output", str(output), "--overwrite", "--no-progress", "-q", "--seed", str(seed)]  # fmt: skip
+    command += ["--model", model] if model else []
     command += [] if method == "auto" else ["--recipe", method]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)

@@ -144,3 +144,22 @@ def test_whole_process_prediction_benchmark_runs_bertfit_and_the_pipeline(small_
     rows = _rows(body, "| contender |")
     assert [r.split("|")[1].strip() for r in rows] == ["bertfit predict --backend auto", "pipeline (defaults)"]
     assert all(r.rstrip(" |").endswith("×") for r in rows[1:])
+
+
+def test_few_shot_benchmark_draws_seeded_rows_runs_bertfit_and_tabulates(tiny_sentence_encoder, tmp_path):
+    """SetFit itself runs only in its own environment (bench/setfit_peer.py), too slow for the suite; the
+    draws, bertfit's contender and the table are checked here."""
+    from bench import fewshot
+
+    pool = [(f"text {i}", label) for i, label in enumerate(["a", "b", "c"] * 20)]
+    first, again = fewshot.draw(pool, 4, seed=1), fewshot.draw(pool, 4, seed=1)
+    assert first == again and sorted(label for _, label in first) == ["a"] * 4 + ["b"] * 4 + ["c"] * 4
+    assert fewshot.draw(pool, 4, seed=2) != first
+
+    rows = [(f"good {w}", "pos") if i % 2 else (f"bad {w}", "neg") for i, w in enumerate(["day", "film", "song"] * 6)]
+    files = {name: fewshot.write_rows(tmp_path / f"{name}.csv", rows) for name in ("train", "selection", "test")}
+    result = fewshot.run_bertfit("auto", files, tmp_path, seed=0, model=str(tiny_sentence_encoder))
+    assert result["recipe"] == "few-shot" and 0 <= result["test"] <= 1 and result["train_s"] > 0
+    runs = [{"dataset": "toy", "per_class": 8, "draw": d, "method": "auto", **result} for d in range(2)]
+    table = fewshot.tables(runs, ["auto", "setfit"])
+    assert "| 8 | " in table and "n=2" in table and "setfit" not in table  # a method with no runs gets no column

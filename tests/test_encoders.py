@@ -112,6 +112,7 @@ def test_training_uses_the_rate_the_config_decides_and_the_folder_records_it(tin
     assert run.with_size_defaults(TrainConfig(), small).learning_rate == 1e-4
     assert run.with_size_defaults(TrainConfig(freeze="all"), base).learning_rate == 1e-3
     assert run.with_size_defaults(TrainConfig(learning_rate=2e-5), base).learning_rate == 2e-5
+    assert run.with_size_defaults(TrainConfig(recipe="few-shot"), small).learning_rate == 5e-5
 
     used = []
     build = run.build_optimizer

@@ -17,17 +17,25 @@ from conftest import sentiment_rows, train_args, write_csv
 from test_few_rows import TOPICS, topic_rows
 
 
-def test_the_pair_loss_is_sentence_transformers_cosine_similarity_loss_over_every_pair():
+def test_the_pair_loss_is_sentence_transformers_cosine_similarity_loss_with_both_kinds_of_pair_weighed_alike():
     from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
 
     torch.manual_seed(0)
     vectors, labels = torch.randn(6, 8), torch.tensor([0, 1, 0, 2, 1, 0])
     pairs = [(i, j) for i in range(6) for j in range(i + 1, 6)]
-    first, second = (torch.tensor(side) for side in zip(*pairs))
-    expected = CosineSimilarityLoss(model=None).compute_loss_from_embeddings(
-        [vectors[first], vectors[second]], (labels[first] == labels[second]).float()
-    )
+    reference = CosineSimilarityLoss(model=None)
+
+    def loss_over(alike: bool) -> torch.Tensor:
+        first, second = (
+            torch.tensor(side) for side in zip(*[p for p in pairs if (labels[p[0]] == labels[p[1]]) == alike])
+        )
+        target = (labels[first] == labels[second]).float()
+        return reference.compute_loss_from_embeddings([vectors[first], vectors[second]], target)
+
+    expected = (loss_over(True) + loss_over(False)) / 2
     assert torch.allclose(all_pairs_cosine_loss(vectors, labels), expected)
+    one_class = torch.zeros(6, dtype=torch.long)  # no unlike pair: the alike pairs alone
+    assert torch.isfinite(all_pairs_cosine_loss(vectors, one_class))
 
 
 def test_multi_label_rows_are_alike_when_they_share_a_label_or_both_have_none():
@@ -121,9 +129,9 @@ def test_the_contrastive_stage_lowers_the_pair_loss(tiny_sentence_encoder, tmp_p
     )
     assert main(args) == 0
     err = capsys.readouterr().err
-    assert "48 rows, 2 batches an epoch, 10 epochs" in err  # 48 rows at batch 32: two batches of 24
+    assert "48 rows, 2 batches an epoch, 20 epochs" in err  # 48 rows at batch 32: two batches of 24
     losses = [float(line.split("pair loss ")[1].split()[0]) for line in err.splitlines() if "pair loss" in line]
-    assert len(losses) == 10 and losses[-1] < losses[0] / 2
+    assert len(losses) == 20 and losses[-1] < losses[0] / 2
 
 
 def test_a_plain_encoder_trains_full_and_says_why(tiny_bert, tmp_path, capsys):

@@ -55,6 +55,7 @@ class Format:
     sink: Callable[[Path], FrameSink] | None = None  # appends frames to a new file; None: not an output format
     ray_read: Callable | None = None  # (ray.data, paths) -> a Ray Dataset with a "path" column
     ray_write: Callable | None = None  # (Ray Dataset, folder) -> None
+    typed: bool = False  # stores numbers as numbers (a text format writes every cell as text)
 
 
 class FrameSink:
@@ -68,11 +69,11 @@ class FrameSink:
 
 
 # -- delimited text ----------------------------------------------------------------------------
-def _read_delimited(path: Path, options: ReadOptions, kind: str) -> pd.DataFrame:
+def _read_delimited(path: Path, options: ReadOptions, sep: str) -> pd.DataFrame:
     text = read_text(path)
     if not text.strip():
         raise DataError(f"{path}: the file is empty (no rows)")
-    sep = delimiter(path, text, kind, options)
+    sep = delimiter(path, text, sep, options)
     chosen = choose_quoting(path, text, sep, options)
     frame, quoting = parsed_with_quoting(lambda q: parse_delimited(path, text, sep, q), path, sep, options, chosen)
     if options.quoting is None and quoting != csv.QUOTE_NONE and sep == "\t" and has_multiline_cell(frame):
@@ -86,11 +87,11 @@ def _read_delimited(path: Path, options: ReadOptions, kind: str) -> pd.DataFrame
     return frame
 
 
-def _delimited_chunks(path: Path, chunk_rows: int, options: ReadOptions, kind: str) -> Iterator[pd.DataFrame]:
+def _delimited_chunks(path: Path, chunk_rows: int, options: ReadOptions, sep: str) -> Iterator[pd.DataFrame]:
     """Chunks parsed as a whole file is (``_read_delimited``): the delimiter and quoting are chosen on
     the first 64 KB, the header and index on the first chunk, and kept for the rest."""
     head = whole_lines(head_bytes(path))
-    sep = delimiter(path, head, kind, options)
+    sep = delimiter(path, head, sep, options)
     chosen = choose_quoting(path, head, sep, options)
     first, quoting = parsed_with_quoting(lambda q: _first_chunk(path, sep, q, chunk_rows, head), path, sep, options,
                                          chosen)  # fmt: skip
@@ -186,7 +187,7 @@ def _ray_write_delimited(dataset, folder: str, sep: str) -> None:
 
 
 def _delimited(name: str, suffixes: tuple[str, ...], sep: str) -> Format:
-    return Format(name, suffixes, partial(_read_delimited, kind=name), partial(_delimited_chunks, kind=name),
+    return Format(name, suffixes, partial(_read_delimited, sep=sep), partial(_delimited_chunks, sep=sep),
                   partial(_DelimitedSink, sep=sep), partial(_ray_read_delimited, sep=sep),
                   partial(_ray_write_delimited, sep=sep))  # fmt: skip
 
@@ -312,6 +313,7 @@ FORMATS: dict[str, Format] = {
             _JsonlSink,
             lambda data, paths: data.read_json(paths, lines=True, include_paths=True),
             lambda dataset, folder: dataset.write_json(folder),
+            typed=True,
         ),  # fmt: skip
         Format(
             "parquet",
@@ -321,13 +323,14 @@ FORMATS: dict[str, Format] = {
             _ParquetSink,
             lambda data, paths: data.read_parquet(paths, include_paths=True),
             lambda dataset, folder: dataset.write_parquet(folder),
+            typed=True,
         ),  # fmt: skip
         Format("excel", (".xlsx", ".xlsm"), _read_workbook, _workbook_chunks),
     )
 }
 BY_SUFFIX = {suffix: f for f in FORMATS.values() for suffix in f.suffixes}
 OTHER_SPREADSHEETS = (".xls", ".ods", ".numbers")
-KNOWN_TYPES = ".csv, .tsv, .jsonl, .parquet or .xlsx (compressed: .csv.gz and the like)"
+KNOWN_TYPES = f"{', '.join(f.suffixes[0] for f in FORMATS.values())} (compressed: .csv.gz and the like)"
 
 
 def format_of(path: Path) -> Format:

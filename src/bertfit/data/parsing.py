@@ -141,12 +141,11 @@ def json_record(line: str, number: int, path: Path) -> dict | None:
 
 
 # -- delimiter and quoting ---------------------------------------------------------------------
-def delimiter(path: Path, text: str, kind: str, options: ReadOptions) -> str:
-    """``--sep`` if given; else the suffix's delimiter, unless the first line lacks it and another of
-    ``, ; | tab`` splits the first lines into the same number of fields (a semicolon CSV)."""
+def delimiter(path: Path, text: str, default: str, options: ReadOptions) -> str:
+    """``--sep`` if given; else ``default``, the format's delimiter, unless the first line lacks it and
+    another of ``, ; | tab`` splits the first lines into the same number of fields (a semicolon CSV)."""
     if options.sep:
         return options.sep
-    default = "\t" if kind == "tsv" else ","
     lines = [line for line in text.splitlines()[:20] if line.strip()]
     if not lines or default in lines[0]:
         return default

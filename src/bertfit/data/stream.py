@@ -47,6 +47,11 @@ class TableWriter:
         self.kind = kind or output_format(self.path)
         self._sink = None
 
+    @property
+    def typed(self) -> bool:
+        """Whether the output format stores numbers as numbers (JSON Lines, Parquet)."""
+        return FORMATS[self.kind].typed
+
     def __enter__(self) -> TableWriter:
         self._swap = contextlib.ExitStack()
         temp = self._swap.enter_context(atomic_file(self.path))

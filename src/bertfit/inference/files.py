@@ -53,7 +53,7 @@ def predict_file(
             if column is None:
                 column, pair = input_columns(chunk, text_column, pair_column, source)
             if typed is None:
-                typed = _numeric_columns(chunk, {column, pair}) if writer.kind in ("jsonl", "parquet") else []
+                typed = _numeric_columns(chunk, {column, pair}) if writer.typed else []
             chunk = _with_numbers(chunk, typed, source, done + 1)
             kept = _kept_rows(chunk, column, pair, skip_empty)
             texts, pairs = checked_inputs(chunk.iloc[kept], column, pair, source, first_row=done + 1)
