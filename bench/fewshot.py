@@ -237,14 +237,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", default="auto,full,few-shot,setfit")
     parser.add_argument("--runs", default=str(ROOT / "bench" / "fewshot-runs.jsonl"), help="one JSON line per run")
     parser.add_argument("--no-append", action="store_true", help="print the tables without adding them to RESULTS.md")
+    parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file as it is; run nothing")
     args = parser.parse_args(argv)
     prepare_environment()
     methods = args.methods.split(",")
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}: {', '.join(METHODS)}")
-    runs = run_all(args.datasets.split(","), [int(s) for s in args.sizes.split(",")], args.draws, methods,
-                   Path(args.runs))  # fmt: skip
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.tables_only:
+        runs = [r for r in done_runs(Path(args.runs)) if r["per_class"] in sizes and r["draw"] < args.draws]
+    else:
+        runs = run_all(args.datasets.split(","), sizes, args.draws, methods, Path(args.runs))
     summary = ("test accuracy mean ± std over the draws (selection accuracy in brackets: what recipes are chosen "
                "on), and training wall time; bertfit's whole `bertfit train` process, SetFit's load and train")  # fmt: skip
     publish("Few labels: bertfit against SetFit", "bench.fewshot", argv if argv is not None else sys.argv[1:], summary,

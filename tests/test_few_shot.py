@@ -114,6 +114,7 @@ def test_auto_trains_few_rows_few_shot_into_an_ordinary_folder(shape, tiny_sente
     folder = tmp_path / "m"
     manifest = json.loads((folder / "bertfit.json").read_text())
     assert manifest["config"]["recipe"] == "few-shot" and manifest["architecture"] == "pooled-classifier"
+    assert "recipe: few-shot;" in (folder / "README.md").read_text()  # the model card
     # The folder predicts what training scored: its reloaded model gives the test split's saved probabilities.
     scored = pd.read_csv(folder / "predictions_test.csv", keep_default_na=False)
     predictor = Predictor.load(folder, backend="torch")

@@ -28,16 +28,8 @@ from bertfit.config import FEW_SHOT_LEARNING_RATE, TrainConfig
 from bertfit.encoding.precision import PREDICTION_PRECISION
 from bertfit.inference import run_batched
 from bertfit.modeling import PooledClassifier, output_layer
-from bertfit.training.loop import (
-    Callbacks,
-    EpochBatches,
-    EpochResult,
-    StepRecipe,
-    build_optimizer,
-    build_scheduler,
-    fit,
-    optimizer_steps,
-)
+from bertfit.training import loop
+from bertfit.training.loop import Callbacks, EpochBatches, EpochResult
 from bertfit.training.plan import Placement, TrainingInputs
 
 log = logging.getLogger(__name__)
@@ -126,14 +118,16 @@ def fit_few_shot(config: TrainConfig, model: PooledClassifier, loss_fn: Callable
     batches = contrastive_batches(inputs, config.batch_size, config.seed)
     epochs = contrastive_epochs(config, batches.per_epoch)
     learning_rate = config.learning_rate_for(FEW_SHOT_LEARNING_RATE)
-    optimizer = build_optimizer(vector, learning_rate, config.weight_decay, config.adam_epsilon)
-    scheduler = build_scheduler(optimizer, optimizer_steps(batches.per_epoch, 1) * epochs, config.warmup_ratio)
-    steps = StepRecipe(optimizer, scheduler, all_pairs_cosine_loss, config.max_grad_norm, where.precision,
+    optimizer = loop.build_optimizer(vector, learning_rate, config.weight_decay, config.adam_epsilon)
+    scheduler = loop.build_scheduler(
+        optimizer, loop.optimizer_steps(batches.per_epoch, 1) * epochs, config.warmup_ratio
+    )
+    steps = loop.StepRecipe(optimizer, scheduler, all_pairs_cosine_loss, config.max_grad_norm, where.precision,
                        where.device)  # fmt: skip
     log.info("few-shot: tuning the sentence vector on every pair of rows in a batch: %d rows, %d batches an epoch, "
              "%d epochs, learning rate %g", len(inputs.targets), batches.per_epoch, epochs, learning_rate)  # fmt: skip
     history = []
-    for record in fit(vector, batches, epochs, steps, callbacks, time_budget=config.time_budget_seconds):
+    for record in loop.fit(vector, batches, epochs, steps, callbacks, time_budget=config.time_budget_seconds):
         history.append(record)
         log.info("epoch %d/%d: pair loss %.4f (%.1fs)", record.epoch, epochs, record.train_loss, record.seconds)
     model.head.requires_grad_(True)
