@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from bertfit.config import FEW_SHOT_LEARNING_RATE, TrainConfig
+from bertfit.encoding.batching import iterate_batches
 from bertfit.encoding.precision import PREDICTION_PRECISION
 from bertfit.inference import run_batched
 from bertfit.modeling import PooledClassifier, output_layer
@@ -71,9 +72,9 @@ def all_pairs_cosine_loss(vectors: torch.Tensor, targets: torch.Tensor) -> torch
     row. Unweighted, the unlike pairs of six classes are five in six of a batch: on bench/fewshot.py's
     selection rows, 8 rows of each of six emotions, the balance gained 5 points of accuracy.
 
-    Written here rather than imported: importing sentence_transformers adds 5.5 s to every run (measured
-    with python -X importtime), a sixth of a few-shot run, for a two-line formula; a test checks it
-    against ``CosineSimilarityLoss.compute_loss_from_embeddings`` on the same pairs."""
+    Written here rather than imported: a process importing sentence_transformers' losses took 7.8 s where
+    torch and transformers alone take 2.4 s (2 cores, start to exit), a sixth of a few-shot run, for a few
+    lines of formula; a test checks it against ``CosineSimilarityLoss.compute_loss_from_embeddings``."""
     first, second = torch.triu_indices(len(vectors), len(vectors), offset=1, device=vectors.device)
     target = shares_a_label(targets)[first, second]
     errors = (torch.cosine_similarity(vectors[first], vectors[second]) - target) ** 2
@@ -84,13 +85,9 @@ def all_pairs_cosine_loss(vectors: torch.Tensor, targets: torch.Tensor) -> torch
 
 def contrastive_batches(inputs: TrainingInputs, batch_size: int, seed: int) -> EpochBatches:
     """Each epoch, the rows in a fresh seeded order, cut into batches of at most ``batch_size``."""
-    from bertfit.encoding.batching import iterate_batches
-
     train, targets = inputs.encoded["train"], inputs.targets
     rows = len(targets)
-    size = min(batch_size, rows)
-
-    count = math.ceil(rows / size)
+    count = math.ceil(rows / min(batch_size, rows))
 
     def of_epoch(epoch: int) -> Iterable:
         order = torch.randperm(rows, generator=torch.Generator().manual_seed(seed * 1000 + epoch)).numpy()
@@ -123,7 +120,7 @@ def fit_few_shot(config: TrainConfig, model: PooledClassifier, loss_fn: Callable
         optimizer, loop.optimizer_steps(batches.per_epoch, 1) * epochs, config.warmup_ratio
     )
     steps = loop.StepRecipe(optimizer, scheduler, all_pairs_cosine_loss, config.max_grad_norm, where.precision,
-                       where.device)  # fmt: skip
+                            where.device)  # fmt: skip
     log.info("few-shot: tuning the sentence vector on every pair of rows in a batch: %d rows, %d batches an epoch, "
              "%d epochs, learning rate %g", len(inputs.targets), batches.per_epoch, epochs, learning_rate)  # fmt: skip
     history = []
