@@ -149,7 +149,9 @@ def peer_python() -> Path:
 def run_setfit(files: dict[str, Path], model: str, seed: int) -> dict:
     command = [str(peer_python()), str(ROOT / "bench" / "setfit_peer.py"), model, str(files["train"]), str(seed),
                str(files["test"]), str(files["selection"])]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    # In the draw's scratch folder: SetFit's trainer writes its checkpoints into the working directory.
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""},
+                          cwd=files["train"].parent)  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"SetFit failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
