@@ -32,7 +32,8 @@ LABEL_COLUMNS_CONFLICT = (
 )
 RECIPES = ("auto", "full", "frozen", "few-shot")
 # `--recipe auto` picks few-shot below this many labelled training rows per class (the median over the
-# classes), where plain fine-tuning overtakes it on bench/fewshot.py's validation rows.
+# classes), where plain fine-tuning overtakes it on bench/fewshot.py's selection rows (so far one draw at 64
+# per class on AG News, where the two were level: docs/results.md).
 FEW_SHOT_BELOW = 64
 # The few-shot recipe's contrastive stage, where --learning-rate is not given (SetFit's is 2e-5 for batches of
 # 16 pairs; a batch of all its pairs averages over many more and takes a larger step).

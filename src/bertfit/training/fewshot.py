@@ -27,9 +27,9 @@ from torch import nn
 from bertfit.config import FEW_SHOT_LEARNING_RATE, TrainConfig
 from bertfit.encoding.batching import iterate_batches
 from bertfit.encoding.precision import PREDICTION_PRECISION
-from bertfit.inference import run_batched
 from bertfit.modeling import PooledClassifier, output_layer
 from bertfit.training import loop
+from bertfit.training.frozen import encode_features
 from bertfit.training.loop import Callbacks, EpochBatches, EpochResult
 from bertfit.training.plan import Placement, TrainingInputs
 
@@ -137,9 +137,8 @@ def fit_head(model: PooledClassifier, loss_fn: Callable, inputs: TrainingInputs,
              where: Placement) -> None:  # fmt: skip
     """Fit the head's output layer on the sentence vectors of the training rows, computed once in the
     precision the folder predicts in (``logistic_regression``)."""
-    model.eval()
-    features = torch.from_numpy(run_batched(model.features, inputs.encoded["train"], inputs.pad_id, batch_size,
-                                            PREDICTION_PRECISION, where.device)).to(where.device)  # fmt: skip
+    features = encode_features(model, inputs.encoded["train"], inputs.pad_id, batch_size, PREDICTION_PRECISION,
+                               where.device).to(where.device)  # fmt: skip
     layer = output_layer(model)
     weight, bias = logistic_regression(features, inputs.targets.to(where.device), loss_fn, layer.out_features)
     with torch.no_grad():

@@ -18,7 +18,9 @@ from bertfit.training.plan import Placement, TrainingInputs, TrainingPlan
 def frozen_plan(config: TrainConfig, model: PooledClassifier, inputs: TrainingInputs, where: Placement) -> TrainingPlan:
     encoded, targets, ranks = inputs.encoded, inputs.targets, where.ranks
     features = {
-        name: _encode_features(model, encoded[name], inputs.pad_id, config.eval_batch_size, where)
+        name: encode_features(
+            model, encoded[name], inputs.pad_id, config.eval_batch_size, where.precision, where.device
+        )
         for name in ("train", "validation")
         if encoded.get(name)
     }
@@ -43,6 +45,8 @@ def frozen_plan(config: TrainConfig, model: PooledClassifier, inputs: TrainingIn
     return TrainingPlan(model.head, EpochBatches(epoch_batches, batches), validation_logits)
 
 
-def _encode_features(model: PooledClassifier, encoded, pad_id: int, batch_size: int, where: Placement) -> torch.Tensor:
+def encode_features(model: PooledClassifier, encoded, pad_id: int, batch_size: int, precision: str,
+                    device: torch.device) -> torch.Tensor:  # fmt: skip
+    """The pooled sentence vectors of ``encoded``'s rows, in eval mode (the frozen and few-shot heads train on them)."""
     model.eval()
-    return torch.from_numpy(run_batched(model.features, encoded, pad_id, batch_size, where.precision, where.device))
+    return torch.from_numpy(run_batched(model.features, encoded, pad_id, batch_size, precision, device))

@@ -123,7 +123,7 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
         callbacks = Callbacks()  # one progress bar, from rank 0
     data = load_data(config.data)  # every data problem surfaces before a model is loaded
     _check_positive_label(config, data)
-    config = with_size_defaults(with_recipe(config, data), parameters)
+    config = with_size_defaults(with_recipe(config, data, source), parameters)
     _check_distributed(config, ranks)
     distributed.start(ranks)
     try:
@@ -143,11 +143,12 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     return result
 
 
-def with_recipe(config: TrainConfig, data: LoadedData) -> TrainConfig:
-    """``config`` with the recipe the data calls for (``--recipe auto``: by rows per class) filled in and logged,
-    so the saved ``bertfit.json`` says which recipe ran."""
+def with_recipe(config: TrainConfig, data: LoadedData, source: str) -> TrainConfig:
+    """``config`` with the recipe the data calls for (``--recipe auto``: by rows per class and whether the
+    encoder at ``source`` is a sentence-transformers model) filled in and logged, so the saved
+    ``bertfit.json`` says which recipe ran."""
     rows = data.task.rows_per_class(data.train.labels)
-    sentence_encoder = trained_pooling(resolve_model_source(config.model)) is not None
+    sentence_encoder = trained_pooling(source) is not None
     choice = choose_recipe(config.recipe_setting, rows, sentence_encoder)
     log.info("recipe %s: %s", choice.name, choice.reason)
     return dataclasses.replace(config, recipe=choice.name)
