@@ -12,7 +12,8 @@ import torch
 from bertfit.cli import main
 from bertfit.config import FEW_SHOT_BELOW, choose_recipe
 from bertfit.errors import ConfigError
-from bertfit.training.fewshot import all_pairs_cosine_loss, logistic_regression, shares_a_label
+from bertfit.training.fewshot import all_pairs_cosine_loss, shares_a_label
+from bertfit.training.frozen import logistic_regression
 from conftest import sentiment_rows, train_args, write_csv
 from test_few_rows import TOPICS, topic_rows
 

@@ -20,6 +20,7 @@ __all__ = [
     "ModelError",
     "OutputExistsError",
     "Predictor",
+    "audit",
     "TrainConfig",
     "evaluate_file",
     "predict_file",
@@ -28,6 +29,10 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    if name == "audit":
+        from bertfit.training.audit import audit
+
+        return audit
     if name == "train":
         from bertfit.training.run import train
 

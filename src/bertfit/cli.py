@@ -13,11 +13,14 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bertfit.config import DataConfig, TrainConfig, load_config_file
 from bertfit.errors import BertfitError, ConfigError
+from bertfit.folder import LABEL_ISSUES_FILE, MANIFEST
 from bertfit.options import (
+    AuditOptions,
     EmbedOptions,
     EvaluateOptions,
     ExportOptions,
@@ -25,6 +28,7 @@ from bertfit.options import (
     ReportOptions,
     SearchOptions,
     ServeOptions,
+    SuggestOptions,
 )
 
 log = logging.getLogger("bertfit")
@@ -89,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
         ("embed", EmbedOptions, "write the fine-tuned sentence vectors of a file's texts"),
     ):
         _add_dataclass_options(commands.add_parser(name, parents=[common], help=help_text), kind)
+
+    audit = commands.add_parser("audit", parents=[common], help="find the training rows whose label is likely wrong, "
+                                "and texts given two labels")  # fmt: skip
+    _add_dataclass_options(audit, AuditOptions, "audit")
+    _add_dataclass_options(audit, DataConfig, "data")
+    suggest = commands.add_parser("suggest", parents=[common], help="choose the unlabelled rows worth labelling next")
+    _add_dataclass_options(suggest, SuggestOptions)
 
     tune = commands.add_parser("tune", parents=[common], help="search learning rate, epochs, batch size, warmup "
                                "and dropout with Optuna on the validation split")  # fmt: skip
@@ -345,6 +356,39 @@ def run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_audit(args: argparse.Namespace) -> int:
+    options = options_from_args(AuditOptions, args)
+    data = DataConfig(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(DataConfig) if hasattr(args, f.name)}
+    )
+    config = TrainConfig(data=data, recipe=options.recipe, seed=options.seed, progress=False,
+                         **({"model": options.model} if options.model else {})).validate()  # fmt: skip
+
+    from bertfit.training.audit import audit, check_audit_output
+
+    check_audit_output(data.train, options.output, options.overwrite)
+    result = audit(config, options.folds, options.near_duplicate)
+    result.write(options.output)
+    print(result.summary())
+    print(f"wrote {len(result.issues)} rows to check to {options.output}, worst first")
+    folder = Path(options.output).parent
+    if Path(options.output).name == LABEL_ISSUES_FILE and (folder / MANIFEST).is_file():
+        from bertfit.evaluation.report import write_report
+
+        print(f"added them to {write_report(folder)}")
+    return 0
+
+
+def run_suggest(args: argparse.Namespace) -> int:
+    from bertfit.inference.files import suggest_file
+
+    options = options_from_args(SuggestOptions, args)
+    rows = suggest_file(options.model_dir, options.input, options.output, options.n, exclude=options.exclude,
+                        text_column=options.text_column, overwrite=options.overwrite)  # fmt: skip
+    print(f"wrote the {rows} rows worth labelling next to {options.output}, most uncertain first")
+    return 0
+
+
 def run_tune(args: argparse.Namespace) -> int:
     from bertfit.training.tune import format_tune, tune
 
@@ -401,6 +445,8 @@ COMMANDS = {
     "export": run_export,
     "embed": run_embed,
     "tune": run_tune,
+    "audit": run_audit,
+    "suggest": run_suggest,
     "serve": run_serve,
     "report": run_report,
     "datasets": run_datasets,

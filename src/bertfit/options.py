@@ -165,3 +165,48 @@ class ServeOptions(_Checked):
 class ReportOptions(_Checked):
     model_dir: str = _model_dir()
     output: str | None = option(None, "where to write it (default: MODEL_DIR/report.html)")
+
+
+AUDIT_RECIPES = ("frozen", "full")
+AUDIT_FOLDS = 5
+# Two texts this close (cosine of the encoder's sentence vectors) read as the same text to a person.
+NEAR_DUPLICATE = 0.95
+
+
+@dataclass
+class AuditOptions(_Checked):
+    """``bertfit audit``'s own options; the data options are ``DataConfig``'s, as for ``train``."""
+
+    output: str | None = option(None, "where to write the rows to check (CSV, TSV, JSONL or Parquet), worst first",
+                                required=True)  # fmt: skip
+    folds: int = option(AUDIT_FOLDS, "out-of-fold probabilities from K stratified folds (every row scored by a model that never "
+                        "saw it)")  # fmt: skip
+    recipe: str = option("frozen", "frozen: encode once and fit a linear head per fold (minutes for 10,000 rows); "
+                         "full: fine-tune a model per fold (K trainings)", choices=AUDIT_RECIPES)  # fmt: skip
+    model: str | None = option(None, "encoder (default: the packaged one, as for train)")
+    near_duplicate: float = option(
+        NEAR_DUPLICATE, "cosine of sentence vectors from which two texts count as near-duplicates"
+    )
+    seed: int = option(42, "seed of the folds and of the full recipe's training")
+    overwrite: bool = option(False, "replace an existing --output file")
+
+    def problems(self) -> list[str]:
+        found = [] if self.folds >= 2 else [f"--folds must be at least 2, got {self.folds}"]
+        if not 0 < self.near_duplicate <= 1:
+            found.append(f"--near-duplicate must be in (0, 1], got {self.near_duplicate}")
+        return found
+
+
+@dataclass
+class SuggestOptions(_Checked):
+    model_dir: str = _model_dir()
+    input: str | None = option(None, "unlabelled rows (CSV, TSV, JSONL or Parquet)", required=True)
+    output: str | None = option(None, "where to write the chosen rows: the input's columns plus the model's guess "
+                                "and the uncertainty, most uncertain first", required=True)  # fmt: skip
+    n: int = option(100, "rows to choose")
+    exclude: str | None = option(None, "a file of rows already labelled: texts found there are never chosen")
+    text_column: str | None = option(None, "text column of --input (inferred when unambiguous)")
+    overwrite: bool = option(False, "replace an existing --output file (never the --input file itself)")
+
+    def problems(self) -> list[str]:
+        return [] if self.n >= 1 else [f"--n must be at least 1, got {self.n}"]

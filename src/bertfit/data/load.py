@@ -41,8 +41,9 @@ class LoadedData:
 
 
 # -- all splits ------------------------------------------------------------------------------
-def load_data(config: DataConfig) -> LoadedData:
-    """Read, split and check the data the options describe."""
+def load_data(config: DataConfig, for_training: bool = True) -> LoadedData:
+    """Read, split and check the data the options describe (``for_training``: say what a run without
+    validation or test data will not do; ``bertfit audit`` reads the training rows alone)."""
     header = {"auto": None, "yes": True, "no": False}[config.header]
     display: dict[str, str] = {}
     label_sep = config.label_sep
@@ -84,7 +85,7 @@ def load_data(config: DataConfig) -> LoadedData:
         splits.update(_split_one(splits["train"], fractions, seed, task))
     elif "validation" not in splits and config.validation_split > 0:
         splits.update(_held_out_validation(splits, config.validation_split, seed, task))
-    return check_splits(splits, config.on_duplicates, display, task, label_sep, confusable)
+    return check_splits(splits, config.on_duplicates, display, task, label_sep, confusable, for_training)
 
 
 def label_renames(config: DataConfig):
@@ -168,7 +169,8 @@ def _split_one(whole: Split, fractions, seed: int, task: type[Task]) -> dict[str
 
 
 def check_splits(splits: dict[str, Split], on_duplicates: str, display: dict[str, str],
-                 task: type[Task], label_sep: str = ",", warnings: list[str] | None = None) -> LoadedData:  # fmt: skip
+                 task: type[Task], label_sep: str = ",", warnings: list[str] | None = None,
+                 for_training: bool = True) -> LoadedData:  # fmt: skip
     """Cross-split checks: enough classes, unseen labels, texts shared between splits (``warnings``:
     found earlier, logged with these)."""
     warnings = list(warnings or [])
@@ -196,7 +198,7 @@ def check_splits(splits: dict[str, Split], on_duplicates: str, display: dict[str
     if display:
         for split in splits.values():
             split.labels = [_display(v, display) for v in split.labels]
-    warnings += _missing_splits(splits)
+    warnings += _missing_splits(splits) if for_training else []
     for message in warnings:
         log.warning(message)
     return LoadedData(splits=splits, labels=label_set, task=task, label_sep=label_sep, warnings=warnings)

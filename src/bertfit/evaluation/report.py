@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bertfit.folder import (
+    LABEL_ISSUES_FILE,
     LOG_FILE,
     METRICS_FILE,
     PREDICTIONS_FILE,
@@ -27,6 +28,7 @@ from bertfit.tasks import Task, task_from_manifest
 from bertfit.tasks.base import saved_scores
 
 MOST_WRONG = 15
+LABEL_ISSUES_SHOWN = 30
 MAX_CURVES = 12  # more classes than this make an unreadable PR plot: the best supported are drawn
 
 
@@ -53,6 +55,9 @@ def build_report(folder: Path) -> str:
         ("pr-curve", "Precision-recall", _pr_section(predictions, task)),
         ("wrong", "Most confidently wrong test examples", _wrong_section(predictions, task)),
     ]
+    if (folder / LABEL_ISSUES_FILE).is_file():
+        issues = _read_csv(folder / LABEL_ISSUES_FILE)
+        sections.append(("label-issues", "Training rows whose label is likely wrong", _label_issues_section(issues)))
     return _page(manifest, task, metrics, sections)
 
 
@@ -294,3 +299,19 @@ def _text_table(header: list[str], rows: list[list]) -> str:
                       for i, v in enumerate(row))  # fmt: skip
         cells.append(f"<tr>{tds}</tr>")
     return f"<table><tr>{head}</tr>{''.join(cells)}</table>"
+
+
+def _label_issues_section(issues: list[dict]) -> str:
+    """The worst rows of the folder's ``label_issues.csv`` (``bertfit audit``), worst first."""
+    if not issues:
+        return _missing("bertfit audit found no row whose label looks wrong")
+    counts = {}
+    for issue in issues:
+        counts[issue["issue"]] = counts.get(issue["issue"], 0) + 1
+    found = "; ".join(f"{count} {kind}" for kind, count in counts.items())
+    rows = [[r["row"], r["text"], r["given_label"], r["suggested_label"], float(r["quality"]),
+             r["other_row"] or ""] for r in issues[:LABEL_ISSUES_SHOWN]]  # fmt: skip
+    note = (f"<p>{html.escape(found)} (out-of-fold, <code>bertfit audit</code>; the whole list is in "
+            f"{LABEL_ISSUES_FILE}). Label quality is the probability a model that never saw the row gives its "
+            "label: low is suspect.</p>")  # fmt: skip
+    return note + _table(["row", "text", "given", "suggested", "label quality", "same text as row"], rows)

@@ -16,35 +16,12 @@ import numpy as np
 from bertfit.data.readers import ReadOptions, file_format
 from bertfit.data.stream import CHUNK_ROWS, TableWriter, iter_table
 from bertfit.data.table import checked_texts, naming, text_column_of
-from bertfit.encoding.batching import aggregate_windows
 from bertfit.errors import ConfigError
 from bertfit.folder import atomic_file, check_writable
-from bertfit.inference.backends import run_batched
 from bertfit.inference.files import check_output_file
 from bertfit.inference.predictor import Predictor
-from bertfit.modeling import PooledClassifier, pool
 
 VECTOR_FORMATS = ("npy", "parquet", "jsonl")
-
-
-def sentence_vectors(predictor: Predictor, texts: list[str], pairs: list[str] | None = None) -> np.ndarray:
-    """One float32 vector per text, in input order."""
-    model = predictor.model
-    backend = predictor.backend
-    if isinstance(model, PooledClassifier):
-        forward = model.features
-    else:
-        encoder = model.base_model
-
-        def forward(input_ids, attention_mask, **extra):
-            hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
-            return pool(hidden, attention_mask, "mean")
-
-    encoded = predictor.encode(texts, pairs)
-    model.eval()
-    vectors = run_batched(forward, encoded, predictor.tokenizer.pad_token_id or 0, predictor.batch_size,
-                          backend.precision, backend.device)  # fmt: skip
-    return aggregate_windows(vectors, encoded, "mean")
 
 
 def embed_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, *,
@@ -68,7 +45,7 @@ def embed_file(model_dir: str | Path, input_path: str | Path, output_path: str |
         for chunk in iter_table(input_path, chunk_rows, naming(ReadOptions(), text_column)):
             column = text_column_of(chunk, text_column, source) if column is None else column
             texts = checked_texts(chunk[column].tolist(), source, column, first_row=done + 1)
-            vectors = sentence_vectors(predictor, texts)
+            vectors = predictor.sentence_vectors(texts)
             dims = vectors.shape[1]
             if writer is None:
                 matrices.append(vectors)

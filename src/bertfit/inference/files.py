@@ -12,7 +12,7 @@ import pandas as pd
 from bertfit.data.columns import resolve_column
 from bertfit.data.readers import ReadOptions, output_format
 from bertfit.data.stream import CHUNK_ROWS, TableWriter, iter_table
-from bertfit.data.table import checked_texts, is_blank, naming, text_column_of
+from bertfit.data.table import checked_texts, is_blank, naming, read_text_file, text_column_of
 from bertfit.errors import DataError, OutputError, OutputExistsError
 from bertfit.folder import PAIR_COLUMN_HINT, check_writable
 from bertfit.inference.predictor import Predictor
@@ -164,3 +164,41 @@ def with_predictions(frame: pd.DataFrame, predictor: Predictor, outputs: np.ndar
         column.iloc[rows] = values
         frame[name] = column
     return frame
+
+
+def suggest_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, n: int, *,
+                 exclude: str | Path | None = None, text_column: str | None = None, overwrite: bool = False) -> int:  # fmt: skip
+    """Write the ``n`` rows of ``input_path`` worth labelling next to ``output_path``: the input's columns
+    plus ``row`` (its data row in the input), ``uncertainty``, ``guess`` and ``probability``, most uncertain
+    first. Rows whose text is in ``exclude`` (already labelled) are never chosen. Returns the rows written."""
+    output_format(Path(output_path))
+    check_output_file(input_path, output_path, overwrite)
+    check_writable(Path(output_path))
+    frame, column = read_text_file(input_path, text_column)
+    eligible = np.arange(len(frame))
+    if exclude is not None:
+        labelled = _texts_of(exclude)
+        eligible = np.asarray([i for i, text in enumerate(frame[column].tolist()) if _key(text) not in labelled])
+    if n > len(eligible):
+        left = f" ({len(eligible)} once the texts of {exclude} are left out)" if exclude is not None else ""
+        raise DataError(f"{input_path}: --n {n} is more than its {len(frame)} rows{left}")
+    predictor = Predictor.load(model_dir, backend="torch")  # the sentence vectors come from the PyTorch encoder
+    texts = [str(frame[column].iloc[i]) for i in eligible]
+    found = predictor.suggest(texts, n)
+    positions = [int(eligible[s.index]) for s in found]
+    chosen = frame.iloc[positions].copy()
+    chosen.insert(0, "row" if "row" not in chosen.columns else "input_row", [p + 1 for p in positions])
+    chosen = chosen.assign(uncertainty=[round(s.uncertainty, 6) for s in found], guess=[s.guess for s in found],
+                           probability=[round(s.probability, 6) for s in found])  # fmt: skip
+    with TableWriter(output_path) as writer:
+        writer.write(chosen)
+    return len(chosen)
+
+
+def _key(text) -> str:
+    return " ".join(str(text).casefold().split())
+
+
+def _texts_of(path: str | Path) -> set[str]:
+    frame, column = read_text_file(path, None, ReadOptions())
+    return {_key(text) for text in frame[column].tolist()}

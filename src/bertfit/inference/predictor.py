@@ -14,9 +14,9 @@ from bertfit.encoding.batching import Encoded, TextPolicy, aggregate_windows, en
 from bertfit.encoding.precision import default_device, resolve_precision
 from bertfit.errors import ConfigError, ModelError
 from bertfit.folder import AUTO_BACKEND, BACKEND_CHOICES, Manifest, read_manifest
-from bertfit.inference.backends import OnnxBackend, TorchBackend, open_backend
+from bertfit.inference.backends import OnnxBackend, TorchBackend, open_backend, run_batched
 from bertfit.inference.integrity import check_common_files
-from bertfit.modeling import load_tokenizer
+from bertfit.modeling import PooledClassifier, load_tokenizer, pool
 from bertfit.tasks import LabelSet, Prediction, Task, task_from_manifest
 
 
@@ -118,6 +118,33 @@ class Predictor:
             texts = [texts]
             pairs = [pairs] if isinstance(pairs, str) else pairs
         return self.predictions(self.predict_proba(texts, pairs))
+
+    def sentence_vectors(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> np.ndarray:
+        """One float32 vector per text, in input order: what the head reads (a pooled classifier's pooled
+        vector; a Hugging Face sequence classifier's mean last hidden state), windows of a long text averaged.
+        Needs the PyTorch model (``backend="torch"``)."""
+        model = self.model
+        if isinstance(model, PooledClassifier):
+            forward = model.features
+        else:
+            encoder = model.base_model
+
+            def forward(input_ids, attention_mask, **extra):
+                hidden = encoder(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+                return pool(hidden, attention_mask, "mean")
+
+        encoded = self.encode(texts, pairs)
+        model.eval()
+        vectors = run_batched(forward, encoded, self.tokenizer.pad_token_id or 0, self.batch_size,
+                              self.backend.precision, self.backend.device)  # fmt: skip
+        return aggregate_windows(vectors, encoded, "mean")
+
+    def suggest(self, texts: Sequence[str], n: int, pairs: Sequence[str] | None = None) -> list:
+        """The ``n`` texts worth labelling next, most uncertain first, spread over the texts' variety
+        (``inference.suggest``): a list of ``Suggestion`` (position in ``texts``, uncertainty, guess)."""
+        from bertfit.inference.suggest import suggest
+
+        return suggest(self, list(texts), n, None if pairs is None else list(pairs))
 
     def predictions(self, outputs: np.ndarray) -> list[Prediction]:
         """``Prediction`` objects from ``predict_proba``'s outputs, with the saved decision rule."""

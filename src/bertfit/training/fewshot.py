@@ -29,7 +29,7 @@ from bertfit.encoding.batching import iterate_batches
 from bertfit.encoding.precision import PREDICTION_PRECISION
 from bertfit.modeling import PooledClassifier, output_layer
 from bertfit.training import loop
-from bertfit.training.frozen import encode_features
+from bertfit.training.frozen import encode_features, logistic_regression
 from bertfit.training.loop import Callbacks, EpochBatches, EpochResult
 from bertfit.training.plan import Placement, TrainingInputs
 
@@ -145,26 +145,3 @@ def fit_head(model: PooledClassifier, loss_fn: Callable, inputs: TrainingInputs,
         layer.weight.copy_(weight)
         layer.bias.copy_(bias)
     log.info("few-shot: head fitted on the %d tuned sentence vectors (L2-regularised, L-BFGS)", len(features))
-
-
-def logistic_regression(features: torch.Tensor, targets: torch.Tensor, loss_fn: Callable,
-                        outputs: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """The weight and bias of a linear layer minimising ``loss_fn`` plus ``|W|^2 / 2n``: scikit-learn's
-    LogisticRegression at its default strength (C=1) where ``loss_fn`` is cross-entropy, and the same
-    penalty for any other task loss. The features are divided by their mean length first, so the strength
-    means the same for every encoder, and the division is folded back into the weight."""
-    scale = features.norm(dim=1).mean().clamp(min=1e-6)
-    scaled, penalty = features.float() / scale, 1.0 / (2 * len(features))
-    weight = torch.zeros(outputs, features.shape[1], device=features.device, requires_grad=True)
-    bias = torch.zeros(outputs, device=features.device, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, tolerance_grad=1e-7, line_search_fn="strong_wolfe")
-
-    def objective() -> torch.Tensor:
-        optimizer.zero_grad()
-        loss = loss_fn(scaled @ weight.T + bias, targets) + penalty * weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    with torch.enable_grad():
-        optimizer.step(objective)
-    return weight.detach() / scale, bias.detach()

@@ -3,7 +3,7 @@ computed once and only the head trains, on those features."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -50,3 +50,26 @@ def encode_features(model: PooledClassifier, encoded, pad_id: int, batch_size: i
     """The pooled sentence vectors of ``encoded``'s rows, in eval mode (the frozen and few-shot heads train on them)."""
     model.eval()
     return torch.from_numpy(run_batched(model.features, encoded, pad_id, batch_size, precision, device))
+
+
+def logistic_regression(features: torch.Tensor, targets: torch.Tensor, loss_fn: Callable,
+                        outputs: int) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The weight and bias of a linear layer minimising ``loss_fn`` plus ``|W|^2 / 2n``: scikit-learn's
+    LogisticRegression at its default strength (C=1) where ``loss_fn`` is cross-entropy, and the same
+    penalty for any other task loss. The features are divided by their mean length first, so the strength
+    means the same for every encoder, and the division is folded back into the weight."""
+    scale = features.norm(dim=1).mean().clamp(min=1e-6)
+    scaled, penalty = features.float() / scale, 1.0 / (2 * len(features))
+    weight = torch.zeros(outputs, features.shape[1], device=features.device, requires_grad=True)
+    bias = torch.zeros(outputs, device=features.device, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=500, tolerance_grad=1e-7, line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = loss_fn(scaled @ weight.T + bias, targets) + penalty * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(objective)
+    return weight.detach() / scale, bias.detach()

@@ -49,22 +49,24 @@ def _score(result) -> float:
 
 def fold_splits(data: LoadedData, folds: int, seed: int) -> list[LoadedData]:
     """K (train, validation) partitions of train + validation, stratified; the test split is shared."""
-    from sklearn.model_selection import StratifiedKFold
-
     pool = _concat(data.splits["train"], data.get("validation"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # classes rarer than K: sklearn warns and still splits
-        parts = list(
-            StratifiedKFold(folds, shuffle=True, random_state=seed).split(pool.texts, data.task.strata(pool.labels))
-        )
     found = []
-    for train_rows, held_out in parts:
+    for train_rows, held_out in stratified_folds(data.task.strata(pool.labels), folds, seed):
         splits = {"train": replace(pool.subset(list(train_rows)), name="train"),
                   "validation": replace(pool.subset(list(held_out)), name="validation")}  # fmt: skip
         if data.get("test"):
             splits["test"] = data.splits["test"]
         found.append(replace(data, splits=splits))
     return found
+
+
+def stratified_folds(strata: list[str], folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(kept, held out) row positions of each of ``folds`` stratified, seeded folds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # classes rarer than K: sklearn warns and still splits
+        return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(strata)), strata))
 
 
 def _concat(train: TextSplit, validation: TextSplit | None) -> TextSplit:
