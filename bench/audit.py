@@ -36,6 +36,7 @@ EXAMPLES = ROOT / "docs" / "label-audit-examples.md"
 TEST_ROWS = 1000
 SCALE_ROWS = 10_000
 LIKELY_WRONG = "likely wrong label"
+ARMS = ("clean", "noisy", "dropped", "relabelled")  # what is retrained on: the flagged rows dropped, or relabelled
 
 Rows = list[tuple[str, str]]
 
@@ -95,7 +96,7 @@ def test_accuracy(train: Path, test: Path, work: Path) -> float:
 
 
 # -- parts ------------------------------------------------------------------------------------------
-def flags_and_retrain(name: str, noise: float, retrain: bool, work: Path) -> dict:
+def flags_and_retrain(name: str, noise: float, retrain: bool, work: Path, arms: tuple[str, ...] = ARMS) -> dict:
     train, test = train_and_test(name)
     noisy, flipped = flip(train, noise)
     files = {"noisy": write_rows(work / "noisy.csv", noisy), "test": write_rows(work / "test.csv", test)}
@@ -112,12 +113,11 @@ def flags_and_retrain(name: str, noise: float, retrain: bool, work: Path) -> dic
         relabelled = [(text, flagged.get(i, label)) for i, (text, label) in enumerate(noisy, 1)]
         files |= {"clean": write_rows(work / "clean.csv", train), "dropped": write_rows(work / "dropped.csv", dropped),
                   "relabelled": write_rows(work / "relabelled.csv", relabelled)}  # fmt: skip
-        scores = {arm: test_accuracy(files[arm], files["test"], work)
-                  for arm in ("clean", "noisy", "dropped", "relabelled")}  # fmt: skip
+        scores = {arm: test_accuracy(files[arm], files["test"], work) for arm in arms}
         lost = scores["clean"] - scores["noisy"]
-        result |= {"part": "retrain", **{f"test_{arm}": round(v, 4) for arm, v in scores.items()},
-                   "recovered_dropped": round((scores["dropped"] - scores["noisy"]) / lost, 3) if lost > 0 else None,
-                   "recovered_relabelled": round((scores["relabelled"] - scores["noisy"]) / lost, 3) if lost > 0 else None}  # fmt: skip
+        result |= {"part": "retrain", **{f"test_{arm}": round(v, 4) for arm, v in scores.items()}}
+        for arm in set(arms) & {"dropped", "relabelled"}:
+            result[f"recovered_{arm}"] = round((scores[arm] - scores["noisy"]) / lost, 3) if lost > 0 else None
     return result
 
 
@@ -175,8 +175,9 @@ def tables(runs: list[dict]) -> str:
         lines += ["", "| data set | test acc: clean | noisy | flagged dropped | flagged relabelled | lost accuracy "
                   "recovered (dropped / relabelled) |", "|---|---|---|---|---|---|"]  # fmt: skip
         for r in retrained:
-            lines.append(f"| {r['dataset']} | {r['test_clean']:.4f} | {r['test_noisy']:.4f} | {r['test_dropped']:.4f} "
-                         f"| {r['test_relabelled']:.4f} | {r['recovered_dropped']} / {r['recovered_relabelled']} |")  # fmt: skip
+            cells = [f"{r[f'test_{arm}']:.4f}" if f"test_{arm}" in r else "—" for arm in ARMS]
+            recovered = " / ".join(str(r.get(f"recovered_{arm}", "—")) for arm in ("dropped", "relabelled"))
+            lines.append(f"| {r['dataset']} | " + " | ".join(cells) + f" | {recovered} |")
     for r in (r for r in runs if r["part"] == "scale"):
         lines += ["", f"`bertfit audit` on {r['rows']:,} {r['dataset']} rows (multi-label): {r['audit_s']:.0f} s "
                   f"wall, {r['listed']} rows listed."]  # fmt: skip
@@ -188,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default="sms_spam,ag_news")
     parser.add_argument("--noise", type=float, default=0.05)
     parser.add_argument("--parts", default="flags,retrain,scale,examples")
+    parser.add_argument("--arms", default=",".join(ARMS), help="what retrain trains on: " + ", ".join(ARMS))
     parser.add_argument("--runs", default=str(RUNS))
     parser.add_argument("--no-append", action="store_true", help="print the tables without adding them to RESULTS.md")
     args = parser.parse_args(argv)
@@ -205,7 +207,8 @@ def main(argv: list[str] | None = None) -> None:
         if "scale" in parts and not any(r["part"] == "scale" for r in runs):
             todo.append(("scale", None))
         for part, name in todo:
-            record = scale(work) if part == "scale" else flags_and_retrain(name, args.noise, part == "retrain", work)
+            record = (scale(work) if part == "scale"
+                      else flags_and_retrain(name, args.noise, part == "retrain", work, tuple(args.arms.split(","))))  # fmt: skip
             print(json.dumps(record), file=sys.stderr, flush=True)
             runs.append(record)
             with open(runs_file, "a", encoding="utf-8") as handle:

@@ -102,3 +102,29 @@ def test_report_renders_every_section(browser, server, small_model_dir, tmp_path
     screenshot = tmp_path / "report.png"
     assert browser.save_screenshot(str(screenshot))
     assert screenshot.stat().st_size > 50_000
+
+
+def test_report_shows_the_label_audit(browser, small_model_dir, tiny_bert, tmp_path):
+    import shutil
+
+    from selenium.webdriver.common.by import By
+
+    from bertfit.cli import main
+    from conftest import sentiment_rows, write_csv
+
+    folder = tmp_path / "model"
+    shutil.copytree(small_model_dir, folder)
+    rows = sentiment_rows(40)
+    rows[9] = (rows[2][0], "neg" if rows[2][1] == "pos" else "pos")  # the same text under both labels
+    train = write_csv(tmp_path / "data.csv", rows)
+    args = ["audit", "--train", str(train), "--model", str(tiny_bert), "--output", str(folder / "label_issues.csv")]
+    assert main([*args, "-q"]) == 0
+    browser.get((folder / "report.html").as_uri())
+    section = browser.find_element(By.ID, "label-issues")
+    assert section.is_displayed() and section.find_element(By.TAG_NAME, "h2").text
+    cells = [cell.text for cell in section.find_elements(By.TAG_NAME, "td")]
+    assert rows[9][0] in cells and "3" in cells  # the duplicate row, naming the row it repeats
+    browser.execute_script("arguments[0].scrollIntoView()", section)
+    screenshot = tmp_path / "report-label-issues.png"
+    assert browser.save_screenshot(str(screenshot))
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -177,3 +177,26 @@ def test_a_few_shot_folder_loads_in_plain_transformers_with_the_same_logits(tiny
     model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
     np.testing.assert_allclose(_plain_logits(model, tokenizer), _bertfit_logits(folder), atol=1e-4)
+
+
+@pytest.mark.exports_onnx
+def test_few_shot_gives_a_small_holdout_back_to_training_and_still_exports(tiny_sentence_encoder, tmp_path, capsys):
+    data = write_csv(tmp_path / "topics.csv", topic_rows(16))  # 96 rows: 10 would be held out, too few to calibrate
+    assert main(train_args(data, tiny_sentence_encoder, tmp_path / "m", split=None)) == 0
+    err = capsys.readouterr().err
+    assert "held out 10 of 96 training rows" in err
+    assert "few-shot: the 10 held-out rows go back into training" in err
+    assert "few-shot: head fitted on the 96 tuned sentence vectors" in err
+    folder = tmp_path / "m"
+    assert "validation" not in json.loads((folder / "metrics.json").read_text())
+    parity = json.loads((folder / "onnx" / "parity.json").read_text())  # checked on training rows instead
+    assert parity and (folder / "onnx" / "model.onnx").is_file()
+
+
+def test_a_given_validation_file_stays_validation_under_few_shot(tiny_sentence_encoder, tmp_path, capsys):
+    train = write_csv(tmp_path / "train.csv", topic_rows(8))
+    validation = write_csv(tmp_path / "dev.csv", topic_rows(2, seed=1))
+    args = train_args(train, tiny_sentence_encoder, tmp_path / "m", "--validation", validation, split=None)
+    assert main(args) == 0
+    assert "go back into training" not in capsys.readouterr().err
+    assert "validation" in json.loads((tmp_path / "m" / "metrics.json").read_text())

@@ -71,7 +71,8 @@ def export_onnx(model_dir: str | Path, *, quantize: str | None = None, data: str
 
 def export_for_prediction(model_dir: str | Path, validation) -> dict | None:
     """What ``train`` leaves for prediction: ``onnx/model.onnx``, the fp32 graph, where its outputs on
-    ``validation`` (a split of the run, labels in the task's form) stay within ``FP32_MAX_DIFFERENCE`` of
+    ``validation`` (a split of the run, labels in the task's form: its validation split, or some training rows
+    where it has none) stay within ``FP32_MAX_DIFFERENCE`` of
     PyTorch's, so the folder still predicts what it was scored with, faster (``--backend auto`` runs it:
     docs/performance.md has the measurements). The int8 graph stays ``bertfit export --quantize int8``'s,
     a choice of its user, since it moves outputs by more. None, with the PyTorch model predicting, where

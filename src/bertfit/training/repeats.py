@@ -49,7 +49,7 @@ def _score(result) -> float:
 
 def fold_splits(data: LoadedData, folds: int, seed: int) -> list[LoadedData]:
     """K (train, validation) partitions of train + validation, stratified; the test split is shared."""
-    pool = _concat(data.splits["train"], data.get("validation"))
+    pool = joined(data.splits["train"], data.get("validation"))
     found = []
     for train_rows, held_out in stratified_folds(data.task.strata(pool.labels), folds, seed):
         splits = {"train": replace(pool.subset(list(train_rows)), name="train"),
@@ -69,7 +69,8 @@ def stratified_folds(strata: list[str], folds: int, seed: int) -> list[tuple[np.
         return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(strata)), strata))
 
 
-def _concat(train: TextSplit, validation: TextSplit | None) -> TextSplit:
+def joined(train: TextSplit, validation: TextSplit | None) -> TextSplit:
+    """``train`` with ``validation``'s rows after its own (each keeping its row number)."""
     if validation is None:
         return train
     pairs = None if train.pairs is None else train.pairs + (validation.pairs or [])

@@ -15,6 +15,7 @@ from torch import nn
 
 from bertfit.config import TrainConfig, choose_recipe
 from bertfit.data.load import LoadedData, load_data
+from bertfit.data.table import TextSplit
 from bertfit.encoders import defaults_for, parameter_count
 from bertfit.encoding.batching import (
     Encoded,
@@ -40,6 +41,7 @@ from bertfit.modeling import (
     uses_token_types,
 )
 from bertfit.tasks import CalibrationOptions, LabelSet, Task
+from bertfit.tasks.calibration import MIN_ROWS as CALIBRATION_MIN_ROWS
 from bertfit.training import distributed
 from bertfit.training.checkpoint import Checkpoint, Checkpointer, checkpoint_dir, read_checkpoint
 from bertfit.training.fewshot import fit_few_shot
@@ -55,7 +57,7 @@ from bertfit.training.loop import (
     optimizer_steps,
 )
 from bertfit.training.plan import Placement, TrainingInputs
-from bertfit.training.repeats import fit_repeated
+from bertfit.training.repeats import fit_repeated, joined
 from bertfit.training.save import check_output_free, write_model_folder
 from bertfit.training.stopping import Stopping
 
@@ -124,6 +126,7 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     data = load_data(config.data)  # every data problem surfaces before a model is loaded
     _check_positive_label(config, data)
     config = with_size_defaults(with_recipe(config, data, source), parameters)
+    data = without_idle_holdout(config, data)
     _check_distributed(config, ranks)
     distributed.start(ranks)
     try:
@@ -137,10 +140,22 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
             result.manifest = write_model_folder(config, result)
             shutil.rmtree(checkpoint_dir(config.output_dir), ignore_errors=True)  # the folder is whole
             if config.export_onnx:
-                export_for_prediction(config.output_dir, result.data.get("validation"))
+                export_for_prediction(config.output_dir, _parity_rows(result.data))
     finally:
         distributed.stop(ranks)
     return result
+
+
+# The ONNX graph's check is numeric (its outputs against PyTorch's on the same texts): without validation
+# rows, this many training rows serve as well.
+PARITY_TRAINING_ROWS = 512
+
+
+def _parity_rows(data: LoadedData):
+    validation = data.get("validation")
+    if validation is not None:
+        return validation
+    return data.train.subset(range(min(len(data.train), PARITY_TRAINING_ROWS)))
 
 
 def with_recipe(config: TrainConfig, data: LoadedData, source: str) -> TrainConfig:
@@ -152,6 +167,23 @@ def with_recipe(config: TrainConfig, data: LoadedData, source: str) -> TrainConf
     choice = choose_recipe(config.recipe_setting, rows, sentence_encoder)
     log.info("recipe %s: %s", choice.name, choice.reason)
     return dataclasses.replace(config, recipe=choice.name)
+
+
+def without_idle_holdout(config: TrainConfig, data: LoadedData) -> LoadedData:
+    """Under the few-shot recipe, ``data`` with rows held out of --train for validation given back to
+    training where they are too few to calibrate on: the recipe chooses no epoch, so such a holdout would
+    decide nothing and only take labelled rows away (at 16 rows of each of six classes, 10 of 96)."""
+    validation, own = data.get("validation"), config.data
+    from_train = not (own.validation or own.split or own.dataset)
+    in_memory = isinstance(data.train, TextSplit)  # --arrow rows stay where they are
+    if not (config.few_shot and from_train and in_memory and validation is not None
+            and len(validation) < CALIBRATION_MIN_ROWS):  # fmt: skip
+        return data
+    log.info("few-shot: the %d held-out rows go back into training: the recipe chooses no epoch, and under %d rows "
+             "nothing is calibrated on them", len(validation), CALIBRATION_MIN_ROWS)  # fmt: skip
+    train = dataclasses.replace(joined(data.train, validation), source=data.train.source)
+    return dataclasses.replace(data, splits={name: split for name, split in {**data.splits, "train": train}.items()
+                                             if name != "validation"})  # fmt: skip
 
 
 def with_size_defaults(config: TrainConfig, parameters: int) -> TrainConfig:
