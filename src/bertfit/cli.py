@@ -23,6 +23,7 @@ from bertfit.options import (
     AuditOptions,
     EmbedOptions,
     EvaluateOptions,
+    ExplainOptions,
     ExportOptions,
     PredictOptions,
     ReportOptions,
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("predict", PredictOptions, "predict labels for texts or a file"),
         ("export", ExportOptions, "export a model folder to ONNX, with a parity check"),
         ("embed", EmbedOptions, "write the fine-tuned sentence vectors of a file's texts"),
+        ("explain", ExplainOptions, "show which words drove each prediction (integrated gradients, Captum)"),
     ):
         _add_dataclass_options(commands.add_parser(name, parents=[common], help=help_text), kind)
 
@@ -310,7 +312,7 @@ def _predict_shards(options: PredictOptions, quiet: bool) -> int:
     return 0
 
 
-def _check_before_loading(options: PredictOptions) -> None:
+def _check_before_loading(options: PredictOptions | ExplainOptions) -> None:
     """The library's checks, run before the model loads so a mistake is answered at once: the files
     (the output neither the input nor, without --overwrite, another existing file), the texts, the pairs."""
     from bertfit.data.texts import as_texts
@@ -389,6 +391,26 @@ def run_suggest(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_explain(args: argparse.Namespace) -> int:
+    options = options_from_args(ExplainOptions, args)
+    from bertfit.inference import Predictor
+    from bertfit.inference.explain import format_explanation
+    from bertfit.inference.files import explain_file
+
+    _check_before_loading(options)
+    predictor = Predictor.load(options.model_dir, backend="torch")  # attributions need the PyTorch model's gradients
+    if options.input:
+        rows = explain_file(predictor, options.input, options.output, text_column=options.text_column,
+                            pair_column=options.text_pair_column, label=options.label, method=options.method,
+                            overwrite=options.overwrite)  # fmt: skip
+        print(f"wrote the explanations of {rows} rows to {options.output}")
+        return 0
+    for found in predictor.explain(options.text, options.text_pair, options.label, options.method):
+        print(json.dumps({"text": found.text, **found.to_dict()}, ensure_ascii=False) if options.json
+              else f"{found.text}\n  {format_explanation(found)}")  # fmt: skip
+    return 0
+
+
 def run_tune(args: argparse.Namespace) -> int:
     from bertfit.training.tune import format_tune, tune
 
@@ -446,6 +468,7 @@ COMMANDS = {
     "embed": run_embed,
     "tune": run_tune,
     "audit": run_audit,
+    "explain": run_explain,
     "suggest": run_suggest,
     "serve": run_serve,
     "report": run_report,

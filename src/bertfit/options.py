@@ -167,6 +167,7 @@ class ReportOptions(_Checked):
     output: str | None = option(None, "where to write it (default: MODEL_DIR/report.html)")
 
 
+EXPLAIN_METHODS = ("integrated-gradients", "gradient-x-input")  # inference.explain.METHODS, without torch
 AUDIT_RECIPES = ("frozen", "full")
 AUDIT_FOLDS = 5
 # Two texts this close (cosine of the encoder's sentence vectors) read as the same text to a person.
@@ -210,3 +211,28 @@ class SuggestOptions(_Checked):
 
     def problems(self) -> list[str]:
         return [] if self.n >= 1 else [f"--n must be at least 1, got {self.n}"]
+
+
+@dataclass
+class ExplainOptions(_Checked):
+    model_dir: str = _model_dir()
+    text: list[str] | None = option(None, "a text to explain (repeatable)", action="append")
+    text_pair: list[str] | None = option(None, "the second text of each --text, for pair models", action="append")
+    input: str | None = option(None, "file of texts (CSV, TSV, JSONL or Parquet)")
+    output: str | None = option(None, "where to write the input's rows plus the explained label and the word scores")
+    text_column: str | None = option(None, "text column of --input (inferred when unambiguous)")
+    text_pair_column: str | None = option(None, "second-text column of --input, for pair models")
+    label: str | None = option(None, "explain this label instead of the predicted one")
+    method: str = option(EXPLAIN_METHODS[0], "attribution method", choices=EXPLAIN_METHODS)
+    json: bool = option(False, "print the explanations as JSON lines")
+    overwrite: bool = option(False, "replace an existing --output file (never the --input file itself)")
+
+    def problems(self) -> list[str]:
+        found = []
+        if bool(self.text) == bool(self.input):
+            found.append("give --text (one or more) or --input FILE --output FILE")
+        if self.input and not self.output:
+            found.append("--input needs --output FILE for the explanations")
+        if self.text_pair and len(self.text_pair) != len(self.text or []):
+            found.append("give one --text-pair per --text")
+        return found

@@ -139,6 +139,25 @@ class Predictor:
                               self.backend.precision, self.backend.device)  # fmt: skip
         return aggregate_windows(vectors, encoded, "mean")
 
+    def explain(
+        self,
+        texts: Sequence[str] | str,
+        pairs: Sequence[str] | str | None = None,
+        label: str | None = None,
+        method: str | None = None,
+    ) -> list:
+        """Per-word attributions of each text's prediction, or of ``label`` (``inference.explain``): a list of
+        ``Explanation``, one per text (multi-label: per label the model chose). Needs the PyTorch model."""
+        from bertfit.inference.explain import DEFAULT_METHOD, explain
+
+        if isinstance(texts, str):
+            texts = [texts]
+            pairs = [pairs] if isinstance(pairs, str) else pairs
+        self.check_pairs(pairs)
+        texts = as_texts(texts, "texts")
+        pairs = None if pairs is None else as_texts(pairs, "pairs")
+        return explain(self, texts, pairs, label, method or DEFAULT_METHOD)
+
     def suggest(self, texts: Sequence[str], n: int, pairs: Sequence[str] | None = None) -> list:
         """The ``n`` texts worth labelling next, most uncertain first, spread over the texts' variety
         (``inference.suggest``): a list of ``Suggestion`` (position in ``texts``, uncertainty, guess)."""

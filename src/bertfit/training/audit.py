@@ -114,7 +114,7 @@ def audit(config: TrainConfig, folds: int = AUDIT_FOLDS, near_duplicate: float =
     config = dataclasses.replace(config, recipe=recipe, progress=False, export_onnx=False)
     log.info("audit: %d-fold out-of-fold probabilities for %d rows of %s (%s recipe)", folds, len(train),
              train.source, recipe)  # fmt: skip
-    folds_at = stratified_folds(task.strata(train.labels), folds, config.data.split_seed)
+    folds_at = stratified_folds(task.strata(train.labels), folds, config.seed)
     if recipe == "frozen":
         probabilities, vectors = _frozen_out_of_fold(config, task, data, gold, folds_at)
     else:

@@ -1,0 +1,223 @@
+"""Which words drove a prediction (``bertfit explain``, ``Predictor.explain``).
+
+Attributions come from Captum, computed on the word-embedding layer of the PyTorch model, and explain the
+number the user sees: the calibrated probability of the explained class (multi-label: of each label),
+or the predicted value (regression). The baseline is the same text with every word piece replaced by the
+padding token (the special tokens kept), so a word's score is its share of the difference between the
+text's output and the baseline's. Word pieces are summed back into the words the user wrote (runs of
+non-space characters), for the text and, for pair models, its second text.
+
+Two methods (``METHODS``); bench/explain.py deletes each method's top words and random words from test
+texts and measures the drop in the probability, and the default is the one that won there.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from bertfit.errors import ConfigError
+from bertfit.options import EXPLAIN_METHODS
+
+METHODS = EXPLAIN_METHODS
+DEFAULT_METHOD = METHODS[0]
+# Integrated gradients' path steps: the sum of the word scores then matches the output's difference from
+# the baseline to within a few hundredths (the convergence delta, returned with each explanation).
+STEPS = 32
+TEXTS_PER_BATCH = 4  # texts explained together: each expands to STEPS rows in one backward pass
+
+
+@dataclass
+class Explanation:
+    """One text's attributions for one explained output. ``index``: the text's position among those given;
+    ``words``: (word, score) in reading order, scores
+    in the output's units (a probability, or the value); ``pair_words``: the second text's, for pair models.
+    ``output``: the explained output for the text, ``baseline``: for the all-padding text; ``delta``: how
+    far the scores' sum is from ``output - baseline``."""
+
+    index: int
+    text: str
+    label: str
+    output: float
+    baseline: float
+    words: list[tuple[str, float]]
+    pair_words: list[tuple[str, float]] | None = None
+    delta: float = 0.0
+    method: str = DEFAULT_METHOD
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        """The ``k`` words that pushed the output up most."""
+        return sorted(self.words, key=lambda pair: -pair[1])[:k]
+
+    def to_dict(self) -> dict:
+        found = {"label": self.label, "output": self.output, "baseline": self.baseline, "delta": self.delta,
+                 "method": self.method, "words": [{"word": w, "score": s} for w, s in self.words]}  # fmt: skip
+        if self.pair_words is not None:
+            found["pair_words"] = [{"word": w, "score": s} for w, s in self.pair_words]
+        return found
+
+
+@dataclass
+class _Target:
+    row: int  # position among the texts
+    index: int  # output column explained
+    label: str
+
+
+@dataclass
+class _Encoded:
+    ids: torch.Tensor
+    mask: torch.Tensor
+    types: torch.Tensor | None
+    spans: list = field(default_factory=list)  # per text: (token -> (part, word)) and the words of each part
+
+
+def targets_of(task, outputs: np.ndarray, label: str | None) -> list[_Target]:
+    """What to explain per text: ``label`` where given; else the predicted class (single-label), every label
+    the model chose (multi-label; the most probable one where it chose none), or the value (regression)."""
+    names = list(task.labels.names)
+    if task.problem_type == "regression":
+        if label is not None and label not in names:
+            raise ConfigError(f"--label {label!r}: a regression model explains its value ({names[0]!r})")
+        return [_Target(i, 0, names[0]) for i in range(len(outputs))]
+    if label is not None:
+        if label not in names:
+            raise ConfigError(f"--label {label!r} is not a label of this model: {', '.join(names)}")
+        return [_Target(i, names.index(label), label) for i in range(len(outputs))]
+    if task.problem_type.startswith("multi"):
+        chosen = task.decide(outputs)
+        found = []
+        for i, row in enumerate(chosen):
+            columns = np.flatnonzero(row) if row.any() else [int(outputs[i].argmax())]
+            found += [_Target(i, int(c), names[c]) for c in columns]
+        return found
+    return [_Target(i, int(c), names[c]) for i, c in enumerate(task.decide(outputs))]
+
+
+def explain(predictor, texts: list[str], pairs: list[str] | None = None, label: str | None = None,
+            method: str = DEFAULT_METHOD) -> list[Explanation]:  # fmt: skip
+    """Per-word attributions for ``texts`` (``predictor``: a ``Predictor`` with its PyTorch model); one
+    ``Explanation`` per text and explained output (multi-label: per chosen label), in input order."""
+    if method not in METHODS:
+        raise ConfigError(f"unknown attribution method {method!r}: {', '.join(METHODS)}")
+    model = predictor.model
+    outputs = predictor.predict_proba(texts, pairs)
+    targets = targets_of(predictor.task, outputs, label)
+    found: list[Explanation] = []
+    for start in range(0, len(targets), TEXTS_PER_BATCH):
+        batch = targets[start : start + TEXTS_PER_BATCH]
+        rows = [t.row for t in batch]
+        encoded = _encode(predictor, [texts[r] for r in rows], None if pairs is None else [pairs[r] for r in rows])
+        scores, delta, reached, base = _attribute(
+            model, predictor.task, encoded, [t.index for t in batch], method, predictor.tokenizer.pad_token_id or 0
+        )
+        for k, target in enumerate(batch):
+            words, pair_words = _merge(encoded.spans[k], scores[k])
+            found.append(Explanation(target.row, texts[target.row], target.label, float(reached[k]), float(base[k]), words,
+                                     pair_words, float(delta[k]), method))  # fmt: skip
+    return found
+
+
+def _encode(predictor, texts: list[str], pairs: list[str] | None) -> _Encoded:
+    """Token ids as the model reads them (truncated at its max length), with each token's word."""
+    tokenizer = predictor.tokenizer
+    encoded = tokenizer(texts, pairs, truncation=True, max_length=predictor.max_length, padding=True,
+                        return_offsets_mapping=True, return_tensors="pt")  # fmt: skip
+    types = encoded.get("token_type_ids") if predictor.token_types else None
+    spans = []
+    for i, text in enumerate(texts):
+        parts = [text] if pairs is None else [text, pairs[i]]
+        words = [[(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", part)] for part in parts]
+        sequence = encoded.sequence_ids(i)
+        owner = {}
+        for position, (begin, end) in enumerate(encoded["offset_mapping"][i].tolist()):
+            part = sequence[position]
+            if part is None or end <= begin:
+                continue
+            for w, (start, stop, _) in enumerate(words[part]):
+                if start <= begin < stop:
+                    owner[position] = (part, w)
+                    break
+        spans.append((owner, words))
+    return _Encoded(encoded["input_ids"], encoded["attention_mask"], types, spans)
+
+
+def _embedding_layer(model) -> torch.nn.Module:
+    encoder = getattr(model, "encoder", None)
+    if encoder is not None and hasattr(encoder, "get_input_embeddings"):
+        return encoder.get_input_embeddings()
+    return model.get_input_embeddings()
+
+
+def _attribute(model, task, encoded: _Encoded, columns: list[int], method: str, pad_id: int):
+    """Per token scores (batch, tokens), the convergence delta, the outputs and the baseline outputs."""
+    from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
+
+    scale, shift = task.applied_scale()
+    kind = task.problem_type
+
+    def output_of(ids, mask, types=None):
+        """What the user sees, per output column: probabilities, or the value (one column)."""
+        extra = {} if types is None else {"token_type_ids": types}
+        logits = model(input_ids=ids, attention_mask=mask, **extra).logits.float() * scale + shift
+        if kind == "regression":
+            return logits[:, :1]
+        return torch.softmax(logits, dim=1) if kind.startswith("single") else torch.sigmoid(logits)
+
+    special = ~encoded.mask.bool() | _special_tokens(encoded)
+    baseline = torch.where(special, encoded.ids, torch.full_like(encoded.ids, pad_id))
+    arguments = (encoded.mask,) if encoded.types is None else (encoded.mask, encoded.types)
+    target = list(columns)
+    layer = _embedding_layer(model)
+    model.eval()
+    with torch.enable_grad():
+        if method == "integrated-gradients":
+            explainer = LayerIntegratedGradients(output_of, layer)
+            scores, delta = explainer.attribute(encoded.ids, baselines=baseline, target=target, n_steps=STEPS,
+                                                additional_forward_args=arguments, return_convergence_delta=True)  # fmt: skip
+        else:
+            # x·∇ on the difference from the baseline's embeddings: the first-order share of each token
+            explainer = LayerGradientXActivation(output_of, layer, multiply_by_inputs=False)
+            gradients = explainer.attribute(encoded.ids, target=target, additional_forward_args=arguments)
+            difference = layer(encoded.ids) - layer(baseline)
+            scores, delta = gradients * difference, None
+        with torch.no_grad():
+            rows = torch.arange(len(target))
+            reached = output_of(encoded.ids, *arguments)[rows, target]
+            base = output_of(baseline, *arguments)[rows, target]
+    per_token = scores.sum(-1).detach() * encoded.mask
+    if delta is None:
+        delta = (reached - base) - per_token.sum(1)
+    return per_token.numpy(), delta.detach().abs().numpy(), reached.numpy(), base.numpy()
+
+
+def _special_tokens(encoded: _Encoded) -> torch.Tensor:
+    """Tokens that belong to no word: [CLS], [SEP] and their kind."""
+    special = torch.ones_like(encoded.ids, dtype=torch.bool)
+    for i, (owner, _) in enumerate(encoded.spans):
+        for position in owner:
+            special[i, position] = False
+    return special
+
+
+def _merge(span, scores: np.ndarray) -> tuple[list, list | None]:
+    """Token scores summed into the words of each part (text, pair)."""
+    owner, words = span
+    totals = [np.zeros(len(part)) for part in words]
+    for position, (part, word) in owner.items():
+        totals[part][word] += scores[position]
+    merged = [[(word, round(float(score), 6)) for (_, _, word), score in zip(part, total)]
+              for part, total in zip(words, totals)]  # fmt: skip
+    return merged[0], (merged[1] if len(merged) > 1 else None)
+
+
+def format_explanation(explanation: Explanation, most: int = 5) -> str:
+    """One line: the explained label and output, then the words that pushed it up most and down most."""
+    up = [(w, v) for w, v in explanation.top(most) if v > 0]
+    down = sorted(((w, v) for w, v in explanation.words if v < 0), key=lambda pair: pair[1])[:most]
+    line = f"{explanation.label} {explanation.output:.4f} (all padding: {explanation.baseline:.4f})"
+    line += "; for: " + (", ".join(f"{w} {v:+.3f}" for w, v in up) or "none")
+    return line + "; against: " + (", ".join(f"{w} {v:+.3f}" for w, v in down) or "none")

@@ -1,0 +1,137 @@
+"""``bertfit explain`` and ``Predictor.explain``: per-word attributions that add up to the output's distance from
+the all-padding baseline, word pieces merged into the words as written, every task shape, and clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from bertfit.cli import main
+from conftest import sentiment_rows, write_csv
+
+TEXTS = ["a truly wonderful film, really", "the service was awful and slow"]
+
+
+@pytest.fixture(scope="module")
+def pooled_model_dir(tiny_bert, tmp_path_factory):
+    """A tiny mean-pooled binary model folder (the default model's architecture)."""
+    folder = tmp_path_factory.mktemp("pooled") / "m"
+    data = write_csv(folder.parent / "data.csv", sentiment_rows(40))
+    args = ["train", "--train", str(data), "--model", str(tiny_bert), "--output", str(folder), "--pooling", "mean",
+            "--epochs", "1", "--validation-split", "0", "--no-progress", "-q"]  # fmt: skip
+    assert main(args) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sharp_predictor(pooled_model_dir):
+    """The pooled model with an output layer set so that its probability moves with the words (one epoch of a
+    tiny random model barely leaves 0.5)."""
+    from bertfit import Predictor
+    from bertfit.modeling import output_layer
+
+    predictor = Predictor.load(pooled_model_dir, backend="torch")
+    first, second = (torch.from_numpy(v) for v in predictor.sentence_vectors(TEXTS))
+    apart = first - second  # the pos logit rises by 4 from the second text's vector to the first's
+    with torch.no_grad():
+        layer = output_layer(predictor.model)
+        layer.weight.zero_()
+        layer.bias.zero_()
+        positive = predictor.labels.names.index("pos")
+        layer.weight[positive] = apart * 4 / apart.dot(apart)
+        layer.bias[positive] = -layer.weight[positive].dot((first + second) / 2)
+    return predictor
+
+
+def test_word_scores_add_up_to_the_probabilitys_distance_from_the_baseline(sharp_predictor):
+    found = sharp_predictor.explain(TEXTS)
+    assert [e.index for e in found] == [0, 1]
+    for explanation, probabilities in zip(found, sharp_predictor.predict_proba(TEXTS)):
+        assert explanation.label in ("pos", "neg")
+        assert explanation.output == pytest.approx(probabilities.max(), abs=1e-5)
+        total = sum(score for _, score in explanation.words)
+        assert abs(explanation.output - explanation.baseline) > 0.01  # something to explain
+        assert total == pytest.approx(explanation.output - explanation.baseline, abs=0.02)
+        assert explanation.delta == pytest.approx(abs(explanation.output - explanation.baseline - total), abs=1e-4)
+
+
+def test_word_pieces_are_merged_into_the_words_as_written(sharp_predictor):
+    text = "Unbelievably   overcooked pasta!!"  # pieces, extra spaces and punctuation stuck to a word
+    (explanation,) = sharp_predictor.explain(text)
+    assert [word for word, _ in explanation.words] == text.split()
+    assert explanation.pair_words is None
+
+
+def test_gradient_times_input_is_the_other_method(sharp_predictor):
+    (explanation,) = sharp_predictor.explain(TEXTS[:1], method="gradient-x-input")
+    assert explanation.method == "gradient-x-input" and len(explanation.words) == len(TEXTS[0].split())
+
+
+def test_a_chosen_label_is_explained_and_an_unknown_one_refused(sharp_predictor):
+    from bertfit.errors import ConfigError
+
+    assert {e.label for e in sharp_predictor.explain(TEXTS, label="neg")} == {"neg"}
+    with pytest.raises(ConfigError, match="'maybe' is not a label of this model: neg, pos"):
+        sharp_predictor.explain(TEXTS, label="maybe")
+
+
+def test_explain_from_the_cli(small_model_dir, tmp_path, capsys):
+    assert main(["explain", str(small_model_dir), "--text", TEXTS[0], "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(TEXTS[0]) and "(all padding:" in printed and "; for: " in printed
+    assert main(["explain", str(small_model_dir), "--text", TEXTS[1], "--json", "-q"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["text"] == TEXTS[1] and [w["word"] for w in record["words"]] == TEXTS[1].split()
+    source = write_csv(tmp_path / "in.csv", [(i, t) for i, t in enumerate(TEXTS)], header=("id", "text"))
+    output = tmp_path / "out.jsonl"
+    assert main(["explain", str(small_model_dir), "--input", str(source), "--output", str(output), "-q"]) == 0
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [str(r["id"]) for r in rows] == ["0", "1"]
+    assert all(len(json.loads(r["explanations"])[0]["words"]) == len(r["text"].split()) for r in rows)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--text", "   "], "--text[0]"),
+        (["--text", "fine", "--label", "maybe"], "'maybe' is not a label of this model"),
+        (["--input", "in.csv"], "--input needs --output FILE"),
+    ],
+)
+def test_what_explain_cannot_use_is_one_clear_line(extra, message, small_model_dir, capsys):
+    assert main(["explain", str(small_model_dir), *extra]) != 0
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+
+
+def test_a_folder_that_is_no_model_is_named(tmp_path, capsys):
+    assert main(["explain", str(tmp_path), "--text", "fine"]) != 0
+    assert "not a bertfit model folder" in capsys.readouterr().err
+
+
+def test_multi_label_explains_each_chosen_label_and_regression_its_value(tiny_bert, tmp_path):
+    from bertfit import Predictor
+
+    tags = write_csv(
+        tmp_path / "tags.csv", [(t, "a,b" if i % 2 else "a") for i, (t, _) in enumerate(sentiment_rows(30))]
+    )
+    values = write_csv(tmp_path / "values.csv", [(t, str(i / 10)) for i, (t, _) in enumerate(sentiment_rows(30))])
+    for name, data, task in (("tags", tags, "multi-label"), ("values", values, "regression")):
+        args = ["train", "--train", str(data), "--model", str(tiny_bert), "--output", str(tmp_path / name),
+                "--epochs", "1", "--task", task, "--no-progress", "-q"]  # fmt: skip
+        assert main(args) == 0
+    tagged = Predictor.load(tmp_path / "tags", backend="torch")
+    chosen = tagged.predict(TEXTS)
+    found = tagged.explain(TEXTS)
+    expected = [
+        (i, label)
+        for i, p in enumerate(chosen)
+        for label in (p.labels or (max(p.probabilities, key=p.probabilities.get),))
+    ]
+    assert [(e.index, e.label) for e in found] == expected
+    valued = Predictor.load(tmp_path / "values", backend="torch")
+    (explanation,) = valued.explain(TEXTS[:1])
+    assert explanation.label == valued.labels.names[0]
+    assert explanation.output == pytest.approx(float(valued.predict_proba(TEXTS[:1])[0]), abs=1e-4)
