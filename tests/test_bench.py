@@ -163,3 +163,44 @@ def test_few_shot_benchmark_draws_seeded_rows_runs_bertfit_and_tabulates(tiny_se
     runs = [{"dataset": "toy", "per_class": 8, "draw": d, "method": "auto", **result} for d in range(2)]
     table = fewshot.tables(runs, ["auto", "setfit"])
     assert "| 8 | " in table and "n=2" in table and "setfit" not in table  # a method with no runs gets no column
+
+
+def test_label_audit_benchmark_flips_a_share_of_each_class_and_tabulates():
+    from bench import audit
+
+    rows = [(f"text {i}", label) for i, label in enumerate(["a"] * 40 + ["b"] * 20 + ["c"] * 20)]
+    noisy, flipped = audit.flip(rows, 0.05)
+    assert (noisy, flipped) == audit.flip(rows, 0.05)  # seeded
+    assert len(flipped) == 4  # 2 of a, 1 of b, 1 of c
+    assert all(noisy[i - 1][1] != rows[i - 1][1] for i in flipped)
+    assert all(noisy[i][1] == rows[i][1] for i in range(len(rows)) if i + 1 not in flipped)
+    runs = [{"part": "retrain", "dataset": "toy", "noise": 0.05, "rows": 80, "flipped": 4, "flagged": 5,
+             "precision": 0.8, "recall": 1.0, "audit_s": 3.0, "test_clean": 0.9, "test_noisy": 0.8,
+             "test_dropped": 0.86, "recovered_dropped": 0.6}]  # fmt: skip
+    table = audit.tables(runs)
+    assert "| toy (5% flipped) | 80 | 4 | 5 | 0.800 | 1.000 | 3 s |" in table
+    assert "| toy | 0.9000 | 0.8000 | 0.8600 | — | 0.6 / — |" in table
+
+
+def test_what_to_label_next_benchmark_says_where_suggest_reaches_randoms_last_score():
+    from bench import suggest
+
+    runs = [{"seed": s, "strategy": strategy, "labels": n, "test": score}
+            for s in range(2) for strategy, scores in (("suggest", (0.6, 0.8, 0.85)), ("random", (0.6, 0.7, 0.8)))
+            for n, score in zip((100, 200, 300), scores)]  # fmt: skip
+    table = suggest.tables(runs)
+    assert "| 200 | 0.800 ± 0.000 (n=2) | 0.700 ± 0.000 (n=2) |" in table
+    assert "`suggest` reaches it at 200 labels (67% of them)" in table
+
+
+def test_deletion_benchmark_measures_the_top_words_against_random_ones(small_model_dir):
+    from bench import explain
+
+    from bertfit import Predictor
+
+    curves = {"method": {1: 0.2, 3: 0.4, 5: 0.5}, "random": {1: 0.1, 3: 0.2, 5: 0.3}}
+    assert explain.area_between(curves) == pytest.approx(0.1 * 1 / 2 + (0.1 + 0.2) * 2 / 2 + (0.2 + 0.2) * 2 / 2)
+    predictor = Predictor.load(small_model_dir, backend="torch")
+    texts = ["a truly wonderful film with a great cast", "the service was awful and slow"]
+    found = explain.deletion_curves(predictor, texts, "gradient-x-input")
+    assert found["rows"] == {1: 2, 3: 2, 5: 2} and set(found["method"]) == {1, 3, 5}

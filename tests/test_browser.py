@@ -68,6 +68,11 @@ def test_page_predicts_a_typed_message(browser, server, tmp_path):
     bars = browser.find_elements(By.CSS_SELECTOR, "#bars .bar")
     assert [bar.text.split()[0] for bar in bars] == ["neg", "pos"]
     assert browser.find_element(By.CSS_SELECTOR, "#bars .chosen").text.split()[0] == label
+    # the words of the text, each tinted by its attribution
+    words = wait_for(browser, lambda b: b.find_elements(By.CSS_SELECTOR, "#why span.word"))
+    assert [w.text for w in words] == ["what", "a", "lovely", "wonderful", "day", "☀", "café"]
+    assert all(w.get_attribute("data-score") for w in words)
+    assert f"why {label}" in browser.find_element(By.ID, "why").text
     screenshot = tmp_path / "page.png"
     assert browser.save_screenshot(str(screenshot))
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

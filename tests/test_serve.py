@@ -131,3 +131,18 @@ def test_real_server_on_a_free_loopback_port(small_model_dir):
         for send, status, message in BAD_REQUESTS:
             answer = httpx.post(f"{base}/predict", **send)
             assert answer.status_code == status and message in answer.json()["error"], send
+
+
+def test_predict_explains_when_asked_as_the_library_does(client, small_model_dir):
+    from bertfit import Predictor
+
+    texts = ["a lovely day", "an awful film"]
+    plain = client.post("/predict", json={"texts": texts}).json()["predictions"]
+    assert all("explanations" not in p for p in plain)
+    answered = client.post("/predict", json={"texts": texts, "explain": True}).json()["predictions"]
+    expected = Predictor.load(small_model_dir, backend="torch").explain(texts)
+    for prediction, explanation in zip(answered, expected):
+        (given,) = prediction["explanations"]
+        assert given["label"] == prediction["label"] == explanation.label
+        assert [w["word"] for w in given["words"]] == [w for w, _ in explanation.words]
+        assert [w["score"] for w in given["words"]] == pytest.approx([s for _, s in explanation.words], abs=1e-6)

@@ -3,7 +3,7 @@
 - ``POST /predict``: ``{"text": "..."}`` or ``{"texts": [...]}`` (with ``text_pair``/``text_pairs``
   for pair models) -> one prediction per text, in order. Concurrent requests are micro-batched.
 - ``GET /health``, ``GET /model`` (labels, task, max length, metrics, training config), ``GET /``
-  (the page), ``GET /docs`` (OpenAPI, served offline).
+  (the page), ``GET /docs`` (OpenAPI, served offline). ``"explain": true`` adds per-word attributions.
 Errors are JSON ``{"error": "..."}``, 404 and 405 too: 413 past the size limits, 422 for bodies that do not fit the
 schema (malformed JSON, wrong content type, an empty list), 503 with ``Retry-After`` when the queue is full.
 """
@@ -11,6 +11,7 @@ schema (malformed JSON, wrong content type, an empty list), 503 with ``Retry-Aft
 # No `from __future__ import annotations` here: FastAPI reads the route annotations at run time, and
 # the body model is imported inside create_app (the serve extra may be missing).
 import logging
+import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -38,6 +39,7 @@ def create_app(model_dir: str | Path, backend: str = AUTO_BACKEND, *, limits: Se
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from bertfit.folder import read_manifest
@@ -51,6 +53,7 @@ def create_app(model_dir: str | Path, backend: str = AUTO_BACKEND, *, limits: Se
     manifest = read_manifest(folder)
     predictor = Predictor.load(folder, precision, backend=backend)
     batcher = MicroBatcher(predictor, batching or BatchLimits())
+    explainer = Explainer(folder)
     info = _model_info(folder, manifest, predictor, limits)
 
     @asynccontextmanager
@@ -87,12 +90,17 @@ def create_app(model_dir: str | Path, backend: str = AUTO_BACKEND, *, limits: Se
         body = await _json_body(request)
         if isinstance(body, dict) and "inputs" in body:
             return await app.state.tei_answer(_validated(TeiRequest, body), one_list_per_text=False)
-        texts, pairs = _validated(PredictRequest, body).inputs()
+        asked = _validated(PredictRequest, body)
+        texts, pairs = asked.inputs()
         problem = check_inputs(texts, pairs, manifest, limits, give="text_pair / text_pairs")
         if problem:
             return error(*problem)
         outputs = await batcher.predict(texts, pairs)
-        return {"predictions": [p.to_dict() for p in predictor.predictions(outputs)]}
+        predictions = [p.to_dict() for p in predictor.predictions(outputs)]
+        if asked.explain:
+            for prediction, found in zip(predictions, await run_in_threadpool(explainer.explain, texts, pairs)):
+                prediction["explanations"] = found
+        return {"predictions": predictions}
 
     @app.get("/health")
     async def health():
@@ -195,3 +203,25 @@ def _model_info(folder: Path, manifest, predictor, limits: ServeLimits) -> dict:
         "limits": {"max_texts": limits.max_texts, "max_chars": limits.max_chars},
         "config": manifest.config,
     }
+
+
+class Explainer:
+    """The server's explanations: a PyTorch copy of the model of its own, loaded on the first request that
+    asks (attributions need gradients, and Captum's hooks on the embedding layer must not touch the model
+    that answers predictions), one request at a time."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.predictor = None
+        self.lock = threading.Lock()
+
+    def explain(self, texts: list[str], pairs: list[str] | None) -> list[list[dict]]:
+        from bertfit.inference import Predictor
+
+        with self.lock:
+            if self.predictor is None:
+                self.predictor = Predictor.load(self.folder, backend="torch")
+            found: list[list[dict]] = [[] for _ in texts]
+            for explanation in self.predictor.explain(texts, pairs):
+                found[explanation.index].append(explanation.to_dict())
+            return found

@@ -14,6 +14,7 @@ class PredictRequest(BaseModel):
     texts: list[str] | None = Field(None, description="several texts, answered in order")
     text_pair: str | None = Field(None, description="the second text of `text`, for pair models")
     text_pairs: list[str] | None = Field(None, description="the second texts of `texts`, for pair models")
+    explain: bool = Field(False, description="add per-word attributions of each prediction (integrated gradients)")
 
     @model_validator(mode="after")
     def one_form(self) -> PredictRequest:
@@ -31,12 +32,28 @@ class PredictRequest(BaseModel):
         return list(self.texts or []), self.text_pairs
 
 
+class WordScore(BaseModel):
+    word: str
+    score: float = Field(description="the word's share of the output's distance from the all-padding baseline")
+
+
+class Explanation(BaseModel):
+    label: str = Field(description="what is explained: the predicted class, each chosen label, or the value's name")
+    output: float = Field(description="its probability (or the value) for the text")
+    baseline: float = Field(description="the same for the text with every word replaced by padding")
+    delta: float = Field(description="how far the scores' sum is from output - baseline")
+    method: str
+    words: list[WordScore]
+    pair_words: list[WordScore] | None = None
+
+
 class Prediction(BaseModel):
     label: str | None = None
     probability: float | None = None
     probabilities: dict[str, float] | None = None
     labels: list[str] | None = Field(None, description="multi-label models: the labels chosen")
     value: float | None = Field(None, description="regression models: the predicted value")
+    explanations: list[Explanation] | None = Field(None, description="with `explain`: why, per explained label")
 
 
 class PredictResponse(BaseModel):
