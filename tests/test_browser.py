@@ -100,6 +100,7 @@ def test_report_renders_every_section(browser, server, small_model_dir, tmp_path
     images = browser.find_elements(By.TAG_NAME, "img")
     assert len(images) >= 5  # balance, lengths, curves, confusion, precision-recall
     assert all(browser.execute_script("return arguments[0].naturalWidth", image) > 100 for image in images)
+    assert browser.find_elements(By.CSS_SELECTOR, "#wrong span.word")  # the wrong rows' words, tinted
     # The same page opened straight from the folder, as a user would from a file manager.
     browser.get(Path(small_model_dir, "report.html").as_uri())
     assert browser.find_element(By.ID, "pr-curve").is_displayed()

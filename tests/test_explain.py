@@ -135,3 +135,17 @@ def test_multi_label_explains_each_chosen_label_and_regression_its_value(tiny_be
     (explanation,) = valued.explain(TEXTS[:1])
     assert explanation.label == valued.labels.names[0]
     assert explanation.output == pytest.approx(float(valued.predict_proba(TEXTS[:1])[0]), abs=1e-4)
+
+
+def test_the_report_tints_the_words_of_its_most_wrong_test_rows(small_model_dir):
+    import csv
+
+    with open(small_model_dir / "predictions_test.csv", newline="", encoding="utf-8") as handle:
+        wrong = {row["row"]: row["text"] for row in csv.DictReader(handle) if row["misclassified"] == "1"}
+    assert wrong, "the one-epoch model gets some test rows wrong"
+    explained = json.loads((small_model_dir / "explanations_test.json").read_text())
+    assert set(explained) <= set(wrong) and explained
+    for row, explanation in explained.items():
+        assert [w["word"] for w in explanation["words"]] == wrong[row].split()
+    page = (small_model_dir / "report.html").read_text(encoding="utf-8")
+    assert page.count("<span class=word") == sum(len(e["words"]) for e in explained.values())

@@ -30,6 +30,7 @@ METRICS_FILE = "metrics.json"
 LOG_FILE = "training_log.csv"
 PREDICTIONS_FILE = "predictions_test.csv"
 REPORT_FILE = "report.html"
+EXPLANATIONS_FILE = "explanations_test.json"  # word attributions of the report's most wrong test rows
 LABEL_ISSUES_FILE = "label_issues.csv"  # `bertfit audit --output` here: its report lists them
 CARD_FILE = "README.md"
 LOSS_PLOT = "loss_curve.png"

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from bertfit.folder import (
+    EXPLANATIONS_FILE,
     LABEL_ISSUES_FILE,
     LOG_FILE,
     METRICS_FILE,
@@ -53,7 +54,7 @@ def build_report(folder: Path) -> str:
         ("confusion", "Confusion matrix", _confusion_section(metrics, manifest)),
         ("per-class", "Per-class precision, recall and F1", _per_class_section(metrics)),
         ("pr-curve", "Precision-recall", _pr_section(predictions, task)),
-        ("wrong", "Most confidently wrong test examples", _wrong_section(predictions, task)),
+        ("wrong", "Most confidently wrong test examples", _wrong_section(predictions, task, _explanations(folder))),
     ]
     if (folder / LABEL_ISSUES_FILE).is_file():
         issues = _read_csv(folder / LABEL_ISSUES_FILE)
@@ -281,21 +282,44 @@ def _operating_point(gold: np.ndarray, decided: np.ndarray) -> tuple[float, floa
     return hits / max(int(gold.sum()), 1), hits / max(int(decided.sum()), 1)
 
 
-def _wrong_section(predictions: list[dict], task: Task) -> str:
+def _explanations(folder: Path) -> dict:
+    path = folder / EXPLANATIONS_FILE
+    return read_folder_json(path) if path.is_file() else {}
+
+
+def _wrong_section(predictions: list[dict], task: Task, explanations: dict | None = None) -> str:
     if not predictions:
         return _missing("no predictions_test.csv (the model was trained without a test split)")
     worst = task.worst_examples(predictions, MOST_WRONG)
     note = f"<p>{html.escape(worst.note)}</p>"
-    return note + _text_table(worst.header, worst.rows) if worst.rows else note
+    if explanations:
+        note += ("<p>Words tinted by their attribution to the wrong prediction (integrated gradients): red pushed "
+                 "towards it, blue away.</p>")  # fmt: skip
+    texts = {i: _highlighted(explanations[str(row[0])]) for i, row in enumerate(worst.rows)
+             if explanations and str(row[0]) in explanations}  # fmt: skip
+    return note + _text_table(worst.header, worst.rows, texts) if worst.rows else note
 
 
-def _text_table(header: list[str], rows: list[list]) -> str:
-    """A table whose second column is free text, left-aligned and wrapped."""
+def _highlighted(explanation: dict) -> str:
+    """The explained text's words as spans, red for, blue against, as strong as the score."""
+    most = max((abs(w["score"]) for w in explanation["words"]), default=0.0) or 1e-9
+    spans = []
+    for w in explanation["words"]:
+        colour = "214,39,40" if w["score"] >= 0 else "31,119,180"
+        spans.append(f'<span class=word title="{w["score"]:.4f}" style="background:rgba({colour},'
+                     f'{abs(w["score"]) / most:.2f})">{html.escape(w["word"])}</span>')  # fmt: skip
+    return " ".join(spans)
+
+
+def _text_table(header: list[str], rows: list[list], texts: dict[int, str] | None = None) -> str:
+    """A table whose second column is free text, left-aligned and wrapped (``texts``: that cell as HTML already,
+    by row position)."""
     head = "".join(f"<th class=text>{html.escape(h)}</th>" if i == 1 else f"<th>{html.escape(h)}</th>"
                    for i, h in enumerate(header))  # fmt: skip
     cells = []
-    for row in rows:
-        tds = "".join(f"<td class=text>{html.escape(str(v))}</td>" if i == 1 else f"<td>{_fmt(v)}</td>"
+    for position, row in enumerate(rows):
+        text = (texts or {}).get(position)
+        tds = "".join(f"<td class=text>{text or html.escape(str(v))}</td>" if i == 1 else f"<td>{_fmt(v)}</td>"
                       for i, v in enumerate(row))  # fmt: skip
         cells.append(f"<tr>{tds}</tr>")
     return f"<table><tr>{head}</tr>{''.join(cells)}</table>"

@@ -18,10 +18,11 @@ from bertfit.data.profile import data_profile
 from bertfit.data.registry import get_dataset
 from bertfit.errors import OutputExistsError
 from bertfit.evaluation.metrics import format_summary, summary_line
-from bertfit.evaluation.report import draw_confusion_matrix, write_report
+from bertfit.evaluation.report import MOST_WRONG, draw_confusion_matrix, write_report
 from bertfit.folder import (
     CARD_FILE,
     CONFUSION_PLOT,
+    EXPLANATIONS_FILE,
     LOG_FILE,
     LOSS_PLOT,
     MANIFEST,
@@ -64,6 +65,7 @@ def write_model_folder(config: TrainConfig, result) -> Manifest:
             _write_predictions(
                 staging / PREDICTIONS_FILE, result.data.splits["test"], result.outputs["test"], result.task
             )
+            _write_explanations(staging, result)
         _write_plots(staging, result)
         _write_card(staging / CARD_FILE, manifest, result)
         _write_report(staging)
@@ -208,6 +210,26 @@ def _write_plots(folder: Path, result) -> None:
     fig.tight_layout()
     fig.savefig(folder / CONFUSION_PLOT, dpi=100)
     plt.close(fig)
+
+
+def _write_explanations(folder: Path, result) -> None:
+    """Word attributions of the test rows the report shows as most confidently wrong, so report.html (which
+    runs no model) can tint their words. Extra to the model: a failure is logged, the folder stands."""
+
+    if result.data.splits["test"].pairs is not None:
+        return  # the report's table shows one text per row
+    try:
+        with open(folder / PREDICTIONS_FILE, newline="", encoding="utf-8") as handle:
+            worst = result.task.worst_examples(list(csv.DictReader(handle)), MOST_WRONG)
+        if not worst.rows:
+            return
+        found = result.predictor.explain([row[1] for row in worst.rows])
+        explained = {}
+        for explanation in found:
+            explained.setdefault(str(worst.rows[explanation.index][0]), explanation.to_dict())
+        write_json(folder / EXPLANATIONS_FILE, explained)
+    except Exception as err:  # noqa: BLE001 - the model folder is complete without it
+        log.warning("could not explain the most wrong test rows (%s); the report shows them plain", err)
 
 
 def _write_report(folder: Path) -> None:
