@@ -149,3 +149,21 @@ def test_the_report_tints_the_words_of_its_most_wrong_test_rows(small_model_dir)
         assert [w["word"] for w in explanation["words"]] == wrong[row].split()
     page = (small_model_dir / "report.html").read_text(encoding="utf-8")
     assert page.count("<span class=word") == sum(len(e["words"]) for e in explained.values())
+
+
+def test_predict_explain_adds_the_explanations_to_its_output(small_model_dir, tmp_path, capsys):
+    assert main(["predict", str(small_model_dir), "--text", TEXTS[0], "--explain", "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(TEXTS[0]) and "(all padding:" in lines[1]
+    assert main(["predict", str(small_model_dir), "--text", TEXTS[0], "--explain", "--json", "-q"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["explanations"][0]["label"] == record["label"]
+    source = write_csv(tmp_path / "in.csv", [(t,) for t in TEXTS], header=("text",))
+    output = tmp_path / "out.csv"
+    args = ["predict", str(small_model_dir), "--input", str(source), "--output", str(output), "--explain", "-q"]
+    assert main(args) == 0
+    import csv
+
+    with open(output, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(json.loads(r["explanations"])[0]["label"] == r["predicted_label"] for r in rows)

@@ -265,28 +265,45 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from bertfit.inference import Predictor, predict_file
+    from bertfit.inference.explain import format_explanation
     from bertfit.inference.shards import is_sharded
 
     options = options_from_args(PredictOptions, args)
     if options.engine == "ray" or (options.input and is_sharded(options.input)):
+        if options.explain:
+            raise ConfigError("--explain explains one --input file or --text; shards are predicted without it")
         return _predict_shards(options, args.quiet)
     _check_before_loading(options)
     predictor = Predictor.load(options.model_dir, options.precision, backend=options.backend)
+    # attributions need the PyTorch model's gradients, whichever backend predicts
+    explainer = Predictor.load(options.model_dir, backend="torch") if options.explain else None
     if options.input:
         with RowCounter(not args.quiet and sys.stderr.isatty()) as counter:
             count = predict_file(predictor, options.input, options.output, text_column=options.text_column,
                                  progress=counter.update_to, pair_column=options.text_pair_column,
-                                 skip_empty=options.skip_empty, overwrite=options.overwrite)  # fmt: skip
+                                 skip_empty=options.skip_empty, overwrite=options.overwrite, explainer=explainer)  # fmt: skip
         print(f"wrote {count} predictions to {options.output}")
         return 0
-    for text, prediction in zip(options.text, predictor.predict(options.text, options.text_pair)):
+    explained = _explanations_by_text(explainer, options.text, options.text_pair)
+    for text, prediction, found in zip(options.text, predictor.predict(options.text, options.text_pair), explained):
         if options.json:
-            print(json.dumps({"text": text, **prediction.to_dict()}, ensure_ascii=False))
-        elif prediction.value is not None:
+            extra = {"explanations": [e.to_dict() for e in found]} if explainer else {}
+            print(json.dumps({"text": text, **prediction.to_dict(), **extra}, ensure_ascii=False))
+            continue
+        if prediction.value is not None:
             print(f"{prediction.value:.4f}\t{text}")
         else:
             print(f"{prediction.label}\t{prediction.probability:.4f}\t{text}")
+        for explanation in found:
+            print(f"  {format_explanation(explanation)}")
     return 0
+
+
+def _explanations_by_text(explainer, texts: list[str], pairs: list[str] | None) -> list[list]:
+    found: list[list] = [[] for _ in texts]
+    for explanation in explainer.explain(texts, pairs) if explainer else []:
+        found[explanation.index].append(explanation)
+    return found
 
 
 def _predict_shards(options: PredictOptions, quiet: bool) -> int:

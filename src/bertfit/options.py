@@ -76,11 +76,15 @@ class PredictOptions(_Checked):
     skip_empty: bool = option(False, "rows of --input with an empty text get an empty prediction (default: refused, "
                               "naming the rows)")  # fmt: skip
     overwrite: bool = option(False, "replace an existing --output file (never the --input file itself)")
+    explain: bool = option(False, "add which words drove each prediction (see `bertfit explain`; slower: the "
+                           "PyTorch model's gradients)")  # fmt: skip
     backend: str = _backend()
     precision: str = _precision()
 
     def problems(self) -> list[str]:
         found = []
+        if self.explain and self.engine == "ray":
+            found.append("--explain runs in this process: drop --engine ray")
         if bool(self.text) == bool(self.input):
             found.append("give --text (one or more) or --input FILE --output FILE")
         if self.input and not self.output:

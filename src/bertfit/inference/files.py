@@ -31,6 +31,7 @@ def predict_file(
     pair_column: str | None = None,
     skip_empty: bool = False,
     overwrite: bool = False,
+    explainer: Predictor | None = None,
 ) -> int:
     """Add ``predicted_label`` and one ``prob_<label>`` column per class to the input's columns
     (multi-label: the chosen labels joined by the label separator; regression: ``predicted_value``).
@@ -41,7 +42,8 @@ def predict_file(
 
     Every input row has its output row. An empty text stops the run, naming its rows, unless
     ``skip_empty``: then its row gets no prediction (empty cells), and the count is logged.
-    The output may not be the input, nor (without ``overwrite``) any other existing file.
+    The output may not be the input, nor (without ``overwrite``) any other existing file. ``explainer`` (a
+    PyTorch ``Predictor`` of the same folder) adds ``explanations`` (see ``explain_file``).
     """
     check_output_file(input_path, output_path, overwrite)
     predictor.check_pairs(pair_column, give=PAIR_COLUMN_HINT)
@@ -57,7 +59,12 @@ def predict_file(
             chunk = _with_numbers(chunk, typed, source, done + 1)
             kept = _kept_rows(chunk, column, pair, skip_empty)
             texts, pairs = checked_inputs(chunk.iloc[kept], column, pair, source, first_row=done + 1)
-            writer.write(with_predictions(chunk, predictor, predictor.predict_proba(texts, pairs), kept))
+            scored = with_predictions(chunk, predictor, predictor.predict_proba(texts, pairs), kept)
+            if explainer is not None:
+                column_values = pd.Series([None] * len(chunk), index=chunk.index, dtype=object)
+                column_values.iloc[kept] = explanation_cells(explainer, texts, pairs)
+                scored["explanations"] = column_values
+            writer.write(scored)
             skipped += len(chunk) - len(kept)
             done += len(chunk)
             if progress is not None:
@@ -209,8 +216,6 @@ def explain_file(predictor: Predictor, input_path: str | Path, output_path: str 
                  method: str | None = None, overwrite: bool = False, chunk_rows: int = 256) -> int:  # fmt: skip
     """The input's rows plus ``explanations``: per row, a JSON list of what was explained (label, output,
     baseline) with the word scores in reading order. Returns the row count."""
-    import json
-
     check_output_file(input_path, output_path, overwrite)
     predictor.check_pairs(pair_column, give=PAIR_COLUMN_HINT)
     source, column, pair, typed, done = str(input_path), None, None, None, 0
@@ -222,9 +227,17 @@ def explain_file(predictor: Predictor, input_path: str | Path, output_path: str 
                 typed = _numeric_columns(chunk, {column, pair}) if writer.typed else []
             chunk = _with_numbers(chunk, typed, source, done + 1)
             texts, pairs = checked_inputs(chunk, column, pair, source, first_row=done + 1)
-            explained: list[list[dict]] = [[] for _ in texts]
-            for found in predictor.explain(texts, pairs, label, method):
-                explained[found.index].append(found.to_dict())
-            writer.write(chunk.assign(explanations=[json.dumps(row, ensure_ascii=False) for row in explained]))
+            writer.write(chunk.assign(explanations=explanation_cells(predictor, texts, pairs, label, method)))
             done += len(chunk)
     return done
+
+
+def explanation_cells(predictor: Predictor, texts: list[str], pairs: list[str] | None, label: str | None = None,
+                      method: str | None = None) -> list[str]:  # fmt: skip
+    """Per text, its explanations (one per explained label) as a JSON list: a cell of any output format."""
+    import json
+
+    explained: list[list[dict]] = [[] for _ in texts]
+    for found in predictor.explain(texts, pairs, label, method):
+        explained[found.index].append(found.to_dict())
+    return [json.dumps(row, ensure_ascii=False) for row in explained]
