@@ -48,15 +48,9 @@ def predict_file(
     check_output_file(input_path, output_path, overwrite)
     predictor.check_pairs(pair_column, give=PAIR_COLUMN_HINT)
     source = str(input_path)
-    column = pair = typed = None
     done = skipped = 0
     with TableWriter(output_path) as writer:
-        for chunk in iter_table(input_path, chunk_rows, naming(ReadOptions(), text_column, pair_column)):
-            if column is None:
-                column, pair = input_columns(chunk, text_column, pair_column, source)
-            if typed is None:
-                typed = _numeric_columns(chunk, {column, pair}) if writer.typed else []
-            chunk = _with_numbers(chunk, typed, source, done + 1)
+        for chunk, column, pair in _chunks(input_path, writer, chunk_rows, text_column, pair_column):
             kept = _kept_rows(chunk, column, pair, skip_empty)
             texts, pairs = checked_inputs(chunk.iloc[kept], column, pair, source, first_row=done + 1)
             scored = with_predictions(chunk, predictor, predictor.predict_proba(texts, pairs), kept)
@@ -72,6 +66,19 @@ def predict_file(
     if skipped:
         log.warning("%s: %d empty text(s) got no prediction (--skip-empty)", source, skipped)
     return done
+
+
+def _chunks(input_path: str | Path, writer: TableWriter, chunk_rows: int, text_column, pair_column):
+    """The input in chunks of ``chunk_rows``, with its text (and pair) column found in the first: (chunk, text
+    column, pair column). Numeric columns stay numbers where ``writer``'s format stores them."""
+    source, column, pair, typed, done = str(input_path), None, None, None, 0
+    for chunk in iter_table(input_path, chunk_rows, naming(ReadOptions(), text_column, pair_column)):
+        if column is None:
+            column, pair = input_columns(chunk, text_column, pair_column, source)
+        if typed is None:
+            typed = _numeric_columns(chunk, {column, pair}) if writer.typed else []
+        yield _with_numbers(chunk, typed, source, done + 1), column, pair
+        done += len(chunk)
 
 
 def _numeric_columns(frame: pd.DataFrame, texts: set) -> list:
@@ -218,15 +225,10 @@ def explain_file(predictor: Predictor, input_path: str | Path, output_path: str 
     baseline) with the word scores in reading order. Returns the row count."""
     check_output_file(input_path, output_path, overwrite)
     predictor.check_pairs(pair_column, give=PAIR_COLUMN_HINT)
-    source, column, pair, typed, done = str(input_path), None, None, None, 0
+    done = 0
     with TableWriter(output_path) as writer:
-        for chunk in iter_table(input_path, chunk_rows, naming(ReadOptions(), text_column, pair_column)):
-            if column is None:
-                column, pair = input_columns(chunk, text_column, pair_column, source)
-            if typed is None:
-                typed = _numeric_columns(chunk, {column, pair}) if writer.typed else []
-            chunk = _with_numbers(chunk, typed, source, done + 1)
-            texts, pairs = checked_inputs(chunk, column, pair, source, first_row=done + 1)
+        for chunk, column, pair in _chunks(input_path, writer, chunk_rows, text_column, pair_column):
+            texts, pairs = checked_inputs(chunk, column, pair, str(input_path), first_row=done + 1)
             writer.write(chunk.assign(explanations=explanation_cells(predictor, texts, pairs, label, method)))
             done += len(chunk)
     return done
