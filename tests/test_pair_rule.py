@@ -172,3 +172,15 @@ def test_a_pair_model_still_predicts_pairs_everywhere(models, predictors, pair_c
     assert main(["predict", str(models["pair"]), "--text", "a lovely day", "--text-pair", "indeed"]) == 0
     answer = pair_client.post("/predict", json={"text": "a lovely day", "text_pair": "indeed"})
     assert answer.status_code == 200 and answer.json()["predictions"][0]["label"] == one.label
+
+
+def test_explain_follows_the_rule_and_scores_the_second_texts_words(predictors):
+    from bertfit.errors import ConfigError
+
+    (found,) = predictors["pair"].explain(["a lovely day"], ["and then  again!"])
+    assert [w for w, _ in found.words] == ["a", "lovely", "day"]
+    assert [w for w, _ in found.pair_words] == ["and", "then", "again!"]
+    with pytest.raises(ConfigError, match=PAIRS):
+        predictors["pair"].explain(["a lovely day"])
+    with pytest.raises(ConfigError):
+        predictors["single"].explain(["a lovely day"], ["indeed"])
