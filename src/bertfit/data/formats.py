@@ -197,11 +197,36 @@ def _read_jsonl(path: Path, options: ReadOptions) -> pd.DataFrame:
     text = read_text(path)
     if not text.strip():
         raise DataError(f"{path}: the file is empty (no rows)")
+    if text.lstrip().startswith("["):
+        return _no_empty(pd.DataFrame.from_records(_json_array(path, text)), path)
     records = [json_record(line, number, path) for number, line in enumerate(text.splitlines(), start=1)]
     return _no_empty(pd.DataFrame.from_records([r for r in records if r is not None]), path)
 
 
+def _json_array(path: Path, text: str) -> list[dict]:
+    """A JSON list of objects (pandas' ``to_json(orient="records")``), or Label Studio's export, as rows."""
+    import json
+
+    from bertfit.data.labelstudio import is_task_list, rows_from_export
+
+    try:
+        records = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}, line {err.lineno}: not valid JSON ({err.msg})") from None
+    if is_task_list(records):
+        return rows_from_export(records, path)
+    bad = next((i for i, r in enumerate(records, start=1) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise DataError(f"{path}: item {bad} of the JSON list is not an object (one per row)")
+    return records
+
+
 def _jsonl_chunks(path: Path, chunk_rows: int, options: ReadOptions) -> Iterator[pd.DataFrame]:
+    if head_bytes(path).removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"["):  # a JSON list is read whole
+        rows = _json_array(path, read_text(path))
+        for start in range(0, len(rows), chunk_rows):
+            yield pd.DataFrame.from_records(rows[start : start + chunk_rows])
+        return
     records: list[dict] = []
     with open_binary(path) as handle:
         for number, line in enumerate(utf8_lines(handle, path), start=1):

@@ -204,9 +204,26 @@ def suggest_file(model_dir: str | Path, input_path: str | Path, output_path: str
     chosen.insert(0, "row" if "row" not in chosen.columns else "input_row", [p + 1 for p in positions])
     chosen = chosen.assign(uncertainty=[round(s.uncertainty, 6) for s in found], guess=[s.guess for s in found],
                            probability=[round(s.probability, 6) for s in found])  # fmt: skip
+    if Path(output_path).suffix.lower() == ".json":  # Label Studio's import, the guesses as pre-annotations
+        _write_label_studio(output_path, chosen, column, found, predictor)
+        return len(chosen)
     with TableWriter(output_path) as writer:
         writer.write(chosen)
     return len(chosen)
+
+
+def _write_label_studio(path, chosen: pd.DataFrame, column, found: list, predictor: Predictor) -> None:
+    from bertfit.data.labelstudio import task, write_tasks
+
+    multi = predictor.task.problem_type.startswith("multi")
+    records = chosen.rename(columns=str).to_dict(orient="records")
+    tasks = [task(record, _choices_of(s.guess, multi, predictor.task.label_sep), s.probability)
+             for record, s in zip(records, found)]  # fmt: skip
+    write_tasks(Path(path), tasks, predictor.labels.names, multi, str(column))
+
+
+def _choices_of(guess: str, multi_label: bool, label_sep: str) -> list[str]:
+    return [name for name in guess.split(label_sep) if name] if multi_label else [guess]
 
 
 def _key(text) -> str:

@@ -74,6 +74,9 @@ class Audit:
     out_of_fold_accuracy: float
     seconds: float
     issues: list[LabelIssue] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    multi_label: bool = False
+    label_sep: str = ","
 
     def count(self, issue: str) -> int:
         return sum(1 for found in self.issues if found.issue == issue)
@@ -85,16 +88,29 @@ class Audit:
                 f"{self.count(NEAR)} near-duplicate rows with another label")  # fmt: skip
 
     def write(self, path: str | Path) -> Path:
-        """The issues as a table (CSV, TSV, JSONL or Parquet by the name), one row per issue, worst first."""
+        """The issues as a table (CSV, TSV, JSONL or Parquet by the name), one row per issue, worst first; a
+        ``.json`` name writes Label Studio tasks instead, the suggested label as a pre-annotation."""
         import pandas as pd
 
         path = Path(path)
+        if path.suffix.lower() == ".json":
+            return self._write_label_studio(path)
         columns = ["file", *(f.name for f in dataclasses.fields(LabelIssue))]
         frame = pd.DataFrame([{"file": self.source, **dataclasses.asdict(i)} for i in self.issues], columns=columns)
         frame["other_row"] = frame["other_row"].astype("Int64")
         with TableWriter(path) as writer:
             writer.write(frame)
         return path
+
+    def _write_label_studio(self, path: Path) -> Path:
+        from bertfit.data.labelstudio import task, write_tasks
+
+        def choices(names: str) -> list[str]:
+            return [n for n in names.split(self.label_sep) if n] if self.multi_label else [names]
+
+        tasks = [task({"text": i.text, "file": self.source, "row": i.row, "issue": i.issue, "given_label": i.given_label},
+                      choices(i.suggested_label), round(1 - i.quality, 6)) for i in self.issues]  # fmt: skip
+        return write_tasks(path, tasks, self.labels, self.multi_label, "text")
 
 
 def audit(config: TrainConfig, folds: int = AUDIT_FOLDS, near_duplicate: float = NEAR_DUPLICATE) -> Audit:
@@ -119,7 +135,9 @@ def audit(config: TrainConfig, folds: int = AUDIT_FOLDS, near_duplicate: float =
         probabilities, vectors = _frozen_out_of_fold(config, task, data, gold, folds_at)
     else:
         probabilities, vectors = _full_out_of_fold(config, data, folds_at), None
-    result = Audit(train.source, len(train), folds, recipe, _accuracy(task, gold, probabilities), 0.0)
+    result = Audit(train.source, len(train), folds, recipe, _accuracy(task, gold, probabilities), 0.0,
+                   labels=list(task.labels.names), multi_label=task.problem_type.startswith("multi"),
+                   label_sep=task.label_sep)  # fmt: skip
     result.issues = _likely_wrong(task, train, gold, probabilities)
     result.issues += _duplicates(task, train, gold, probabilities, vectors, near_duplicate)
     result.seconds = time.perf_counter() - started
