@@ -116,8 +116,8 @@ def explain(predictor, texts: list[str], pairs: list[str] | None = None, label: 
         )
         for k, target in enumerate(batch):
             words, pair_words = _merge(encoded.spans[k], scores[k])
-            found.append(Explanation(target.row, texts[target.row], target.label, float(reached[k]), float(base[k]), words,
-                                     pair_words, float(delta[k]), method))  # fmt: skip
+            found.append(Explanation(target.row, texts[target.row], target.label, float(reached[k]),
+                                     float(base[k]), words, pair_words, float(delta[k]), method))  # fmt: skip
     return found
 
 
@@ -167,31 +167,34 @@ def _attribute(model, task, encoded: _Encoded, columns: list[int], method: str, 
             return logits[:, :1]
         return torch.softmax(logits, dim=1) if kind.startswith("single") else torch.sigmoid(logits)
 
-    special = ~encoded.mask.bool() | _special_tokens(encoded)
-    baseline = torch.where(special, encoded.ids, torch.full_like(encoded.ids, pad_id))
-    arguments = (encoded.mask,) if encoded.types is None else (encoded.mask, encoded.types)
+    device = next(model.parameters()).device
+    special = (~encoded.mask.bool() | _special_tokens(encoded)).to(device)
+    ids, mask = encoded.ids.to(device), encoded.mask.to(device)
+    baseline = torch.where(special, ids, torch.full_like(ids, pad_id))
+    arguments = (mask,) if encoded.types is None else (mask, encoded.types.to(device))
     target = list(columns)
     layer = _embedding_layer(model)
     model.eval()
     with torch.enable_grad():
         if method == "integrated-gradients":
             explainer = LayerIntegratedGradients(output_of, layer)
-            scores, delta = explainer.attribute(encoded.ids, baselines=baseline, target=target, n_steps=STEPS,
+            scores, delta = explainer.attribute(ids, baselines=baseline, target=target, n_steps=STEPS,
                                                 additional_forward_args=arguments, return_convergence_delta=True)  # fmt: skip
         else:
             # x·∇ on the difference from the baseline's embeddings: the first-order share of each token
             explainer = LayerGradientXActivation(output_of, layer, multiply_by_inputs=False)
-            gradients = explainer.attribute(encoded.ids, target=target, additional_forward_args=arguments)
-            difference = layer(encoded.ids) - layer(baseline)
+            gradients = explainer.attribute(ids, target=target, additional_forward_args=arguments)
+            difference = layer(ids) - layer(baseline)
             scores, delta = gradients * difference, None
         with torch.no_grad():
             rows = torch.arange(len(target))
-            reached = output_of(encoded.ids, *arguments)[rows, target]
+            reached = output_of(ids, *arguments)[rows, target]
             base = output_of(baseline, *arguments)[rows, target]
-    per_token = scores.sum(-1).detach() * encoded.mask
+    per_token = scores.sum(-1).detach() * mask
     if delta is None:
         delta = (reached - base) - per_token.sum(1)
-    return per_token.numpy(), delta.detach().abs().numpy(), reached.numpy(), base.numpy()
+    return (per_token.cpu().numpy(), delta.detach().abs().cpu().numpy(), reached.cpu().numpy(),
+            base.cpu().numpy())  # fmt: skip
 
 
 def _special_tokens(encoded: _Encoded) -> torch.Tensor:

@@ -3,8 +3,8 @@
 Rows are ranked by how unsure the model's calibrated probabilities are; the batch is then spread over the
 texts' variety: the most uncertain rows (``CANDIDATES_PER_PICK`` per row wanted) are clustered on the
 model's sentence vectors into as many clusters as rows wanted, and each cluster gives its most uncertain
-row. Uncertainty alone picks near-copies of one confusing text; spreading them teaches the model more per
-label (bench/suggest.py measures both against random choice).
+row, so a batch is not a hundred near-copies of one confusing text (the rule of cluster-margin sampling;
+bench/suggest.py measures it against random choice, not against uncertainty alone).
 """
 
 from __future__ import annotations

@@ -67,6 +67,9 @@ class LabelIssue:
 
 @dataclass
 class Audit:
+    """What ``audit`` found in one training file: the issues, worst first within each kind, and how the
+    out-of-fold probabilities were made (``labels``, ``multi_label``, ``label_sep``: for writing tasks)."""
+
     source: str
     rows: int
     folds: int
