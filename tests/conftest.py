@@ -167,6 +167,32 @@ def small_model_dir(tmp_path_factory, tiny_bert) -> Path:
     return folder
 
 
+def _train_tiny_shape(folder: Path, tiny_bert, labelled: list[tuple[str, str]], task: str) -> Path:
+    from bertfit.cli import main
+
+    data = write_csv(folder.parent / "data.csv", labelled)
+    args = ["train", "--train", str(data), "--model", str(tiny_bert), "--output", str(folder), "--epochs", "1",
+            "--task", task, "--no-progress", "-q"]  # fmt: skip
+    assert main(args) == 0
+    return folder
+
+
+@pytest.fixture(scope="session")
+def multi_label_model_dir(tmp_path_factory, tiny_bert) -> Path:
+    """A tiny multi-label model folder (labels a and b, one epoch), for the commands that read one."""
+    rows = [
+        (text, "a,b" if i % 3 == 0 else "a" if i % 3 == 1 else "b") for i, (text, _) in enumerate(sentiment_rows(40))
+    ]
+    return _train_tiny_shape(tmp_path_factory.mktemp("multi-label") / "m", tiny_bert, rows, "multi-label")
+
+
+@pytest.fixture(scope="session")
+def regression_model_dir(tmp_path_factory, tiny_bert) -> Path:
+    """A tiny regression model folder (one epoch)."""
+    rows = [(text, str(i / 10)) for i, (text, _) in enumerate(sentiment_rows(30))]
+    return _train_tiny_shape(tmp_path_factory.mktemp("regression") / "m", tiny_bert, rows, "regression")
+
+
 @contextmanager
 def live_server(app):
     """Run ``app`` with uvicorn on a free loopback port in a thread; yields its base URL."""

@@ -111,27 +111,16 @@ def test_a_folder_that_is_no_model_is_named(tmp_path, capsys):
     assert "not a bertfit model folder" in capsys.readouterr().err
 
 
-def test_multi_label_explains_each_chosen_label_and_regression_its_value(tiny_bert, tmp_path):
+def test_multi_label_explains_each_chosen_label_and_regression_its_value(multi_label_model_dir, regression_model_dir):
     from bertfit import Predictor
 
-    tags = write_csv(
-        tmp_path / "tags.csv", [(t, "a,b" if i % 2 else "a") for i, (t, _) in enumerate(sentiment_rows(30))]
-    )
-    values = write_csv(tmp_path / "values.csv", [(t, str(i / 10)) for i, (t, _) in enumerate(sentiment_rows(30))])
-    for name, data, task in (("tags", tags, "multi-label"), ("values", values, "regression")):
-        args = ["train", "--train", str(data), "--model", str(tiny_bert), "--output", str(tmp_path / name),
-                "--epochs", "1", "--task", task, "--no-progress", "-q"]  # fmt: skip
-        assert main(args) == 0
-    tagged = Predictor.load(tmp_path / "tags", backend="torch")
+    tagged = Predictor.load(multi_label_model_dir, backend="torch")
     chosen = tagged.predict(TEXTS)
     found = tagged.explain(TEXTS)
-    expected = [
-        (i, label)
-        for i, p in enumerate(chosen)
-        for label in (p.labels or (max(p.probabilities, key=p.probabilities.get),))
-    ]
+    expected = [(i, label) for i, p in enumerate(chosen)
+                for label in (p.labels or (max(p.probabilities, key=p.probabilities.get),))]  # fmt: skip
     assert [(e.index, e.label) for e in found] == expected
-    valued = Predictor.load(tmp_path / "values", backend="torch")
+    valued = Predictor.load(regression_model_dir, backend="torch")
     (explanation,) = valued.explain(TEXTS[:1])
     assert explanation.label == valued.labels.names[0]
     assert explanation.output == pytest.approx(float(valued.predict_proba(TEXTS[:1])[0]), abs=1e-4)

@@ -74,15 +74,11 @@ def test_predictor_suggest_in_python(small_model_dir):
     assert [s.uncertainty for s in found] == sorted((s.uncertainty for s in found), reverse=True)
 
 
-def test_suggest_works_for_a_multi_label_model(tiny_bert, tmp_path):
-    data = write_csv(tmp_path / "tags.csv", [(text, "a,b" if i % 3 == 0 else "a" if i % 3 == 1 else "b")
-                                             for i, (text, _) in enumerate(sentiment_rows(40))])  # fmt: skip
-    model = tmp_path / "model"
-    assert main(["train", "--train", str(data), "--model", str(tiny_bert), "--output", str(model), "--epochs", "1",
-                 "--task", "multi-label", "--no-progress", "-q"]) == 0  # fmt: skip
+def test_suggest_works_for_a_multi_label_model(multi_label_model_dir, tmp_path):
     source = write_csv(tmp_path / "texts.csv", [(t,) for t, _ in sentiment_rows(12, seed=9)], header=("text",))
     output = tmp_path / "next.jsonl"
-    assert main(["suggest", str(model), "--input", str(source), "--output", str(output), "--n", "4", "-q"]) == 0
+    args = ["suggest", str(multi_label_model_dir), "--input", str(source), "--output", str(output), "--n", "4", "-q"]
+    assert main(args) == 0
     assert len(output.read_text().splitlines()) == 4
 
 
@@ -103,11 +99,17 @@ def test_what_suggest_cannot_use_is_one_clear_line(make_input, extra, message, s
     assert message in error and "Traceback" not in error
 
 
-def test_suggest_refuses_a_regression_model(tiny_bert, tmp_path, capsys):
-    data = write_csv(tmp_path / "values.csv", [(text, str(i / 10)) for i, (text, _) in enumerate(sentiment_rows(30))])
-    model = tmp_path / "model"
-    assert main(["train", "--train", str(data), "--model", str(tiny_bert), "--output", str(model), "--epochs", "1",
-                 "--task", "regression", "--no-progress", "-q"]) == 0  # fmt: skip
+def test_suggest_refuses_a_regression_model(regression_model_dir, tmp_path, capsys):
     source = write_csv(tmp_path / "texts.csv", [("a b c",), ("d e f",)], header=("text",))
-    assert main(["suggest", str(model), "--input", str(source), "--output", str(tmp_path / "o.csv"), "--n", "1"]) != 0
+    args = [
+        "suggest",
+        str(regression_model_dir),
+        "--input",
+        str(source),
+        "--output",
+        str(tmp_path / "o.csv"),
+        "--n",
+        "1",
+    ]
+    assert main(args) != 0
     assert "regression model gives one value" in capsys.readouterr().err
