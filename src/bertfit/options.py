@@ -182,11 +182,11 @@ NEAR_DUPLICATE = 0.95
 class AuditOptions(_Checked):
     """``bertfit audit``'s own options; the data options are ``DataConfig``'s, as for ``train``."""
 
-    output: str | None = option(None, "where to write the rows to check (CSV, TSV, JSONL or Parquet), worst first",
-                                required=True)  # fmt: skip
+    output: str | None = option(None, "where to write the rows to check, worst first: CSV, TSV, JSONL or Parquet, "
+                                "or .json for Label Studio tasks (the suggested label pre-annotated)", required=True)  # fmt: skip
     folds: int = option(AUDIT_FOLDS, "out-of-fold probabilities from K stratified folds (every row scored by a model that never "
                         "saw it)")  # fmt: skip
-    recipe: str = option("frozen", "frozen: encode once and fit a linear head per fold (minutes for 10,000 rows); "
+    recipe: str = option("frozen", "frozen: encode the texts once and fit a linear head per fold; "
                          "full: fine-tune a model per fold (K trainings)", choices=AUDIT_RECIPES)  # fmt: skip
     model: str | None = option(None, "encoder (default: the packaged one, as for train)")
     near_duplicate: float = option(
@@ -206,8 +206,9 @@ class AuditOptions(_Checked):
 class SuggestOptions(_Checked):
     model_dir: str = _model_dir()
     input: str | None = option(None, "unlabelled rows (CSV, TSV, JSONL or Parquet)", required=True)
-    output: str | None = option(None, "where to write the chosen rows: the input's columns plus the model's guess "
-                                "and the uncertainty, most uncertain first", required=True)  # fmt: skip
+    output: str | None = option(None, "where to write the chosen rows, most uncertain first: the input's columns "
+                                "plus the model's guess and the uncertainty; .json: Label Studio tasks (the guess "
+                                "pre-annotated) and their labelling config", required=True)  # fmt: skip
     n: int = option(100, "rows to choose")
     exclude: str | None = option(None, "a file of rows already labelled: texts found there are never chosen")
     text_column: str | None = option(None, "text column of --input (inferred when unambiguous)")
