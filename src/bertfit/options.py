@@ -57,6 +57,18 @@ class EvaluateOptions(_Checked):
     )
 
 
+def _texts_or_file_problems(options, what: str) -> list[str]:
+    """``--text`` (with one ``--text-pair`` each) or ``--input FILE --output FILE``, for commands taking either."""
+    found = []
+    if bool(options.text) == bool(options.input):
+        found.append("give --text (one or more) or --input FILE --output FILE")
+    if options.input and not options.output:
+        found.append(f"--input needs --output FILE for the {what}")
+    if options.text_pair and len(options.text_pair) != len(options.text or []):
+        found.append("give one --text-pair per --text")
+    return found
+
+
 @dataclass
 class PredictOptions(_Checked):
     model_dir: str = _model_dir()
@@ -85,12 +97,7 @@ class PredictOptions(_Checked):
         found = []
         if self.explain and self.engine == "ray":
             found.append("--explain runs in this process: drop --engine ray")
-        if bool(self.text) == bool(self.input):
-            found.append("give --text (one or more) or --input FILE --output FILE")
-        if self.input and not self.output:
-            found.append("--input needs --output FILE for the predictions")
-        if self.text_pair and len(self.text_pair) != len(self.text or []):
-            found.append("give one --text-pair per --text")
+        found += _texts_or_file_problems(self, "predictions")
         if self.engine == "ray" and not self.input:
             found.append("--engine ray predicts files: give --input FILES --output FOLDER")
         if self.workers < 1:
@@ -233,11 +240,4 @@ class ExplainOptions(_Checked):
     overwrite: bool = option(False, "replace an existing --output file (never the --input file itself)")
 
     def problems(self) -> list[str]:
-        found = []
-        if bool(self.text) == bool(self.input):
-            found.append("give --text (one or more) or --input FILE --output FILE")
-        if self.input and not self.output:
-            found.append("--input needs --output FILE for the explanations")
-        if self.text_pair and len(self.text_pair) != len(self.text or []):
-            found.append("give one --text-pair per --text")
-        return found
+        return _texts_or_file_problems(self, "explanations")
