@@ -178,7 +178,6 @@ class ReportOptions(_Checked):
     output: str | None = option(None, "where to write it (default: MODEL_DIR/report.html)")
 
 
-EXPLAIN_METHODS = ("integrated-gradients", "gradient-x-input")  # inference.explain.METHODS, without torch
 AUDIT_RECIPES = ("frozen", "full")
 AUDIT_FOLDS = 5
 # Two texts this close (cosine of the encoder's sentence vectors) read as the same text to a person.
@@ -235,7 +234,6 @@ class ExplainOptions(_Checked):
     text_column: str | None = option(None, "text column of --input (inferred when unambiguous)")
     text_pair_column: str | None = option(None, "second-text column of --input, for pair models")
     label: str | None = option(None, "explain this label instead of the predicted one")
-    method: str = option(EXPLAIN_METHODS[0], "attribution method", choices=EXPLAIN_METHODS)
     json: bool = option(False, "print the explanations as JSON lines")
     overwrite: bool = option(False, "replace an existing --output file (never the --input file itself)")
 

@@ -147,7 +147,8 @@ class Predictor:
         method: str | None = None,
     ) -> list:
         """Per-word attributions of each text's prediction, or of ``label`` (``inference.explain``): a list of
-        ``Explanation``, one per text (multi-label: per label the model chose). Needs the PyTorch model."""
+        ``Explanation``, one per text (multi-label: per label the model chose). Needs the PyTorch model.
+        ``method``: integrated gradients; ``"gradient-x-input"`` only reruns the benchmark's comparison."""
         from bertfit.inference.explain import DEFAULT_METHOD, explain
 
         if isinstance(texts, str):
