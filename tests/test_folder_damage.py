@@ -43,6 +43,7 @@ NOT_READ = [
     FolderFile("metrics.json", "auto"),
     FolderFile("training_log.csv", "auto"),
     FolderFile("predictions_test.csv", "auto"),
+    FolderFile("explanations_test.json", "auto"),  # the report's, written at the end of training
     FolderFile("loss_curve.png", "auto"),
     FolderFile("confusion_matrix.png", "auto"),
     FolderFile("report.html", "auto"),

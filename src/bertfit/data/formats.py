@@ -197,10 +197,15 @@ def _read_jsonl(path: Path, options: ReadOptions) -> pd.DataFrame:
     text = read_text(path)
     if not text.strip():
         raise DataError(f"{path}: the file is empty (no rows)")
-    if text.lstrip().startswith("["):
+    if _json_list(path, text.encode("utf-8")[:64]):
         return _no_empty(pd.DataFrame.from_records(_json_array(path, text)), path)
     records = [json_record(line, number, path) for number, line in enumerate(text.splitlines(), start=1)]
     return _no_empty(pd.DataFrame.from_records([r for r in records if r is not None]), path)
+
+
+def _json_list(path: Path, head: bytes) -> bool:
+    """A ``.json`` file holding one JSON list (``.jsonl``/``.ndjson`` are JSON lines, one object each)."""
+    return data_suffix(path)[0] == ".json" and head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")
 
 
 def _json_array(path: Path, text: str) -> list[dict]:
@@ -222,7 +227,7 @@ def _json_array(path: Path, text: str) -> list[dict]:
 
 
 def _jsonl_chunks(path: Path, chunk_rows: int, options: ReadOptions) -> Iterator[pd.DataFrame]:
-    if head_bytes(path).removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"["):  # a JSON list is read whole
+    if _json_list(path, head_bytes(path)):  # a JSON list is read whole
         rows = _json_array(path, read_text(path))
         for start in range(0, len(rows), chunk_rows):
             yield pd.DataFrame.from_records(rows[start : start + chunk_rows])

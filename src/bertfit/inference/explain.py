@@ -79,25 +79,10 @@ class _Encoded:
 
 
 def targets_of(task, outputs: np.ndarray, label: str | None) -> list[_Target]:
-    """What to explain per text: ``label`` where given; else the predicted class (single-label), every label
-    the model chose (multi-label; the most probable one where it chose none), or the value (regression)."""
+    """What to explain per text (``Task.explained_columns``): ``label`` where given; else the predicted class,
+    every label a multi-label model chose (the most probable one where it chose none), or the value."""
     names = list(task.labels.names)
-    if task.problem_type == "regression":
-        if label is not None and label not in names:
-            raise ConfigError(f"--label {label!r}: a regression model explains its value ({names[0]!r})")
-        return [_Target(i, 0, names[0]) for i in range(len(outputs))]
-    if label is not None:
-        if label not in names:
-            raise ConfigError(f"--label {label!r} is not a label of this model: {', '.join(names)}")
-        return [_Target(i, names.index(label), label) for i in range(len(outputs))]
-    if task.problem_type.startswith("multi"):
-        chosen = task.decide(outputs)
-        found = []
-        for i, row in enumerate(chosen):
-            columns = np.flatnonzero(row) if row.any() else [int(outputs[i].argmax())]
-            found += [_Target(i, int(c), names[c]) for c in columns]
-        return found
-    return [_Target(i, int(c), names[c]) for i, c in enumerate(task.decide(outputs))]
+    return [_Target(row, column, names[column]) for row, column in task.explained_columns(outputs, label)]
 
 
 def explain(predictor, texts: list[str], pairs: list[str] | None = None, label: str | None = None,
@@ -160,15 +145,11 @@ def _attribute(model, task, encoded: _Encoded, columns: list[int], method: str, 
     from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 
     scale, shift = task.applied_scale()
-    kind = task.problem_type
 
     def output_of(ids, mask, types=None):
-        """What the user sees, per output column: probabilities, or the value (one column)."""
+        """What the user sees, per output column (``Task.shown_outputs``): probabilities, or the value."""
         extra = {} if types is None else {"token_type_ids": types}
-        logits = model(input_ids=ids, attention_mask=mask, **extra).logits.float() * scale + shift
-        if kind == "regression":
-            return logits[:, :1]
-        return torch.softmax(logits, dim=1) if kind.startswith("single") else torch.sigmoid(logits)
+        return task.shown_outputs(model(input_ids=ids, attention_mask=mask, **extra).logits.float() * scale + shift)
 
     device = next(model.parameters()).device
     special = (~encoded.mask.bool() | _special_tokens(encoded)).to(device)

@@ -215,15 +215,9 @@ def suggest_file(model_dir: str | Path, input_path: str | Path, output_path: str
 def _write_label_studio(path, chosen: pd.DataFrame, column, found: list, predictor: Predictor) -> None:
     from bertfit.data.labelstudio import task, write_tasks
 
-    multi = predictor.task.problem_type.startswith("multi")
     records = chosen.rename(columns=str).to_dict(orient="records")
-    tasks = [task(record, _choices_of(s.guess, multi, predictor.task.label_sep), s.probability)
-             for record, s in zip(records, found)]  # fmt: skip
-    write_tasks(Path(path), tasks, predictor.labels.names, multi, str(column))
-
-
-def _choices_of(guess: str, multi_label: bool, label_sep: str) -> list[str]:
-    return [name for name in guess.split(label_sep) if name] if multi_label else [guess]
+    tasks = [task(record, predictor.task.choices_of(s.guess), s.probability) for record, s in zip(records, found)]
+    write_tasks(Path(path), tasks, predictor.labels.names, predictor.task.multi_label, str(column))
 
 
 def _key(text) -> str:

@@ -31,24 +31,9 @@ class Suggestion:
 
 
 def uncertainty(task: Task, outputs: np.ndarray) -> np.ndarray:
-    """Per row, 0 (sure) to 1 (undecided). One label of many: 1 minus the margin between the two most
-    probable classes. Multi-label: the least decided label, by its distance from its threshold."""
-    if task.problem_type == "regression":
-        raise ConfigError("suggest ranks rows by how unsure the class probabilities are; a regression model gives "
-                          "one value, with no probability to rank by")  # fmt: skip
-    if task.problem_type.startswith("multi"):
-        return _undecided(outputs, np.asarray(task.thresholds or [0.5] * outputs.shape[1])).max(axis=1)
-    positive = getattr(task, "positive", None)
-    if positive is not None and task.thresholds:  # binary with a tuned threshold: the boundary is there
-        return _undecided(outputs[:, positive], np.asarray(task.thresholds[0]))
-    top = np.sort(outputs, axis=1)[:, -2:]
-    return 1 - (top[:, 1] - top[:, 0])
-
-
-def _undecided(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """1 at the threshold, falling linearly to 0 at probability 0 or 1."""
-    room = np.where(probabilities >= thresholds, 1 - thresholds, thresholds)
-    return 1 - np.abs(probabilities - thresholds) / np.maximum(room, 1e-9)
+    """Per row, 0 (sure) to 1 (a coin toss), as the task's shape measures it (``Task.uncertainty``: the top-2
+    margin; the distance from a tuned threshold; multi-label's least decided label)."""
+    return task.uncertainty(outputs)
 
 
 def choose(scores: np.ndarray, vectors_of, n: int, seed: int = 0) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from bertfit.errors import DataError, describe_rows
+from bertfit.errors import ConfigError, DataError, describe_rows
 from bertfit.folder import SavedTask
 from bertfit.tasks.labels import LabelSet
 
@@ -304,6 +304,45 @@ class Task:
 
     def decision_rule(self) -> str:
         return "the most probable class (argmax; curves are one-vs-rest)"
+
+    # -- label work: audit, suggest, explain (one label of many here; the other shapes override) ----------
+    folds_need_every_class: ClassVar[bool] = True  # a stratified fold must hold each class (audit's check)
+    multi_label: ClassVar[bool] = False  # several labels per row (Label Studio's ``choice="multiple"``)
+
+    def uncertainty(self, outputs: np.ndarray) -> np.ndarray:
+        """Per row, 0 (sure) to 1 (a coin toss): 1 minus the margin between the two most probable classes."""
+        top = np.sort(outputs, axis=1)[:, -2:]
+        return 1 - (top[:, 1] - top[:, 0])
+
+    def label_issues(self, gold: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mask of rows whose label is likely wrong, label quality per row) from out-of-fold probabilities:
+        cleanlab's confident learning."""
+        from cleanlab.filter import find_label_issues
+        from cleanlab.rank import get_label_quality_scores
+
+        return find_label_issues(gold, probabilities), get_label_quality_scores(gold, probabilities)
+
+    def given_probability(self, gold: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+        """Per row, the probability of its given label."""
+        return probabilities[np.arange(len(gold)), gold.astype(np.int64)]
+
+    def explained_columns(self, outputs: np.ndarray, label: str | None) -> list[tuple[int, int]]:
+        """(row, output column) pairs to explain: ``label`` where given, else the predicted class."""
+        names = list(self.labels.names)
+        if label is not None:
+            if label not in names:
+                raise ConfigError(f"--label {label!r} is not a label of this model: {', '.join(names)}")
+            return [(i, names.index(label)) for i in range(len(outputs))]
+        return [(i, int(c)) for i, c in enumerate(self.decide(outputs))]
+
+    def shown_outputs(self, logits):
+        """What the user sees, from a torch tensor of final logits (the scale already applied), keeping the
+        gradient: probabilities per class (softmax)."""
+        return logits.softmax(dim=1)
+
+    def choices_of(self, decision: str) -> list[str]:
+        """A decision as written to files (``decision_names``), as the list of labels it holds."""
+        return [decision]
 
     def worst_examples(self, predictions: list[dict], most: int) -> WorstExamples:
         """The most confidently wrong test rows."""

@@ -24,7 +24,7 @@ from bertfit.tasks.calibration import (
     threshold_at_temperature,
 )
 from bertfit.tasks.labels import LabelSet
-from bertfit.tasks.single_label import per_name
+from bertfit.tasks.single_label import per_name, undecided
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,43 @@ class MultiLabelTask(Task):
         scaled = np.asarray(logits, dtype=np.float64) * scale
         return (1.0 / (1.0 + np.exp(-scaled))).astype(np.float32)
 
+    folds_need_every_class = False
+    multi_label = True
+
+    def uncertainty(self, outputs: np.ndarray) -> np.ndarray:
+        """The least decided label's distance from its threshold."""
+        return undecided(outputs, self._thresholds()).max(axis=1)
+
+    def _thresholds(self) -> np.ndarray:
+        return np.asarray(self.thresholds if self.thresholds else [0.5] * len(self.labels))
+
+    def label_issues(self, gold: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from cleanlab.multilabel_classification.filter import find_label_issues
+        from cleanlab.multilabel_classification.rank import get_label_quality_scores
+
+        labels = [list(np.flatnonzero(row)) for row in gold]
+        return find_label_issues(labels, probabilities), get_label_quality_scores(labels, probabilities)
+
+    def given_probability(self, gold: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+        """The least likely part of the given label set: each label's probability, or 1 minus it where absent."""
+        return np.where(gold > 0.5, probabilities, 1 - probabilities).min(axis=1)
+
+    def explained_columns(self, outputs: np.ndarray, label: str | None) -> list[tuple[int, int]]:
+        """Each label the model chose (the most probable one where it chose none), or ``label``."""
+        if label is not None:
+            return super().explained_columns(outputs, label)
+        return [(i, int(c)) for i, row in enumerate(self.decide(outputs))
+                for c in (np.flatnonzero(row) if row.any() else [outputs[i].argmax()])]  # fmt: skip
+
+    def shown_outputs(self, logits):
+        return logits.sigmoid()
+
+    def choices_of(self, decision: str) -> list[str]:
+        return [name for name in decision.split(self.label_sep) if name]
+
     def decide(self, outputs: np.ndarray) -> np.ndarray:
         """A 0/1 matrix: each label where its probability reaches its threshold."""
-        thresholds = np.asarray(self.thresholds if self.thresholds else [0.5] * len(self.labels))
-        return (outputs >= thresholds).astype(np.int64)
+        return (outputs >= self._thresholds()).astype(np.int64)
 
     def same_decisions(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         return (first == second).all(axis=1)  # every label's decision

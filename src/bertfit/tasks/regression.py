@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bertfit.errors import DataError, describe_rows
+from bertfit.errors import ConfigError, DataError, describe_rows
 from bertfit.tasks.base import Prediction, Task, WorstExamples
 from bertfit.tasks.labels import LabelSet
 
@@ -119,6 +119,24 @@ class RegressionTask(Task):
 
     def empty_outputs(self) -> np.ndarray:
         return np.zeros((0,), dtype=np.float32)
+
+    folds_need_every_class = False
+
+    def uncertainty(self, outputs: np.ndarray) -> np.ndarray:
+        raise ConfigError("suggest ranks rows by how unsure the class probabilities are; a regression model gives "
+                          "one value, with no probability to rank by")  # fmt: skip
+
+    def label_issues(self, gold: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise ConfigError("audit finds wrong class labels; numeric targets are not supported")
+
+    def explained_columns(self, outputs: np.ndarray, label: str | None) -> list[tuple[int, int]]:
+        """The value, always."""
+        if label is not None and label not in self.labels.names:
+            raise ConfigError(f"--label {label!r}: a regression model explains its value ({self.labels.names[0]!r})")
+        return [(i, 0) for i in range(len(outputs))]
+
+    def shown_outputs(self, logits):
+        return logits[:, :1]
 
     def decide(self, outputs: np.ndarray) -> np.ndarray:
         return outputs

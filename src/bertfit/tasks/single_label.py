@@ -69,6 +69,12 @@ class SingleLabelTask(Task):
         exp = np.exp(scaled)
         return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
 
+    def uncertainty(self, outputs: np.ndarray) -> np.ndarray:
+        """Binary with a tuned threshold: the distance from it (the boundary is there); else the margin."""
+        if self.positive is not None and self.thresholds:
+            return undecided(outputs[:, self.positive], np.asarray(self.thresholds[0]))
+        return super().uncertainty(outputs)
+
     def decide(self, outputs: np.ndarray) -> np.ndarray:
         """Class ids: the argmax, or the positive class where its probability reaches the threshold."""
         if self.positive is not None and self.thresholds:
@@ -208,3 +214,9 @@ def per_name(labels: LabelSet, precision, recall, f1, support) -> dict:
                "support": int(support[i])}
         for i, name in enumerate(labels.names)
     }  # fmt: skip
+
+
+def undecided(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """1 at the threshold, falling linearly to 0 at probability 0 or 1."""
+    room = np.where(probabilities >= thresholds, 1 - thresholds, thresholds)
+    return 1 - np.abs(probabilities - thresholds) / np.maximum(room, 1e-9)

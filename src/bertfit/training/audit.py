@@ -125,8 +125,9 @@ def audit(config: TrainConfig, folds: int = AUDIT_FOLDS, near_duplicate: float =
     data = load_data(dataclasses.replace(config.data, validation_split=0.0), for_training=False)
     train = data.train
     task = data.task(labels=data.labels, label_sep=data.label_sep)
-    if task.problem_type == "regression":
-        raise ConfigError(f"{train.source}: audit finds wrong class labels; numeric targets are not supported")
+    if task.no_classes_reason is not None:  # before any encoding: the shape has no labels to audit
+        raise ConfigError(f"{train.source}: audit finds wrong class labels; numeric targets are not supported "
+                          f"({task.no_classes_reason})")  # fmt: skip
     _check_folds(data, folds)
     gold = task.gold(train.labels)
     task = task.fitted_to_train(gold)
@@ -139,7 +140,7 @@ def audit(config: TrainConfig, folds: int = AUDIT_FOLDS, near_duplicate: float =
     else:
         probabilities, vectors = _full_out_of_fold(config, data, folds_at), None
     result = Audit(train.source, len(train), folds, recipe, _accuracy(task, gold, probabilities), 0.0,
-                   labels=list(task.labels.names), multi_label=task.problem_type.startswith("multi"),
+                   labels=list(task.labels.names), multi_label=task.multi_label,
                    label_sep=task.label_sep)  # fmt: skip
     result.issues = _likely_wrong(task, train, gold, probabilities)
     result.issues += _duplicates(task, train, gold, probabilities, vectors, near_duplicate)
@@ -153,7 +154,7 @@ def _check_folds(data: LoadedData, folds: int) -> None:
     train = data.train
     if len(train) < folds:
         raise DataError(f"{train.source}: {len(train)} rows, fewer than the {folds} folds; use --folds {len(train)}")
-    if data.task.problem_type.startswith("single"):
+    if data.task.folds_need_every_class:
         counts = data.task.label_counts(train.labels)
         rare = {name: count for name, count in counts.items() if count < folds}
         if rare:
@@ -212,24 +213,10 @@ def _accuracy(task: Task, gold: np.ndarray, probabilities: np.ndarray) -> float:
     return float(task.same_decisions(task.decide(probabilities), gold.astype(np.int64)).mean())
 
 
-def _cleanlab_labels(task: Task, gold: np.ndarray):
-    if task.problem_type.startswith("multi"):
-        return [list(np.flatnonzero(row)) for row in gold]
-    return gold
-
-
 def _likely_wrong(task: Task, train, gold: np.ndarray, probabilities: np.ndarray) -> list[LabelIssue]:
-    """Rows cleanlab finds mislabelled (its default rule), worst (lowest label quality) first."""
-    multi = task.problem_type.startswith("multi")
-    labels = _cleanlab_labels(task, gold)
-    if multi:
-        from cleanlab.multilabel_classification.filter import find_label_issues
-        from cleanlab.multilabel_classification.rank import get_label_quality_scores
-    else:
-        from cleanlab.filter import find_label_issues
-        from cleanlab.rank import get_label_quality_scores
-    flagged = find_label_issues(labels, probabilities)
-    quality = get_label_quality_scores(labels, probabilities)
+    """Rows cleanlab finds mislabelled (its default rule, ``Task.label_issues``), worst (lowest label quality)
+    first."""
+    flagged, quality = task.label_issues(gold, probabilities)
     given = task.decision_names(gold.astype(np.int64))
     suggested = task.decision_names(task.decide(probabilities))
     order = sorted(np.flatnonzero(flagged), key=lambda i: quality[i])
@@ -247,7 +234,7 @@ def _duplicates(task: Task, train, gold: np.ndarray, probabilities: np.ndarray, 
     with a different label, each naming that earlier row."""
     given = task.decision_names(gold.astype(np.int64))
     suggested = task.decision_names(task.decide(probabilities))
-    quality = _given_probability(task, gold, probabilities)
+    quality = task.given_probability(gold, probabilities)
 
     def issue(kind: str, row: int, other: int, similarity: float) -> LabelIssue:
         return LabelIssue(kind, train.rows[row], _text(train, row), given[row], suggested[row], float(quality[row]),
@@ -267,12 +254,6 @@ def _duplicates(task: Task, train, gold: np.ndarray, probabilities: np.ndarray, 
         found += [issue(NEAR, j, i, similarity) for i, j, similarity in _close_pairs(vectors, threshold)
                   if given[i] != given[j] and group_of[i] != group_of[j]]  # fmt: skip
     return found
-
-
-def _given_probability(task: Task, gold: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
-    if task.problem_type.startswith("multi"):
-        return np.where(gold > 0.5, probabilities, 1 - probabilities).min(axis=1)
-    return probabilities[np.arange(len(gold)), gold.astype(np.int64)]
 
 
 def _close_pairs(vectors: np.ndarray, threshold: float, block: int = 2048):
