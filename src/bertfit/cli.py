@@ -265,7 +265,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from bertfit.inference import Predictor, predict_file
-    from bertfit.inference.explain import format_explanation
+    from bertfit.inference.explain import by_text, format_explanation
     from bertfit.inference.shards import is_sharded
 
     options = options_from_args(PredictOptions, args)
@@ -284,7 +284,11 @@ def run_predict(args: argparse.Namespace) -> int:
                                  skip_empty=options.skip_empty, overwrite=options.overwrite, explainer=explainer)  # fmt: skip
         print(f"wrote {count} predictions to {options.output}")
         return 0
-    explained = _explanations_by_text(explainer, options.text, options.text_pair)
+    explained = (
+        by_text(explainer.explain(options.text, options.text_pair), len(options.text))
+        if explainer
+        else [[] for _ in options.text]
+    )
     for text, prediction, found in zip(options.text, predictor.predict(options.text, options.text_pair), explained):
         if options.json:
             extra = {"explanations": [e.to_dict() for e in found]} if explainer else {}
@@ -297,13 +301,6 @@ def run_predict(args: argparse.Namespace) -> int:
         for explanation in found:
             print(f"  {format_explanation(explanation)}")
     return 0
-
-
-def _explanations_by_text(explainer, texts: list[str], pairs: list[str] | None) -> list[list]:
-    found: list[list] = [[] for _ in texts]
-    for explanation in explainer.explain(texts, pairs) if explainer else []:
-        found[explanation.index].append(explanation)
-    return found
 
 
 def _predict_shards(options: PredictOptions, quiet: bool) -> int:

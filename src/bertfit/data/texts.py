@@ -34,3 +34,9 @@ def as_texts(values: Iterable, name: str) -> list[str]:
 def _positions(name: str, positions: list[int]) -> str:
     shown = ", ".join(f"{name}[{p}]" for p in positions[:MAX_LISTED])
     return shown + (f" and {len(positions) - MAX_LISTED} more" if len(positions) > MAX_LISTED else "")
+
+
+def text_key(text) -> str:
+    """A text as two copies of it compare: case folded, runs of white space as one space (``bertfit audit``'s
+    duplicates, ``bertfit suggest --exclude``)."""
+    return " ".join(str(text).casefold().split())

@@ -201,6 +201,14 @@ def _merge(span, scores: np.ndarray) -> tuple[list, list | None]:
     return merged[0], (merged[1] if len(merged) > 1 else None)
 
 
+def by_text(explanations: list[Explanation], texts: int) -> list[list[Explanation]]:
+    """``explain``'s list (one per explained output) as one list per text, in the texts' order."""
+    found: list[list[Explanation]] = [[] for _ in range(texts)]
+    for explanation in explanations:
+        found[explanation.index].append(explanation)
+    return found
+
+
 def format_explanation(explanation: Explanation, most: int = 5) -> str:
     """One line: the explained label and output, then the words that pushed it up most and down most."""
     up = [(w, v) for w, v in explanation.top(most) if v > 0]

@@ -13,6 +13,7 @@ from bertfit.data.columns import resolve_column
 from bertfit.data.readers import ReadOptions, output_format
 from bertfit.data.stream import CHUNK_ROWS, TableWriter, iter_table
 from bertfit.data.table import checked_texts, is_blank, naming, read_text_file, text_column_of
+from bertfit.data.texts import text_key
 from bertfit.errors import DataError, OutputError, OutputExistsError
 from bertfit.folder import PAIR_COLUMN_HINT, check_writable
 from bertfit.inference.predictor import Predictor
@@ -185,14 +186,12 @@ def suggest_file(model_dir: str | Path, input_path: str | Path, output_path: str
     """Write the ``n`` rows of ``input_path`` worth labelling next to ``output_path``: the input's columns
     plus ``row`` (its data row in the input), ``uncertainty``, ``guess`` and ``probability``, most uncertain
     first. Rows whose text is in ``exclude`` (already labelled) are never chosen. Returns the rows written."""
-    output_format(Path(output_path))
-    check_output_file(input_path, output_path, overwrite)
-    check_writable(Path(output_path))
+    check_files(input_path, output_path, text_column=text_column, overwrite=overwrite)
     frame, column = read_text_file(input_path, text_column)
     eligible = np.arange(len(frame))
     if exclude is not None:
         labelled = _texts_of(exclude)
-        eligible = np.asarray([i for i, text in enumerate(frame[column].tolist()) if _key(text) not in labelled])
+        eligible = np.asarray([i for i, text in enumerate(frame[column].tolist()) if text_key(text) not in labelled])
     if n > len(eligible):
         left = f" ({len(eligible)} once the texts of {exclude} are left out)" if exclude is not None else ""
         raise DataError(f"{input_path}: --n {n} is more than its {len(frame)} rows{left}")
@@ -220,13 +219,9 @@ def _write_label_studio(path, chosen: pd.DataFrame, column, found: list, predict
     write_tasks(Path(path), tasks, predictor.labels.names, predictor.task.multi_label, str(column))
 
 
-def _key(text) -> str:
-    return " ".join(str(text).casefold().split())
-
-
 def _texts_of(path: str | Path) -> set[str]:
     frame, column = read_text_file(path, None, ReadOptions())
-    return {_key(text) for text in frame[column].tolist()}
+    return {text_key(text) for text in frame[column].tolist()}
 
 
 def explain_file(predictor: Predictor, input_path: str | Path, output_path: str | Path, *,
@@ -250,7 +245,7 @@ def explanation_cells(predictor: Predictor, texts: list[str], pairs: list[str] |
     """Per text, its explanations (one per explained label) as a JSON list: a cell of any output format."""
     import json
 
-    explained: list[list[dict]] = [[] for _ in texts]
-    for found in predictor.explain(texts, pairs, label, method):
-        explained[found.index].append(found.to_dict())
-    return [json.dumps(row, ensure_ascii=False) for row in explained]
+    from bertfit.inference.explain import by_text
+
+    explained = by_text(predictor.explain(texts, pairs, label, method), len(texts))
+    return [json.dumps([e.to_dict() for e in row], ensure_ascii=False) for row in explained]

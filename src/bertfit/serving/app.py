@@ -217,11 +217,10 @@ class Explainer:
 
     def explain(self, texts: list[str], pairs: list[str] | None) -> list[list[dict]]:
         from bertfit.inference import Predictor
+        from bertfit.inference.explain import by_text
 
         with self.lock:
             if self.predictor is None:
                 self.predictor = Predictor.load(self.folder, backend="torch")
-            found: list[list[dict]] = [[] for _ in texts]
-            for explanation in self.predictor.explain(texts, pairs):
-                found[explanation.index].append(explanation.to_dict())
-            return found
+            explained = by_text(self.predictor.explain(texts, pairs), len(texts))
+            return [[explanation.to_dict() for explanation in row] for row in explained]

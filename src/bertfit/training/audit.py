@@ -29,6 +29,7 @@ from bertfit.config import TrainConfig
 from bertfit.data.load import LoadedData, load_data
 from bertfit.data.readers import output_format
 from bertfit.data.stream import TableWriter
+from bertfit.data.texts import text_key
 from bertfit.encoding.batching import aggregate_windows, encode_texts, token_lengths
 from bertfit.encoding.policy import text_policy
 from bertfit.encoding.precision import PREDICTION_PRECISION, default_device
@@ -68,7 +69,7 @@ class LabelIssue:
 @dataclass
 class Audit:
     """What ``audit`` found in one training file: the issues, worst first within each kind, and how the
-    out-of-fold probabilities were made (``labels``, ``multi_label``, ``label_sep``: for writing tasks)."""
+    out-of-fold probabilities were made."""
 
     source: str
     rows: int
@@ -77,9 +78,7 @@ class Audit:
     out_of_fold_accuracy: float
     seconds: float
     issues: list[LabelIssue] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-    multi_label: bool = False
-    label_sep: str = ","
+    task: Task | None = None  # the labels' shape: what writing Label Studio tasks needs
 
     def count(self, issue: str) -> int:
         return sum(1 for found in self.issues if found.issue == issue)
@@ -108,12 +107,9 @@ class Audit:
     def _write_label_studio(self, path: Path) -> Path:
         from bertfit.data.labelstudio import task, write_tasks
 
-        def choices(names: str) -> list[str]:
-            return [n for n in names.split(self.label_sep) if n] if self.multi_label else [names]
-
         tasks = [task({"text": i.text, "file": self.source, "row": i.row, "issue": i.issue, "given_label": i.given_label},
-                      choices(i.suggested_label), round(1 - i.quality, 6)) for i in self.issues]  # fmt: skip
-        return write_tasks(path, tasks, self.labels, self.multi_label, "text")
+                      self.task.choices_of(i.suggested_label), round(1 - i.quality, 6)) for i in self.issues]  # fmt: skip
+        return write_tasks(path, tasks, self.task.labels.names, self.task.multi_label, "text")
 
 
 def audit(config: TrainConfig, folds: int = AUDIT_FOLDS, near_duplicate: float = NEAR_DUPLICATE) -> Audit:
@@ -139,9 +135,7 @@ def audit(config: TrainConfig, folds: int = AUDIT_FOLDS, near_duplicate: float =
         probabilities, vectors = _frozen_out_of_fold(config, task, data, gold, folds_at)
     else:
         probabilities, vectors = _full_out_of_fold(config, data, folds_at), None
-    result = Audit(train.source, len(train), folds, recipe, _accuracy(task, gold, probabilities), 0.0,
-                   labels=list(task.labels.names), multi_label=task.multi_label,
-                   label_sep=task.label_sep)  # fmt: skip
+    result = Audit(train.source, len(train), folds, recipe, _accuracy(task, gold, probabilities), 0.0, task=task)
     result.issues = _likely_wrong(task, train, gold, probabilities)
     result.issues += _duplicates(task, train, gold, probabilities, vectors, near_duplicate)
     result.seconds = time.perf_counter() - started
@@ -242,7 +236,7 @@ def _duplicates(task: Task, train, gold: np.ndarray, probabilities: np.ndarray, 
 
     groups: dict[str, list[int]] = defaultdict(list)
     for i in range(len(train)):
-        groups[" ".join(_text(train, i).casefold().split())].append(i)
+        groups[text_key(_text(train, i))].append(i)
     group_of = {i: key for key, rows in groups.items() for i in rows}
     found = []
     for rows in groups.values():
