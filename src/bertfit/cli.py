@@ -54,6 +54,10 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, kind: type, title: s
             group.add_argument(flag, dest=item.name, action=argparse.BooleanOptionalAction, required=required,
                                default=argparse.SUPPRESS, help=help_text)  # fmt: skip
             continue
+        if meta.get("nargs"):
+            group.add_argument(flag, dest=item.name, nargs=meta["nargs"], choices=meta.get("choices"),
+                               default=argparse.SUPPRESS, help=help_text)  # fmt: skip
+            continue
         if meta.get("action") == "append":
             group.add_argument(flag, dest=item.name, action="append", default=argparse.SUPPRESS, help=help_text)
             continue
@@ -160,6 +164,10 @@ class ProgressBar:
             self.bar.close()
 
     def on_epoch_end(self, record, key: str) -> None: ...
+
+    def on_repeat_begin(self, name: str, params: dict) -> None: ...
+
+    def on_repeat_end(self, metrics: dict, status: str = "FINISHED") -> None: ...
 
 
 class RowCounter:

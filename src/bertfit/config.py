@@ -31,6 +31,8 @@ LABEL_COLUMNS_CONFLICT = (
     "give --label-column (one label column) or --label-columns (0/1 columns, one per label), not both"
 )
 RECIPES = ("auto", "full", "frozen", "few-shot")
+# --report-to: where a run is reported besides its folder (Hugging Face Trainer's word and names).
+REPORT_TO = ("mlflow", "tensorboard", "none")
 # `--recipe auto` picks few-shot below this many labelled training rows per class (the median over the
 # classes), where plain fine-tuning overtakes it on bench/fewshot.py's selection rows (so far one draw at 64
 # per class on AG News, where the two were level: docs/results.md).
@@ -76,7 +78,8 @@ def raise_problems(found: list[str]) -> None:
 
 
 def option(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field whose ``help`` (and ``choices``, ``positional``, ``required``, ``action``) the CLI reads."""
+    """A dataclass field whose ``help`` (and ``choices``, ``positional``, ``required``, ``action``, ``nargs``) the CLI
+    reads."""
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -283,11 +286,26 @@ class TrainConfig:
     progress: bool = option(True, "show progress bars")
     tensorboard: bool = option(False, "log loss, learning rate and validation metrics for TensorBoard under "
                              "<output's folder>/tensorboard/<output name> (needs the tensorboard extra)")  # fmt: skip
+    report_to: tuple[str, ...] = option(
+        (), "report the run to these trackers besides its folder: mlflow (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME "
+        "and MLFLOW_RUN_ID honoured; needs the mlflow extra), tensorboard (as --tensorboard), none",
+        nargs="+", choices=REPORT_TO,
+    )  # fmt: skip
+    register_model: str | None = option(
+        None, "with --report-to mlflow: register the logged model under this name in MLflow's model registry"
+    )
     export_onnx: bool = option(True, "after training, export the model to ONNX (onnx/model.onnx) and keep it where "
                                "its outputs on validation match PyTorch's within 1e-4: what predict, evaluate and "
                                "serve then run by default, faster on CPUs")  # fmt: skip
 
     # -- strategy-dependent defaults -------------------------------------------------------
+    @property
+    def reporters(self) -> set[str]:
+        """--report-to as a set (a comma-separated string also reads), with --tensorboard folded in."""
+        asked = [self.report_to] if isinstance(self.report_to, str) else list(self.report_to or ())
+        names = {name.strip() for item in asked for name in item.split(",") if name.strip()} - {"none"}
+        return names | {"tensorboard"} if self.tensorboard else names
+
     @property
     def freeze_all(self) -> bool:
         return str(self.freeze).lower() == "all" or self.recipe == "frozen"
@@ -423,6 +441,10 @@ class TrainConfig:
             found.append("--arrow trains on rows kept on disk: drop --folds and --long-text window")
         if self.folds and self.seeds > 1:
             found.append("--folds and --seeds both repeat training; use one of them")
+        if unknown := sorted(self.reporters - set(REPORT_TO)):
+            found.append(f"--report-to: unknown {', '.join(unknown)} (choose from {', '.join(REPORT_TO)})")
+        if self.register_model and "mlflow" not in self.reporters:
+            found.append("--register-model registers the model MLflow logs: add --report-to mlflow")
         choices = (("task", self.data.task, TASKS), ("long-text", self.long_text, LONG_TEXT),
                    ("window-aggregate", self.window_aggregate, WINDOW_AGGREGATES))  # fmt: skip
         for flag, value, allowed in choices:

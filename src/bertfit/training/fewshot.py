@@ -127,6 +127,7 @@ def fit_few_shot(config: TrainConfig, model: PooledClassifier, loss_fn: Callable
     for record in loop.fit(vector, batches, epochs, steps, callbacks, time_budget=config.time_budget_seconds):
         history.append(record)
         log.info("epoch %d/%d: pair loss %.4f (%.1fs)", record.epoch, epochs, record.train_loss, record.seconds)
+        callbacks.on_epoch_end(record, "")  # no validation score: the pair loss is all there is to report
     model.head.requires_grad_(True)
     fit_head(model, loss_fn, inputs, config.eval_batch_size, where)
     stop = "the time budget ran out" if history and history[-1].partial else f"all {epochs} epochs ran"

@@ -45,6 +45,12 @@ class Callbacks:
     def on_epoch_end(self, record: EpochResult, key: str) -> None:
         """After validation scoring; ``record.validation[key]`` is the primary metric (tuning prunes on it)."""
 
+    def on_repeat_begin(self, name: str, params: dict) -> None:
+        """A repeat of training begins (a seed, a fold, a trial: ``name``), with the options it changes."""
+
+    def on_repeat_end(self, metrics: dict, status: str = "FINISHED") -> None:
+        """That repeat ended with ``metrics`` (per split); ``status`` FINISHED, or KILLED where it was pruned."""
+
 
 def build_optimizer(model: nn.Module, learning_rate: float, weight_decay: float, eps: float) -> torch.optim.Optimizer:
     """AdamW with two groups: weight matrices decay; biases and LayerNorm weights (1-D) do not."""

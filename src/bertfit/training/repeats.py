@@ -31,7 +31,9 @@ def fit_repeated(config: TrainConfig, data: LoadedData, fit_once: Callable, call
     names, metrics, best, best_name = [], [], None, None
     for name, run_config, run_data in runs:
         log.info("== %s (%d of %d) ==", name, len(names) + 1, len(runs))
+        callbacks.on_repeat_begin(name, {by: name.split()[-1], "seed": run_config.seed})
         result = fit_once(run_config, run_data, callbacks)
+        callbacks.on_repeat_end(result.metrics)
         names.append(name)
         metrics.append(result.metrics)
         # Only the best model stays in memory; the others leave their metrics behind.

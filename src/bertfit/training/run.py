@@ -60,6 +60,7 @@ from bertfit.training.plan import Placement, TrainingInputs
 from bertfit.training.repeats import fit_repeated, joined
 from bertfit.training.save import check_output_free, write_model_folder
 from bertfit.training.stopping import Stopping
+from bertfit.training.tracking import RUN_ID_FILE, reporting
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +118,6 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     load_tokenizer(source, config.trust_remote_code)  # a broken tokenizer is refused here, not mid-run
     if checkpoint is None and ranks.is_main:
         _clear_stale_checkpoints(config)
-    if config.tensorboard and ranks.is_main:
-        from bertfit.training.tensorboard import CallbackList, TensorBoardLogger, tensorboard_dir
-
-        callbacks = CallbackList(callbacks, TensorBoardLogger(tensorboard_dir(config.output_dir)))
     if not ranks.is_main:
         callbacks = Callbacks()  # one progress bar, from rank 0
     data = load_data(config.data)  # every data problem surfaces before a model is loaded
@@ -128,6 +125,10 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
     config = with_size_defaults(with_recipe(config, data, source), parameters)
     data = without_idle_holdout(config, data)
     _check_distributed(config, ranks)
+    if ranks.is_main:  # only rank 0 reports; the options are resolved, so the tracker records what ran
+        callbacks, tracked = reporting(config, callbacks, checkpoint_dir(config.output_dir), checkpoint is not None)
+    else:
+        tracked = None
     distributed.start(ranks)
     try:
         if config.seeds > 1 or config.folds:
@@ -141,6 +142,12 @@ def train(config: TrainConfig, callbacks: Callbacks = Callbacks(), checkpoint: C
             shutil.rmtree(checkpoint_dir(config.output_dir), ignore_errors=True)  # the folder is whole
             if config.export_onnx:
                 export_for_prediction(config.output_dir, _parity_rows(result.data))
+            if tracked is not None:
+                tracked.finish(result, config.register_model)
+    except BaseException as err:
+        if tracked is not None:  # a kill (KeyboardInterrupt) leaves the run to --resume
+            tracked.end("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise
     finally:
         distributed.stop(ranks)
     return result
@@ -226,6 +233,9 @@ def resume(output_dir: str | Path, callbacks: Callbacks = Callbacks()) -> TrainR
 def _clear_stale_checkpoints(config: TrainConfig) -> None:
     stale = checkpoint_dir(config.output_dir)
     if not stale.exists():
+        return
+    if {path.name for path in stale.iterdir()} == {RUN_ID_FILE}:  # killed before its first checkpoint
+        shutil.rmtree(stale)
         return
     if not config.overwrite:
         raise OutputExistsError(f"{stale} holds an unfinished run: continue it with `bertfit train --resume "

@@ -76,3 +76,11 @@ class CallbackList(Callbacks):
     def on_train_end(self) -> None:
         for callback in self.callbacks:
             callback.on_train_end()
+
+    def on_repeat_begin(self, name: str, params: dict) -> None:
+        for callback in self.callbacks:
+            callback.on_repeat_begin(name, params)
+
+    def on_repeat_end(self, metrics: dict, status: str = "FINISHED") -> None:
+        for callback in self.callbacks:
+            callback.on_repeat_end(metrics, status)

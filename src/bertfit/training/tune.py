@@ -16,6 +16,7 @@ from bertfit.config import TrainConfig
 from bertfit.errors import ConfigError, DataError
 from bertfit.folder import check_writable
 from bertfit.training.loop import Callbacks, EpochResult
+from bertfit.training.tracking import reporting
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class _PruneOnValidation(Callbacks):
     def on_epoch_end(self, record: EpochResult, key: str) -> None:
         import optuna
 
+        self.inner.on_epoch_end(record, key)
         if record.validation is None:
             return
         self.trial.report(record.validation[key], record.epoch)
@@ -87,6 +89,7 @@ def tune(config: TrainConfig, trials: int = 10, timeout: float | None = None,
     if not data.get("validation"):
         raise DataError("tuning scores trials on a validation split: give --validation FILE or --split")
     data = replace(data, splits={k: v for k, v in data.splits.items() if k != "test"})
+    callbacks, tracked = reporting(config, callbacks)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="maximize",
@@ -99,8 +102,14 @@ def tune(config: TrainConfig, trials: int = 10, timeout: float | None = None,
         nonlocal metric
         params = suggest(trial, config)
         started = time.perf_counter()
-        result = fit_once(replace(config, **params, seeds=1, folds=0, calibrate=False), data,
-                          _PruneOnValidation(trial, callbacks))  # fmt: skip
+        callbacks.on_repeat_begin(f"trial {trial.number}", params)
+        try:
+            result = fit_once(replace(config, **params, seeds=1, folds=0, calibrate=False), data,
+                              _PruneOnValidation(trial, callbacks))  # fmt: skip
+        except BaseException:
+            callbacks.on_repeat_end({}, "KILLED")  # pruned (or stopped): the trial's run ends with it
+            raise
+        callbacks.on_repeat_end(result.metrics)
         key = result.task.primary_metric
         metric = f"validation {key}"
         best = max(r.validation[key] for r in result.history)
@@ -108,7 +117,12 @@ def tune(config: TrainConfig, trials: int = 10, timeout: float | None = None,
                  time.perf_counter() - started)  # fmt: skip
         return best
 
-    study.optimize(objective, n_trials=trials, timeout=timeout)
+    try:
+        study.optimize(objective, n_trials=trials, timeout=timeout)
+    except BaseException:
+        if tracked is not None:
+            tracked.end("FAILED")
+        raise
     finished = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not finished:
         raise ConfigError("no trial finished; allow more --trials or a longer --timeout")
@@ -116,6 +130,8 @@ def tune(config: TrainConfig, trials: int = 10, timeout: float | None = None,
                 "epochs_reported": len(t.intermediate_values)} for t in study.trials]  # fmt: skip
     result = TuneResult(output, metric, study.best_value, study.best_params, records)
     _write(result, config)
+    if tracked is not None:
+        tracked.finish_search(result.metric, result.best_value, result.best_params, output)
     return result
 
 
