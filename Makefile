@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE ?= 1
 
 DEMO_DIR := runs/sms_spam
 
-.PHONY: demo test test-fast lint install install-dev browser clean
+.PHONY: demo test test-fast lint install install-dev browser labelstudio clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,17 @@ browser:
 		else echo "chromium/chromedriver missing and not root: browser tests will skip"; fi; \
 	fi
 
+# The Label Studio round-trip test drives a real Label Studio, in its own environment (its pins are not
+# bertfit's); its database is migrated once here, so the test starts it in seconds. Where it cannot be
+# installed, that test skips and says why.
+LABEL_STUDIO := .peers/labelstudio
+$(LABEL_STUDIO)/template:
+	@$(PYTHON) -m venv $(LABEL_STUDIO) && $(LABEL_STUDIO)/bin/pip install --quiet label-studio==1.23.2 label-studio-sdk==2.1.2 \
+		&& $(LABEL_STUDIO)/bin/python tests/label_studio_server.py \
+		|| echo "could not install or start Label Studio; the round-trip test will skip"
+
+labelstudio: $(LABEL_STUDIO)/template
+
 # The layers contract (import-linter, in pyproject.toml) and ruff run before the tests: a circle or an
 # upward import fails the build as a failing test does.
 lint: $(BIN)/.installed-dev
@@ -50,7 +61,7 @@ lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 
-test: $(BIN)/.installed-dev browser lint
+test: $(BIN)/.installed-dev browser labelstudio lint
 	$(BIN)/python -m pytest
 
 test-fast: $(BIN)/.installed-dev

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +116,53 @@ def test_a_json_list_that_cannot_be_read_is_one_clear_line(content, message, tin
     assert main(args) != 0
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
+
+
+@pytest.fixture(scope="module")
+def label_studio(tmp_path_factory):
+    """A real Label Studio on a free loopback port (``tests/label_studio_server.py``); its base URL."""
+    import label_studio_server as server
+
+    if not server.installed():
+        pytest.skip(f"no Label Studio environment at {server.ENVIRONMENT}: `make labelstudio` installs it")
+    port = server.free_port()
+    process = server.start(server.fresh_copy(tmp_path_factory.mktemp("label-studio") / "data"), port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop(process)
+
+
+def test_round_trip_through_a_real_label_studio(small_model_dir, tiny_bert, tmp_path, label_studio, capsys):
+    """suggest's tasks and label config go into a Label Studio project through its SDK; annotators answer
+    (one task skipped); the project's JSON export trains a folder that predicts."""
+    import subprocess
+
+    import label_studio_server as server
+
+    rows = sentiment_rows(30, seed=5)
+    source = write_csv(tmp_path / "unlabelled.csv", [(text,) for text, _ in rows], header=("text",))
+    tasks_path = tmp_path / "next.json"
+    assert main(["suggest", str(small_model_dir), "--input", str(source), "--output", str(tasks_path), "--n",
+                 "12", "-q"]) == 0  # fmt: skip
+    gold = dict(rows)
+    chosen = [task["data"]["text"] for task in json.loads(tasks_path.read_text())]
+    answers = {text: gold[text] for text in chosen} | {chosen[0]: None}  # the first task is skipped
+    (tmp_path / "answers.json").write_text(json.dumps(answers))
+    exported = tmp_path / "export.json"
+    client = [str(server.ENVIRONMENT / "bin" / "python"), str(Path(__file__).with_name("label_studio_client.py")),
+              label_studio, server.TOKEN, str(tasks_path), str(tmp_path / "next.label_config.xml"),
+              str(tmp_path / "answers.json"), str(exported)]  # fmt: skip
+    done = subprocess.run(client, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["predictions"] == 12  # the guesses came in as pre-annotations
+
+    tasks = json.loads(exported.read_text())
+    assert len(tasks) == 12 and sum(a["was_cancelled"] for t in tasks for a in t["annotations"]) == 1
+    train = ["train", "--train", str(exported), "--model", str(tiny_bert), "--output", str(tmp_path / "m"),
+             "--epochs", "1", "--validation-split", "0", "--no-progress"]  # fmt: skip
+    assert main(train) == 0
+    assert "12 tasks: 1 skipped or cancelled" in capsys.readouterr().err
+    manifest = json.loads((tmp_path / "m" / "bertfit.json").read_text())
+    assert manifest["data"]["rows"] == {"train": 11}
+    assert main(["predict", str(tmp_path / "m"), "--text", "a lovely day", "-q"]) == 0

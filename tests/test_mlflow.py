@@ -4,11 +4,7 @@ plain local store: the run's params, per-epoch metrics, final metrics, artifacts
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from functools import partial
 from pathlib import Path
 
@@ -26,33 +22,15 @@ train_args = partial(conftest.train_args, base=("--epochs", "2", "--batch-size",
 
 @pytest.fixture(scope="module")
 def tracking_server(tmp_path_factory):
-    """``mlflow server`` on a free loopback port, runs in SQLite and artifacts served by the server; its URI."""
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'runs.db'}",
-               "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "1"]  # fmt: skip
-    log = open(folder / "server.log", "w")
-    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=folder)
-    uri = f"http://127.0.0.1:{port}"
+    """``mlflow server`` on a free loopback port (runs in SQLite, artifacts served by the server); its URI."""
+    from bench.mlflow_parity import start_server
+
+    server, uri = start_server(tmp_path_factory.mktemp("mlflow-server"))
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            assert server.poll() is None, (folder / "server.log").read_text()
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow server did not answer within 90 s:\n" + (folder / "server.log").read_text())
         yield uri
     finally:
         server.terminate()
         server.wait(timeout=30)
-        log.close()
 
 
 def only_run(client, experiment: str):
