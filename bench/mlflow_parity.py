@@ -58,7 +58,11 @@ def check(dataset: str, folder: Path) -> list[str]:
     from bertfit.cli import main
 
     server, uri = start_server(folder)
-    os.environ.update(MLFLOW_TRACKING_URI=uri, MLFLOW_EXPERIMENT_NAME=f"bertfit-{dataset}")
+    os.environ.update(
+        MLFLOW_TRACKING_URI=uri,
+        MLFLOW_EXPERIMENT_NAME=f"bertfit-{dataset}",
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+    )
     model_dir, name = folder / dataset, f"bertfit-{dataset}"
     try:
         started = time.perf_counter()
@@ -78,7 +82,8 @@ def check(dataset: str, folder: Path) -> list[str]:
         texts = folder / "test_texts.csv"
         test[["text"]].to_csv(texts, index=False)
         predicted = folder / "bertfit_predict.csv"
-        main(["predict", str(model_dir), "--input", str(texts), "--output", str(predicted), "--no-progress"])
+        if main(["predict", str(model_dir), "--input", str(texts), "--output", str(predicted), "-q"]) != 0:
+            return ["bertfit predict failed"]
         expected = pd.read_csv(predicted)
         answered = mlflow.pyfunc.load_model(f"models:/{name}/latest").predict(test["text"].tolist())
         problems = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import socket
@@ -108,6 +109,7 @@ LAUNCHERS = {
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_two_processes_train_like_one(launcher, tiny_bert, sentiment_csv, tmp_path):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
+    tracked = launcher == "torchrun" and importlib.util.find_spec("mlflow") is not None  # rank 0 alone reports
     assert main(train_args(sentiment_csv, tiny_bert, single)) == 0
     command = [
         sys.executable,
@@ -116,15 +118,22 @@ def test_two_processes_train_like_one(launcher, tiny_bert, sentiment_csv, tmp_pa
         "-m",
         "bertfit",
         *train_args(sentiment_csv, tiny_bert, ddp),
+        *(["--report-to", "mlflow"] if tracked else []),
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlruns.db'}"}
     run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stderr.count("distributed training: 2 processes (gloo)") == 1  # rank 0 alone logs ...
     assert (
         run.stderr.count("first row read as a header") == 1 and run.stdout.count(f"saved {ddp}") == 1
     )  # ... and prints
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp", "sentiment.csv", "single"]  # rank 0 alone writes
+    written = sorted(p.name for p in tmp_path.iterdir() if p.name != "mlruns.db")
+    assert written == ["ddp", "sentiment.csv", "single"]  # rank 0 alone writes
+    if tracked:
+        import mlflow
+
+        runs = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}").search_runs(["0"])
+        assert [run.info.status for run in runs] == ["FINISHED"]
     from bertfit import Predictor
 
     assert len(Predictor.load(ddp).predict(["a lovely day", "an awful day"])) == 2

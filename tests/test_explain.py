@@ -156,3 +156,22 @@ def test_predict_explain_adds_the_explanations_to_its_output(small_model_dir, tm
     with open(output, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert all(json.loads(r["explanations"])[0]["label"] == r["predicted_label"] for r in rows)
+
+
+def test_a_long_text_read_in_windows_is_explained_over_every_window(sharp_predictor):
+    from dataclasses import replace
+
+    from bertfit import Predictor
+
+    windows = replace(sharp_predictor.policy, max_length=12, long_text="window", stride=4)
+    predictor = Predictor(sharp_predictor.backend, sharp_predictor.tokenizer, sharp_predictor.task, windows)
+    text = " ".join([TEXTS[0], TEXTS[1], "and then", TEXTS[0]])  # 19 words: several windows of 10 word pieces
+    assert len(predictor.encode([text]).ids) > 2
+    (explanation,) = predictor.explain([text])
+    assert [word for word, _ in explanation.words] == text.split()  # the words of every window, not the first's
+    assert explanation.output == pytest.approx(predictor.predict_proba([text]).max(), abs=1e-5)
+    total = sum(score for _, score in explanation.words)
+    assert abs(explanation.output - explanation.baseline) > 0.01
+    assert total == pytest.approx(explanation.output - explanation.baseline, abs=0.02)
+    last = explanation.words[-5:]  # beyond the first window, the words still carry scores
+    assert any(abs(score) > 1e-4 for _, score in last)

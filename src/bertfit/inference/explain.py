@@ -5,7 +5,8 @@ number the user sees: the calibrated probability of the explained class (multi-l
 or the predicted value (regression). The baseline is the same text with every word piece replaced by the
 padding token (the special tokens kept), so a word's score is its share of the difference between the
 text's output and the baseline's. Word pieces are summed back into the words the user wrote (runs of
-non-space characters), for the text and, for pair models, its second text.
+non-space characters), for the text and, for pair models, its second text. A ``--long-text window`` model's
+text is attributed in all its windows at once, through the aggregation that makes the text's output.
 
 The method is integrated gradients. bench/explain.py deletes each method's top words, and as many random
 words, from test texts and measures the drop in the predicted class's probability: integrated gradients'
@@ -94,6 +95,8 @@ def explain(predictor, texts: list[str], pairs: list[str] | None = None, label: 
     model = predictor.model
     outputs = predictor.predict_proba(texts, pairs)
     targets = targets_of(predictor.task, outputs, label)
+    if predictor.policy.long_text == "window":
+        return [_explain_windows(predictor, texts[t.row], t, method) for t in targets]
     found: list[Explanation] = []
     for start in range(0, len(targets), TEXTS_PER_BATCH):
         batch = targets[start : start + TEXTS_PER_BATCH]
@@ -109,14 +112,41 @@ def explain(predictor, texts: list[str], pairs: list[str] | None = None, label: 
     return found
 
 
-def _encode(predictor, texts: list[str], pairs: list[str] | None) -> _Encoded:
-    """Token ids as the model reads them (truncated at its max length), with each token's word."""
+def _explain_windows(predictor, text: str, target: _Target, method: str) -> Explanation:
+    """A long text the model reads as overlapping windows (``--long-text window``): every window is attributed
+    at once, through the aggregation (mean or max of the window logits) that makes the text's output, and a
+    word's score is the sum of its tokens' scores over the windows it appears in."""
+    encoded = _encode(predictor, [text], None, windows=True)
+    count = len(encoded.ids)
+    scores, _, reached, base = _attribute(
+        predictor.model, predictor.task, encoded, [target.index] * count, method,
+        predictor.tokenizer.pad_token_id or 0, windows=predictor.policy.aggregate,
+    )  # fmt: skip
+    # Every window's row carries the text's output, so each window's gradient was counted once per window.
+    scores = scores / count
+    words = [np.zeros(len(part)) for part in encoded.spans[0][1]]
+    for (owner, _), row in zip(encoded.spans, scores):
+        for position, (part, word) in owner.items():
+            words[part][word] += row[position]
+    merged = [(word, round(float(score), 6)) for (_, _, word), score in zip(encoded.spans[0][1][0], words[0])]
+    delta = abs(float(reached[0] - base[0]) - float(scores.sum()))
+    return Explanation(target.row, text, target.label, float(reached[0]), float(base[0]), merged, None, delta, method)
+
+
+def _encode(predictor, texts: list[str], pairs: list[str] | None, windows: bool = False) -> _Encoded:
+    """Token ids as the model reads them (truncated at its max length; ``windows``: one text cut into the
+    overlapping windows prediction reads, one row each), with each token's word."""
     tokenizer = predictor.tokenizer
+    window = {}
+    if windows:
+        stride = min(predictor.policy.stride, predictor.max_length // 2)  # as encoding.batching.encode_texts
+        window = {"stride": stride, "return_overflowing_tokens": True}
     encoded = tokenizer(texts, pairs, truncation=True, max_length=predictor.max_length, padding=True,
-                        return_offsets_mapping=True, return_tensors="pt")  # fmt: skip
-    types = encoded.get("token_type_ids") if predictor.token_types else None
+                        return_offsets_mapping=True, return_tensors="pt", **window)  # fmt: skip
+    types = encoded.get("token_type_ids") if predictor.token_types and not windows else None
     spans = []
-    for i, text in enumerate(texts):
+    for i in range(len(encoded["input_ids"])):
+        text = texts[0] if windows else texts[i]
         parts = [text] if pairs is None else [text, pairs[i]]
         words = [[(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+", part)] for part in parts]
         sequence = encoded.sequence_ids(i)
@@ -140,8 +170,10 @@ def _embedding_layer(model) -> torch.nn.Module:
     return model.get_input_embeddings()
 
 
-def _attribute(model, task, encoded: _Encoded, columns: list[int], method: str, pad_id: int):
-    """Per token scores (batch, tokens), the convergence delta, the outputs and the baseline outputs."""
+def _attribute(model, task, encoded: _Encoded, columns: list[int], method: str, pad_id: int,
+               windows: str | None = None):  # fmt: skip
+    """Per token scores (batch, tokens), the convergence delta, the outputs and the baseline outputs.
+    ``windows`` (mean or max): the rows are one text's windows, whose logits combine into the text's."""
     from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 
     scale, shift = task.applied_scale()
@@ -149,7 +181,10 @@ def _attribute(model, task, encoded: _Encoded, columns: list[int], method: str, 
     def output_of(ids, mask, types=None):
         """What the user sees, per output column (``Task.shown_outputs``): probabilities, or the value."""
         extra = {} if types is None else {"token_type_ids": types}
-        return task.shown_outputs(model(input_ids=ids, attention_mask=mask, **extra).logits.float() * scale + shift)
+        logits = model(input_ids=ids, attention_mask=mask, **extra).logits.float()
+        if windows is not None:
+            logits = _combined(logits, len(columns), windows)
+        return task.shown_outputs(logits * scale + shift)
 
     device = next(model.parameters()).device
     special = (~encoded.mask.bool() | _special_tokens(encoded)).to(device)
@@ -179,6 +214,14 @@ def _attribute(model, task, encoded: _Encoded, columns: list[int], method: str, 
         delta = (reached - base) - per_token.sum(1)
     return (per_token.cpu().numpy(), delta.detach().abs().cpu().numpy(), reached.cpu().numpy(),
             base.cpu().numpy())  # fmt: skip
+
+
+def _combined(logits: torch.Tensor, count: int, how: str) -> torch.Tensor:
+    """Each window's row replaced by its text's logits: the mean or max over the ``count`` windows. Captum
+    stacks the path's steps one after another, each of all ``count`` windows, so a step is ``count`` rows."""
+    steps = logits.view(-1, count, logits.shape[-1])
+    text = steps.mean(dim=1) if how == "mean" else steps.max(dim=1).values
+    return text.repeat_interleave(count, dim=0)
 
 
 def _special_tokens(encoded: _Encoded) -> torch.Tensor:
