@@ -173,23 +173,31 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize("content, extra, message", BAD_INPUTS)
-def test_bad_input_is_one_clear_line_and_writes_nothing(content, extra, message, tiny_bert, tmp_path):
+def test_bad_input_is_one_clear_line_and_writes_nothing(content, extra, message, tiny_bert, tmp_path, capsys):
+    """In this process (an exception other than bertfit's own would escape ``main`` and fail the test);
+    ``test_a_bad_file_through_the_installed_command_is_one_line`` runs the command itself once."""
     path = tmp_path / "bad.csv"
     if isinstance(content, bytes):
         path.write_bytes(content)
     else:
         write_csv(path, content)
     output = tmp_path / "never"
-    run = subprocess.run([sys.executable, "-m", "bertfit", "train", "--train", str(path), "--model", str(tiny_bert),
-                          "--output", str(output), *extra], capture_output=True, text=True)  # fmt: skip
-    assert run.returncode == 3
-    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Traceback" not in run.stderr
-    assert str(path) in errors[0]
+    assert main(["train", "--train", str(path), "--model", str(tiny_bert), "--output", str(output), *extra]) == 3
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(path) in errors[0]
     import re
 
     assert re.search(message, errors[0]), errors[0]
     assert not output.exists()
+
+
+def test_a_bad_file_through_the_installed_command_is_one_line(tiny_bert, tmp_path):
+    path = write_csv(tmp_path / "bad.csv", BAD_INPUTS[0][0])
+    run = subprocess.run([sys.executable, "-m", "bertfit", "train", "--train", str(path), "--model", str(tiny_bert),
+                          "--output", str(tmp_path / "never")], capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 3
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in run.stderr and str(path) in errors[0]
 
 
 def test_duplicates_across_splits_as_error_via_cli(tiny_bert, tmp_path, capsys):
