@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bertfit.config import TrainConfig
 from bertfit.errors import ConfigError
+from bertfit.folder import write_json_atomically
 from bertfit.training.loop import Callbacks, EpochResult
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class MlflowRun(Callbacks):
         run = mlflow.start_run(run_id=saved, run_name=None if saved else config.output_dir.name, nested=nested)
         if checkpoint_folder is not None and config.save_every:
             checkpoint_folder.mkdir(parents=True, exist_ok=True)
-            (checkpoint_folder / RUN_ID_FILE).write_text(json.dumps({"run_id": run.info.run_id}), encoding="utf-8")
+            write_json_atomically(checkpoint_folder / RUN_ID_FILE, {"run_id": run.info.run_id})
         tracked = cls(mlflow, run.info.run_id)
         tracked.log_params(flat_params(config.to_dict()))
         mlflow.set_tags({"bertfit.version": _version(), "bertfit.encoder": config.model,
