@@ -173,6 +173,9 @@ def with_recipe(config: TrainConfig, data: LoadedData, source: str) -> TrainConf
     sentence_encoder = trained_pooling(source) is not None
     choice = choose_recipe(config.recipe_setting, rows, sentence_encoder)
     log.info("recipe %s: %s", choice.name, choice.reason)
+    if choice.name == "few-shot" and config.save_every:
+        log.warning("--save-every: the few-shot recipe writes no checkpoints (it trains for minutes at most); a "
+                    "killed run starts again")  # fmt: skip
     return dataclasses.replace(config, recipe=choice.name)
 
 
