@@ -124,11 +124,8 @@ def _explain_windows(predictor, text: str, target: _Target, method: str) -> Expl
     )  # fmt: skip
     # Every window's row carries the text's output, so each window's gradient was counted once per window.
     scores = scores / count
-    words = [np.zeros(len(part)) for part in encoded.spans[0][1]]
-    for (owner, _), row in zip(encoded.spans, scores):
-        for position, (part, word) in owner.items():
-            words[part][word] += row[position]
-    merged = [(word, round(float(score), 6)) for (_, _, word), score in zip(encoded.spans[0][1][0], words[0])]
+    totals = sum(_word_totals(span, row)[0] for span, row in zip(encoded.spans, scores))
+    merged = [(word, round(float(score), 6)) for (_, _, word), score in zip(encoded.spans[0][1][0], totals)]
     delta = abs(float(reached[0] - base[0]) - float(scores.sum()))
     return Explanation(target.row, text, target.label, float(reached[0]), float(base[0]), merged, None, delta, method)
 
@@ -235,13 +232,19 @@ def _special_tokens(encoded: _Encoded) -> torch.Tensor:
 
 def _merge(span, scores: np.ndarray) -> tuple[list, list | None]:
     """Token scores summed into the words of each part (text, pair)."""
+    words, totals = span[1], _word_totals(span, scores)
+    merged = [[(word, round(float(score), 6)) for (_, _, word), score in zip(part, total)]
+              for part, total in zip(words, totals)]  # fmt: skip
+    return merged[0], (merged[1] if len(merged) > 1 else None)
+
+
+def _word_totals(span, scores: np.ndarray) -> list[np.ndarray]:
+    """One row's token scores summed per word, one array per part (text, pair)."""
     owner, words = span
     totals = [np.zeros(len(part)) for part in words]
     for position, (part, word) in owner.items():
         totals[part][word] += scores[position]
-    merged = [[(word, round(float(score), 6)) for (_, _, word), score in zip(part, total)]
-              for part, total in zip(words, totals)]  # fmt: skip
-    return merged[0], (merged[1] if len(merged) > 1 else None)
+    return totals
 
 
 def by_text(explanations: list[Explanation], texts: int) -> list[list[Explanation]]:

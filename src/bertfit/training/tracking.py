@@ -80,6 +80,12 @@ class MlflowRun(Callbacks):
         for start in range(0, len(items), PARAMS_PER_CALL):
             self.mlflow.log_params(dict(items[start : start + PARAMS_PER_CALL]))
 
+    def log_split_metrics(self, metrics: dict) -> None:
+        """Per split (``validation``, ``test``), its numbers as ``<split>_<metric>`` at the current step."""
+        for split, values in metrics.items():
+            if isinstance(values, dict):
+                self.mlflow.log_metrics(scalars(values, f"{split}_"), step=self.step)
+
     # -- per epoch, per repeat -----------------------------------------------------------------
     def on_train_begin(self, total_steps: int, done: int = 0) -> None:
         self.step = done
@@ -98,9 +104,7 @@ class MlflowRun(Callbacks):
         self.step = 0
 
     def on_repeat_end(self, metrics: dict, status: str = "FINISHED") -> None:
-        for split, values in metrics.items():
-            if isinstance(values, dict):
-                self.mlflow.log_metrics(scalars(values, f"{split}_"), step=self.step)
+        self.log_split_metrics(metrics)
         self.mlflow.end_run(status)
 
     # -- the end -------------------------------------------------------------------------------
@@ -109,9 +113,7 @@ class MlflowRun(Callbacks):
         from bertfit.inference.mlflow_model import log_folder
 
         self.mlflow.set_tag("bertfit.task", result.task.name)
-        for split, values in result.metrics.items():
-            if isinstance(values, dict):
-                self.mlflow.log_metrics(scalars(values, f"{split}_"), step=self.step)
+        self.log_split_metrics(result.metrics)
         for split, values in (result.summary or {}).items():
             if isinstance(values, dict):
                 self.mlflow.log_metrics({f"{split}_{k}_{stat}": v[stat] for k, v in values.items()
