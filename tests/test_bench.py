@@ -205,3 +205,18 @@ def test_deletion_benchmark_measures_the_top_words_against_random_ones(small_mod
     texts = ["a truly wonderful film with a great cast", "the service was awful and slow"]
     found = explain.deletion_curves(predictor, texts, "gradient-x-input")
     assert found["rows"] == {1: 2, 3: 2, 5: 2} and set(found["method"]) == {1, 3, 5}
+
+
+def test_few_shot_selection_scores_a_candidate_on_selection_rows_and_restores_the_settings(tiny_sentence_encoder):
+    from bench import fewshot_select
+
+    import bertfit.training.fewshot as recipe
+
+    rows = [(f"good {w}", "pos") if i % 2 else (f"bad {w}", "neg") for i, w in enumerate(["day", "film", "song"] * 4)]
+    shipped = recipe.MIN_CONTRASTIVE_STEPS
+    result = fewshot_select.score_candidate("steps80", rows, rows[:6], 0, str(tiny_sentence_encoder))
+    assert recipe.MIN_CONTRASTIVE_STEPS == shipped and 0 <= result["selection"] <= 1 and result["s"] > 0
+    runs = [{"variant": v, "dataset": "toy", "size": 8, "draw": d, "selection": score}
+            for v, d, score in [("base", 0, 0.5), ("base", 1, 0.7), ("steps80", 0, 0.6), ("steps80", 1, 0.8)]]  # fmt: skip
+    table = fewshot_select.table(runs, ["base", "steps80", "lr1e-4"])
+    assert "| toy, 8 | 0.600, n=2 | 0.700 (+10.0), n=2 | — |" in table

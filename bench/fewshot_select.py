@@ -1,0 +1,139 @@
+"""Choosing the few-shot recipe's settings: candidates scored on bench/fewshot.py's selection rows only.
+
+    python -m bench.fewshot_select [--candidates base,steps80,lr1e-4] [--datasets ag_news,emotions,sms_spam]
+                                   [--sizes 8,16] [--draws 100,101] [--runs FILE] [--tables-only] [--no-append]
+
+Each candidate is ``bertfit train --recipe few-shot`` on a draw (in this process, without the ONNX export,
+which decides nothing here), then the trained folder predicts bench/fewshot.py's selection rows. The draws
+are numbered apart from the benchmark's (100 and up), so what is chosen here is not chosen on the draws the
+benchmark reports. Candidates:
+- base: the shipped settings;
+- steps80: twice the contrastive stage's minimum number of optimizer steps (``MIN_CONTRASTIVE_STEPS``);
+- lr1e-4: the contrastive stage at twice the default learning rate (``--learning-rate 1e-4``).
+One JSON line per run in ``--runs``; a stopped run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from bench.fewshot import default_model, done_runs, draw, load_dataset, write_rows
+from bench.harness import ROOT, prepare_environment, publish
+
+# name: (module constants of bertfit.training.fewshot to set, extra `bertfit train` arguments)
+CANDIDATES = {
+    "base": ({}, []),
+    "steps80": ({"MIN_CONTRASTIVE_STEPS": 80}, []),
+    "lr1e-4": ({}, ["--learning-rate", "1e-4"]),
+}
+
+
+def score_candidate(name: str, rows: list, selection: list, seed: int, model: str) -> dict:
+    import bertfit.training.fewshot as fewshot
+    from bertfit.cli import main
+    from bertfit.inference.predictor import Predictor
+
+    constants, arguments = CANDIDATES[name]
+    saved = {key: getattr(fewshot, key) for key in constants}
+    with tempfile.TemporaryDirectory(prefix="fewshot-select-") as scratch:
+        train, output = write_rows(Path(scratch) / "train.csv", rows), Path(scratch) / "model"
+        for key, value in constants.items():
+            setattr(fewshot, key, value)
+        started = time.perf_counter()
+        try:
+            code = main(["train", "--train", str(train), "--output", str(output), "--no-progress", "-q", "--seed",
+                         str(seed), "--model", model, "--recipe", "few-shot", "--no-export-onnx", *arguments])  # fmt: skip
+        finally:
+            for key, value in saved.items():
+                setattr(fewshot, key, value)
+        seconds = time.perf_counter() - started
+        if code != 0:
+            raise RuntimeError(f"bertfit train ({name}) exited with {code}")
+        guesses = [p.label for p in Predictor.load(output).predict([text for text, _ in selection])]
+    right = sum(guess == label for guess, (_, label) in zip(guesses, selection))
+    return {"selection": round(right / len(selection), 4), "s": round(seconds, 1)}
+
+
+def run_all(candidates: list[str], datasets: list[str], sizes: list[int], draws: list[int], runs_file: Path) -> list:
+    runs = done_runs(runs_file)
+    have = {(r["variant"], r["dataset"], r["size"], r["draw"]) for r in runs}
+    model = default_model()
+    for candidate in candidates:
+        for name in datasets:
+            pool, selection, _ = load_dataset(name)
+            for size in sizes:
+                for number in draws:
+                    if (candidate, name, size, number) in have:
+                        continue
+                    result = score_candidate(candidate, draw(pool, size, number), selection, number, model)
+                    record = {"variant": candidate, "dataset": name, "size": size, "draw": number, **result}
+                    print(json.dumps(record), file=sys.stderr, flush=True)
+                    runs.append(record)
+                    have.add((candidate, name, size, number))
+                    with open(runs_file, "a", encoding="utf-8") as handle:
+                        handle.write(json.dumps(record) + "\n")
+    return runs
+
+
+def table(runs: list[dict], candidates: list[str]) -> str:
+    """A row per data set and size; per candidate the mean selection accuracy over the draws and, beside it,
+    the mean paired difference from ``base`` in points."""
+    score = {(r["variant"], r["dataset"], r["size"], r["draw"]): r["selection"] for r in runs}
+    cells = defaultdict(set)
+    for _, name, size, number in score:
+        cells[(name, size)].add(number)
+    head = ["data set, rows per class", *candidates]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, size in sorted(cells):
+        row = [f"{name}, {size}"]
+        for candidate in candidates:
+            found = [n for n in sorted(cells[(name, size)]) if (candidate, name, size, n) in score]
+            if not found:
+                row.append("—")
+                continue
+            mean = statistics.mean(score[(candidate, name, size, n)] for n in found)
+            paired = [score[(candidate, name, size, n)] - score[("base", name, size, n)]
+                      for n in found if ("base", name, size, n) in score]  # fmt: skip
+            gain = f" ({100 * statistics.mean(paired):+.1f})" if paired and candidate != "base" else ""
+            row.append(f"{mean:.3f}{gain}, n={len(found)}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--candidates", default=",".join(CANDIDATES))
+    parser.add_argument("--datasets", default="ag_news,emotions,sms_spam")
+    parser.add_argument("--sizes", default="8,16")
+    parser.add_argument("--draws", default="100,101")
+    parser.add_argument(
+        "--runs", default=str(ROOT / "bench" / "fewshot-select-runs.jsonl"), help="one JSON line per run"
+    )
+    parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file as it is; run nothing")
+    parser.add_argument("--no-append", action="store_true", help="print the table without adding it to RESULTS.md")
+    args = parser.parse_args(argv)
+    prepare_environment()
+    candidates = args.candidates.split(",")
+    unknown = set(candidates) - set(CANDIDATES)
+    if unknown:
+        raise SystemExit(f"unknown candidates {sorted(unknown)}: {', '.join(CANDIDATES)}")
+    if args.tables_only:
+        runs = done_runs(Path(args.runs))
+    else:
+        runs = run_all(candidates, args.datasets.split(","), [int(s) for s in args.sizes.split(",")],
+                       [int(d) for d in args.draws.split(",")], Path(args.runs))  # fmt: skip
+    summary = ("selection accuracy of the few-shot recipe's candidate settings, mean over the draws (in brackets: "
+               "the mean paired difference from `base`, in points); the test rows are not read")  # fmt: skip
+    publish("Few labels: choosing the few-shot settings", "bench.fewshot_select",
+            argv if argv is not None else sys.argv[1:], summary, table(runs, candidates), append=not args.no_append)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
