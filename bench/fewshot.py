@@ -231,21 +231,32 @@ def _cell(found: list[dict]) -> str:
     return f"{statistics.mean(tests):.3f} ± {spread:.3f} ({selection:.3f}) / {seconds:.0f} s, n={len(found)}"
 
 
+def add_runs_options(parser: argparse.ArgumentParser, runs_file: str) -> None:
+    """The options of a benchmark that keeps its runs in a file under bench/ and tabulates them."""
+    parser.add_argument("--runs", default=str(ROOT / "bench" / runs_file), help="one JSON line per run")
+    parser.add_argument("--no-append", action="store_true", help="print the tables without adding them to RESULTS.md")
+    parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file as it is; run nothing")
+
+
+def known_names(given: str, known, what: str) -> list[str]:
+    """``given`` (comma-separated) as a list; an unknown name stops the benchmark, naming the known ones."""
+    names = given.split(",")
+    unknown = set(names) - set(known)
+    if unknown:
+        raise SystemExit(f"unknown {what} {sorted(unknown)}: {', '.join(known)}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="ag_news,sms_spam,emotions")
     parser.add_argument("--sizes", default="8,16,32,64")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--methods", default="auto,full,few-shot,setfit")
-    parser.add_argument("--runs", default=str(ROOT / "bench" / "fewshot-runs.jsonl"), help="one JSON line per run")
-    parser.add_argument("--no-append", action="store_true", help="print the tables without adding them to RESULTS.md")
-    parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file as it is; run nothing")
+    add_runs_options(parser, "fewshot-runs.jsonl")
     args = parser.parse_args(argv)
     prepare_environment()
-    methods = args.methods.split(",")
-    unknown = set(methods) - set(METHODS)
-    if unknown:
-        raise SystemExit(f"unknown methods {sorted(unknown)}: {', '.join(METHODS)}")
+    methods = known_names(args.methods, METHODS, "methods")
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.tables_only:
         runs = [r for r in done_runs(Path(args.runs)) if r["per_class"] in sizes and r["draw"] < args.draws]

@@ -24,8 +24,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench.fewshot import default_model, done_runs, draw, load_dataset, write_rows
-from bench.harness import ROOT, prepare_environment, publish
+from bench.fewshot import add_runs_options, default_model, done_runs, draw, known_names, load_dataset, write_rows
+from bench.harness import prepare_environment, publish
 
 # name: (module constants of bertfit.training.fewshot to set, extra `bertfit train` arguments)
 CANDIDATES = {
@@ -113,17 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default="ag_news,emotions,sms_spam")
     parser.add_argument("--sizes", default="8,16")
     parser.add_argument("--draws", default="100,101")
-    parser.add_argument(
-        "--runs", default=str(ROOT / "bench" / "fewshot-select-runs.jsonl"), help="one JSON line per run"
-    )
-    parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file as it is; run nothing")
-    parser.add_argument("--no-append", action="store_true", help="print the table without adding it to RESULTS.md")
+    add_runs_options(parser, "fewshot-select-runs.jsonl")
     args = parser.parse_args(argv)
     prepare_environment()
-    candidates = args.candidates.split(",")
-    unknown = set(candidates) - set(CANDIDATES)
-    if unknown:
-        raise SystemExit(f"unknown candidates {sorted(unknown)}: {', '.join(CANDIDATES)}")
+    candidates = known_names(args.candidates, CANDIDATES, "candidates")
     if args.tables_only:
         runs = done_runs(Path(args.runs))
     else:
