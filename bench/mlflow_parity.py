@@ -1,15 +1,16 @@
 """The MLflow hand-off, checked as a user would: start a local tracking server (SQLite, loopback), train with
 ``--report-to mlflow --register-model``, read the run back through ``MlflowClient``, and check that the registered
 MLflow model's predictions on the test split equal ``bertfit predict``'s (labels exactly, probabilities within
-1e-6).
+1e-6), loaded in Python and served by ``mlflow models serve``.
 
     python -m bench.mlflow_parity [--dataset sms_spam] [--keep DIR]
 
-Exits non-zero where anything differs. ``start_server`` is also the tests' tracking server."""
+Exits non-zero where anything differs. ``start_server`` and ``start_model_server`` also serve the tests."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import subprocess
@@ -27,26 +28,54 @@ SERVER_SECONDS = 90
 def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
     """``mlflow server`` on a free loopback port, runs in SQLite under ``folder``, artifacts served by the
     server; (the process, its URI) once it answers ``/health``."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'runs.db'}",
                "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1"]  # fmt: skip
-    log = folder / "server.log"
-    server = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=folder)
-    uri = f"http://127.0.0.1:{port}"
+    return _started(command, folder, "server.log", f"http://127.0.0.1:{port}")
+
+
+def start_model_server(model_uri: str, folder: Path) -> tuple[subprocess.Popen, str]:
+    """``mlflow models serve`` for ``model_uri`` (a registry or run URI: the tracking server comes from
+    ``MLFLOW_TRACKING_URI``) in this environment (``--env-manager local``) on a free loopback port; (the
+    process, its URI) once it answers ``/health``. It scores at ``/invocations``."""
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    # It execs `uvicorn` by name: this environment's, found first, whether or not the environment is activated.
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return _started(command, folder, "model-server.log", f"http://127.0.0.1:{port}", {**os.environ, "PATH": path})
+
+
+def score_served(uri: str, texts: list[str]) -> list[dict]:
+    """The served model's answers for ``texts`` (one record per text), as any HTTP client asks for them."""
+    request = urllib.request.Request(f"{uri}/invocations", data=json.dumps({"inputs": texts}).encode(),
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=120) as answer:
+        return json.load(answer)["predictions"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _started(command: list[str], folder: Path, log_name: str, uri: str,
+             env: dict | None = None) -> tuple[subprocess.Popen, str]:  # fmt: skip
+    log = folder / log_name
+    server = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=folder, env=env)
     deadline = time.time() + SERVER_SECONDS
     while time.time() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{' '.join(command[2:5])} exited with {server.returncode}:\n{log.read_text()[-3000:]}")
         try:
             urllib.request.urlopen(f"{uri}/health", timeout=2)
             return server, uri
         except OSError:
             time.sleep(0.5)
     server.terminate()
-    raise RuntimeError(f"mlflow server did not answer within {SERVER_SECONDS} s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{' '.join(command[2:5])} did not answer within {SERVER_SECONDS} s:\n{log.read_text()[-3000:]}")
 
 
 def check(dataset: str, folder: Path) -> list[str]:
@@ -96,6 +125,16 @@ def check(dataset: str, folder: Path) -> list[str]:
             problems.append(f"probabilities differ by up to {gap:.2e}")
         print(f"MLflow model models:/{name}/latest against `bertfit predict` on {len(test)} test rows: "
               f"{len(test) - differing} labels equal, probabilities within {gap:.1e}")  # fmt: skip
+        served, served_uri = start_model_server(f"models:/{name}/latest", folder)
+        try:
+            records = pd.DataFrame(score_served(served_uri, test["text"].tolist()))
+        finally:
+            served.terminate()
+            served.wait(timeout=30)
+        differing = int((records["predicted_label"].astype(str) != expected["predicted_label"].astype(str)).sum())
+        if differing:
+            problems.append(f"{differing} of {len(test)} labels served by `mlflow models serve` differ")
+        print(f"`mlflow models serve` against `bertfit predict`: {len(test) - differing} labels equal")
         return problems
     finally:
         server.terminate()

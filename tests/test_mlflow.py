@@ -44,6 +44,8 @@ def only_run(client, experiment: str):
 def test_a_run_on_a_tracking_server_holds_params_metrics_artifacts_and_a_model_that_predicts_as_bertfit(
     tiny_bert, sentiment_csv, tmp_path, monkeypatch, tracking_server
 ):
+    from bench.mlflow_parity import score_served, start_model_server
+
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "sentiment")
     folder = tmp_path / "model"
@@ -78,6 +80,16 @@ def test_a_run_on_a_tracking_server_holds_params_metrics_artifacts_and_a_model_t
     np.testing.assert_allclose(answered[["prob_neg", "prob_pos"]], expected[["prob_neg", "prob_pos"]], atol=1e-6)
     as_list = model.predict(test["text"].tolist()[:3])
     assert as_list["predicted_label"].tolist() == expected["predicted_label"].tolist()[:3]
+
+    # ... and so does `mlflow models serve`, over HTTP.
+    server, uri = start_model_server("models:/sentiment/1", tmp_path)
+    try:
+        served = pd.DataFrame(score_served(uri, test["text"].tolist()))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert served["predicted_label"].tolist() == expected["predicted_label"].tolist()
+    np.testing.assert_allclose(served[["prob_neg", "prob_pos"]], expected[["prob_neg", "prob_pos"]], atol=1e-6)
 
 
 def test_seeds_are_nested_runs_under_one_run_in_a_local_store(tiny_bert, sentiment_csv, tmp_path, monkeypatch):
