@@ -48,7 +48,7 @@ browser:
 # installed, that test skips and says why.
 LABEL_STUDIO := .peers/labelstudio
 $(LABEL_STUDIO)/template:
-	@$(PYTHON) -m venv $(LABEL_STUDIO) && $(LABEL_STUDIO)/bin/pip install --quiet label-studio==1.23.2 label-studio-sdk==2.1.2 \
+	@$(PYTHON) -m venv $(LABEL_STUDIO) && $(LABEL_STUDIO)/bin/pip install --quiet label-studio==1.23.2 label-studio-sdk==2.1.2 'sentry-sdk<3' \
 		&& $(LABEL_STUDIO)/bin/python tests/label_studio_server.py \
 		|| echo "could not install or start Label Studio; the round-trip test will skip"
 
