@@ -172,6 +172,14 @@ def done_runs(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def keep_run(record: dict, runs: list[dict], runs_file: Path) -> None:
+    """A finished run: shown, added to ``runs`` and to the runs file at once, so a stopped benchmark keeps it."""
+    print(json.dumps(record), file=sys.stderr, flush=True)
+    runs.append(record)
+    with open(runs_file, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
 def run_all(datasets: list[str], sizes: list[int], draws: int, methods: list[str], runs_file: Path) -> list[dict]:
     runs = done_runs(runs_file)
     have = {(r["dataset"], r["per_class"], r["draw"], r["method"]) for r in runs}
@@ -192,10 +200,7 @@ def run_all(datasets: list[str], sizes: list[int], draws: int, methods: list[str
                         result = (run_setfit(files, model, number) if method == "setfit"
                                   else run_bertfit(method, files, work, number))  # fmt: skip
                         record = {"dataset": name, "per_class": per_class, "draw": number, "method": method, **result}
-                        print(json.dumps(record), file=sys.stderr, flush=True)
-                        runs.append(record)
-                        with open(runs_file, "a", encoding="utf-8") as handle:
-                            handle.write(json.dumps(record) + "\n")
+                        keep_run(record, runs, runs_file)
     return runs
 
 

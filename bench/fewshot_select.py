@@ -16,7 +16,6 @@ One JSON line per run in ``--runs``; a stopped run continues where it stopped.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,16 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench.fewshot import add_runs_options, default_model, done_runs, draw, known_names, load_dataset, write_rows
+from bench.fewshot import (
+    add_runs_options,
+    default_model,
+    done_runs,
+    draw,
+    keep_run,
+    known_names,
+    load_dataset,
+    write_rows,
+)
 from bench.harness import prepare_environment, publish
 
 # name: (module constants of bertfit.training.fewshot to set, extra `bertfit train` arguments)
@@ -74,11 +82,7 @@ def run_all(candidates: list[str], datasets: list[str], sizes: list[int], draws:
                         continue
                     result = score_candidate(candidate, draw(pool, size, number), selection, number, model)
                     record = {"variant": candidate, "dataset": name, "size": size, "draw": number, **result}
-                    print(json.dumps(record), file=sys.stderr, flush=True)
-                    runs.append(record)
-                    have.add((candidate, name, size, number))
-                    with open(runs_file, "a", encoding="utf-8") as handle:
-                        handle.write(json.dumps(record) + "\n")
+                    keep_run(record, runs, runs_file)
     return runs
 
 

@@ -32,7 +32,7 @@ def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'runs.db'}",
                "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1"]  # fmt: skip
-    return _started(command, folder, "server.log", f"http://127.0.0.1:{port}")
+    return _started("mlflow server", command, folder, f"http://127.0.0.1:{port}")
 
 
 def start_model_server(model_uri: str, folder: Path) -> tuple[subprocess.Popen, str]:
@@ -44,7 +44,7 @@ def start_model_server(model_uri: str, folder: Path) -> tuple[subprocess.Popen, 
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
     # It execs `uvicorn` by name: this environment's, found first, whether or not the environment is activated.
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    return _started(command, folder, "model-server.log", f"http://127.0.0.1:{port}", {**os.environ, "PATH": path})
+    return _started("mlflow models serve", command, folder, f"http://127.0.0.1:{port}", {**os.environ, "PATH": path})
 
 
 def score_served(uri: str, texts: list[str]) -> list[dict]:
@@ -61,27 +61,27 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _started(command: list[str], folder: Path, log_name: str, uri: str,
+def _started(name: str, command: list[str], folder: Path, uri: str,
              env: dict | None = None) -> tuple[subprocess.Popen, str]:  # fmt: skip
-    log = folder / log_name
+    """``command`` started, its output in ``folder``/<name>.log; (the process, ``uri``) once it answers ``/health``."""
+    log = folder / f"{name.replace(' ', '-')}.log"
     server = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=folder, env=env)
     deadline = time.time() + SERVER_SECONDS
     while time.time() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"{' '.join(command[2:5])} exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{name} exited with {server.returncode}:\n{log.read_text()[-3000:]}")
         try:
             urllib.request.urlopen(f"{uri}/health", timeout=2)
             return server, uri
         except OSError:
             time.sleep(0.5)
     server.terminate()
-    raise RuntimeError(f"{' '.join(command[2:5])} did not answer within {SERVER_SECONDS} s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{name} did not answer within {SERVER_SECONDS} s:\n{log.read_text()[-3000:]}")
 
 
 def check(dataset: str, folder: Path) -> list[str]:
     """Train ``dataset`` reporting to a fresh server in ``folder``; the differences found (none: all good)."""
     import mlflow
-    import numpy as np
     import pandas as pd
 
     from bertfit.cli import main
@@ -115,30 +115,31 @@ def check(dataset: str, folder: Path) -> list[str]:
             return ["bertfit predict failed"]
         expected = pd.read_csv(predicted)
         answered = mlflow.pyfunc.load_model(f"models:/{name}/latest").predict(test["text"].tolist())
-        problems = []
-        differing = int((answered["predicted_label"].astype(str) != expected["predicted_label"].astype(str)).sum())
-        if differing:
-            problems.append(f"{differing} of {len(test)} labels differ")
-        scores = [c for c in expected.columns if c.startswith("prob_")]
-        gap = float(np.abs(answered[scores].to_numpy() - expected[scores].to_numpy()).max())
-        if gap > 1e-6:
-            problems.append(f"probabilities differ by up to {gap:.2e}")
-        print(f"MLflow model models:/{name}/latest against `bertfit predict` on {len(test)} test rows: "
-              f"{len(test) - differing} labels equal, probabilities within {gap:.1e}")  # fmt: skip
+        problems = compare(answered, expected, f"MLflow model models:/{name}/latest")
         served, served_uri = start_model_server(f"models:/{name}/latest", folder)
         try:
             records = pd.DataFrame(score_served(served_uri, test["text"].tolist()))
         finally:
             served.terminate()
             served.wait(timeout=30)
-        differing = int((records["predicted_label"].astype(str) != expected["predicted_label"].astype(str)).sum())
-        if differing:
-            problems.append(f"{differing} of {len(test)} labels served by `mlflow models serve` differ")
-        print(f"`mlflow models serve` against `bertfit predict`: {len(test) - differing} labels equal")
+        problems += compare(records, expected, "`mlflow models serve`")
         return problems
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def compare(answered, expected, what: str) -> list[str]:
+    """How ``answered`` (label and probability columns) differs from ``bertfit predict``'s ``expected``; says so."""
+    import numpy as np
+
+    differing = int((answered["predicted_label"].astype(str) != expected["predicted_label"].astype(str)).sum())
+    scores = [c for c in expected.columns if c.startswith("prob_")]
+    gap = float(np.abs(answered[scores].to_numpy() - expected[scores].to_numpy()).max())
+    print(f"{what} against `bertfit predict` on {len(expected)} test rows: {len(expected) - differing} labels "
+          f"equal, probabilities within {gap:.1e}")  # fmt: skip
+    problems = [f"{what}: {differing} of {len(expected)} labels differ"] if differing else []
+    return problems + ([f"{what}: probabilities differ by up to {gap:.2e}"] if gap > 1e-6 else [])
 
 
 def main(argv=None) -> int:

@@ -59,9 +59,7 @@ def cpu_bf16_speedup(repeats: int = 5) -> float:
 
 def bf16_faster(device: torch.device) -> bool:
     """Whether training in bf16 beats fp32 here: native bf16 on a GPU; on a CPU, native and measured faster."""
-    if device.type != "cpu":
-        return bf16_supported(device)
-    return bf16_supported(device) and _cpu_bf16_faster()
+    return bf16_supported(device) and (device.type != "cpu" or _cpu_bf16_faster())
 
 
 @functools.lru_cache(maxsize=1)
