@@ -119,6 +119,55 @@ def test_without_mlflow_the_error_gives_the_install_line(tiny_bert, sentiment_cs
     assert not Path(tmp_path / "m").exists()
 
 
+def test_a_tracking_server_that_does_not_answer_stops_the_command_before_any_work(
+    tiny_bert, sentiment_csv, tmp_path, monkeypatch, capsys
+):
+    from label_studio_server import free_port
+
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    assert main(train_args(sentiment_csv, tiny_bert, tmp_path / "m", "--report-to", "mlflow")) == 5
+    err = capsys.readouterr().err
+    assert f"error: MLflow at {uri}: starting the run failed:" in err and "Traceback" not in err
+    assert not (tmp_path / "m" / "bertfit.json").exists()
+
+
+def test_a_tracker_failing_during_training_is_a_warning_and_at_the_end_one_line(
+    tiny_bert, sentiment_csv, tmp_path, monkeypatch, capsys
+):
+    import bertfit.inference.mlflow_model
+
+    store = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    calls = []
+
+    def log_metrics_failing_twice(*args, **kwargs):  # the first two epochs' numbers are lost on the way
+        calls.append(args)
+        if len(calls) <= 2:
+            raise mlflow.exceptions.MlflowException("503 Service Unavailable")
+        return real_log_metrics(*args, **kwargs)
+
+    def no_artifact_store(*args, **kwargs):
+        raise mlflow.exceptions.MlflowException("Permission denied: '/artifacts'\nmore detail")
+
+    real_log_metrics = mlflow.log_metrics
+    monkeypatch.setattr(mlflow, "log_metrics", log_metrics_failing_twice)
+    monkeypatch.setattr(bertfit.inference.mlflow_model, "log_folder", no_artifact_store)
+    folder = tmp_path / "m"
+    assert main(train_args(sentiment_csv, tiny_bert, folder, "--report-to", "mlflow")) == 5
+
+    err = capsys.readouterr().err
+    assert err.count("logging failed (503 Service Unavailable); training goes on") == 1  # said once
+    assert "epoch 2/2" in err
+    assert (f"error: MLflow at {store}: logging the results and the model failed: Permission denied: '/artifacts' "
+            f"(the model folder {folder} is saved and whole)") in err  # fmt: skip
+    assert "Traceback" not in err and "more detail" not in err
+    assert (folder / "bertfit.json").is_file() and (folder / "model.safetensors").is_file()
+    run, _ = only_run(mlflow.MlflowClient(store), "Default")
+    assert run.info.status == "FAILED" and "test_accuracy" in run.data.metrics  # what could be logged was
+
+
 def test_a_resumed_run_reports_into_the_run_it_continues(tiny_bert, sentiment_csv, tmp_path, monkeypatch):
     from test_resume import KILL_AFTER_STEP, run_child
 

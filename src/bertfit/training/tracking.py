@@ -7,16 +7,23 @@ shape, the encoder, the recipe and bertfit's version; and the folder as an MLflo
 (``inference/mlflow_model.py``), registered where ``--register-model`` names it. ``--seeds``, ``--folds`` and
 ``tune``'s trials are nested runs under that one. MLflow's own variables choose where it goes
 (``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME``, ``MLFLOW_RUN_ID``); ``--resume`` continues the run the
-checkpoint names. TensorBoard is ``training/tensorboard.py``."""
+checkpoint names. TensorBoard is ``training/tensorboard.py``.
+
+A tracker that fails (a server down, a store not writable) never costs the training: a failure to start the
+run stops the command before any work, in one line; one during training is a warning and training goes on;
+one at the end comes after the folder is written, and the command fails in one line that says the folder is
+whole."""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bertfit.config import TrainConfig
-from bertfit.errors import ConfigError
+from bertfit.errors import BertfitError, ConfigError, OutputError
 from bertfit.folder import write_json_atomically
 from bertfit.training.loop import Callbacks, EpochResult
 
@@ -46,17 +53,45 @@ def reporting(config: TrainConfig, callbacks: Callbacks, checkpoint_folder: Path
         loggers.append(TensorBoardLogger(tensorboard_dir(config.output_dir)))
     run = None
     if "mlflow" in config.reporters:
-        run = MlflowRun.start(config, checkpoint_folder, resuming)
+        with tracker_errors("starting the run"):
+            run = MlflowRun.start(config, checkpoint_folder, resuming)
         loggers.append(run)
     return (callbacks if len(loggers) == 1 else CallbackList(*loggers)), run
 
 
+@contextmanager
+def tracker_errors(doing: str, after: str = "") -> Iterator[None]:
+    """MLflow's own failures while ``doing`` something as one line naming the tracking URI (``after``: what
+    the user still has), rather than a traceback from inside its HTTP client."""
+    try:
+        yield
+    except BertfitError:
+        raise
+    except Exception as err:
+        raise OutputError(f"MLflow at {_tracking_uri()}: {doing} failed: {_first_line(err)}{after}") from err
+
+
 class MlflowRun(Callbacks):
     """The MLflow run of one training command; as callbacks, it logs each epoch at its optimizer step and
-    opens a nested run per repeat (seed, fold or trial)."""
+    opens a nested run per repeat (seed, fold or trial). Logging during training that fails is a warning
+    (once): the training goes on, and the run misses those numbers."""
 
     def __init__(self, mlflow, run_id: str):
         self.mlflow, self.run_id, self.step = mlflow, run_id, 0
+        self.failed_while_training = False
+        self.in_nested_run = False
+
+    def _during_training(self, log_them, *args, **kwargs) -> bool:
+        """``log_them(...)``; False, with a warning the first time, where it failed."""
+        try:
+            log_them(*args, **kwargs)
+            return True
+        except Exception as err:
+            if not self.failed_while_training:
+                log.warning("MLflow at %s: logging failed (%s); training goes on, and the run misses what "
+                            "fails to log", _tracking_uri(), _first_line(err))  # fmt: skip
+            self.failed_while_training = True
+            return False
 
     @classmethod
     def start(cls, config: TrainConfig, checkpoint_folder: Path | None, resuming: bool) -> MlflowRun:
@@ -96,20 +131,27 @@ class MlflowRun(Callbacks):
     def on_epoch_end(self, record: EpochResult, key: str) -> None:
         values = {"train_loss": record.train_loss, "learning_rate": record.learning_rate, "epoch": record.epoch}
         values.update(scalars(record.validation or {}, "validation_"))
-        self.mlflow.log_metrics(values, step=self.step)
+        self._during_training(self.mlflow.log_metrics, values, step=self.step)
 
     def on_repeat_begin(self, name: str, params: dict) -> None:
-        self.mlflow.start_run(run_name=name, nested=True)
-        self.log_params(params)
         self.step = 0
+        self.in_nested_run = self._during_training(self.mlflow.start_run, run_name=name, nested=True)
+        if self.in_nested_run:
+            self._during_training(self.log_params, params)
 
     def on_repeat_end(self, metrics: dict, status: str = "FINISHED") -> None:
-        self.log_split_metrics(metrics)
-        self.mlflow.end_run(status)
+        if self.in_nested_run:  # else the numbers would land in the parent run
+            self._during_training(self.log_split_metrics, metrics)
+            self.in_nested_run = not self._during_training(self.mlflow.end_run, status)
 
     # -- the end -------------------------------------------------------------------------------
     def finish(self, result, register_model: str | None = None) -> None:
         """Log ``result``'s final metrics, the folder's report files and the folder as an MLflow model."""
+        saved = f" (the model folder {result.output_dir} is saved and whole)"
+        with tracker_errors("logging the results and the model", saved):
+            self._log_results(result, register_model)
+
+    def _log_results(self, result, register_model: str | None) -> None:
         from bertfit.inference.mlflow_model import log_folder
 
         self.mlflow.set_tag("bertfit.task", result.task.name)
@@ -131,6 +173,10 @@ class MlflowRun(Callbacks):
 
     def finish_search(self, metric: str, best_value: float, best_params: dict, folder: Path) -> None:
         """A search's end: the best trial's score and options, and its two files as artifacts."""
+        with tracker_errors("logging the search's result", f" (the search's files in {folder} are saved)"):
+            self._log_search(metric, best_value, best_params, folder)
+
+    def _log_search(self, metric: str, best_value: float, best_params: dict, folder: Path) -> None:
         self.mlflow.set_tag("bertfit.command", "tune")
         self.mlflow.log_metric("best_" + metric.replace(" ", "_"), best_value)
         self.log_params({f"best.{key}": str(value) for key, value in best_params.items()})
@@ -141,7 +187,11 @@ class MlflowRun(Callbacks):
     def end(self, status: str = "FINISHED") -> None:
         while self.mlflow.active_run() is not None:
             run = self.mlflow.active_run()
-            self.mlflow.end_run(status)
+            try:
+                self.mlflow.end_run(status)
+            except Exception as err:  # the server is gone: a failure is being reported already
+                log.warning("MLflow at %s: could not mark the run %s: %s", _tracking_uri(), status, _first_line(err))
+                return
             if run.info.run_id == self.run_id:
                 return
 
@@ -168,6 +218,17 @@ def _saved_run_id(checkpoint_folder: Path | None) -> str | None:
     if path is None or not path.is_file():
         return None
     return json.loads(path.read_text(encoding="utf-8"))["run_id"]
+
+
+def _tracking_uri() -> str:
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def _version() -> str:
