@@ -1,7 +1,7 @@
 """Are the explanations faithful? Delete the words an attribution method ranks highest, and as many random
 words, and see how far the predicted class's probability falls.
 
-    python -m bench.explain [--datasets sms_spam,cola] [--rows 200] [--methods integrated-gradients,gradient-x-input]
+    python -m bench.explain [--datasets sms_spam,cola] [--rows 200] [--methods integrated-gradients,occlusion,gradient-x-input]
 
 For each data set a model is trained with bertfit's defaults (``bertfit train --dataset NAME``; kept in
 ``runs/bench-explain/NAME`` and reused) and ``--rows`` of its test rows are drawn (seeded). For each row and
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="sms_spam,cola")
     parser.add_argument("--rows", type=int, default=200)
-    parser.add_argument("--methods", default="integrated-gradients,gradient-x-input")
+    parser.add_argument("--methods", default="integrated-gradients,occlusion,gradient-x-input")
     parser.add_argument("--no-append", action="store_true", help="print the tables without adding them to RESULTS.md")
     args = parser.parse_args(argv)
     prepare_environment()

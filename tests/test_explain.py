@@ -1,5 +1,6 @@
-"""``bertfit explain`` and ``Predictor.explain``: per-word attributions that add up to the output's distance from
-the all-padding baseline, word pieces merged into the words as written, every task shape, and clear errors."""
+"""``bertfit explain`` and ``Predictor.explain``: occlusion's per-word scores (the output less the output without
+the word) and integrated gradients' (adding up to the output's distance from the all-padding baseline), word
+pieces merged into the words as written, every task shape, and clear errors."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def sharp_predictor(pooled_model_dir):
 
 
 def test_word_scores_add_up_to_the_probabilitys_distance_from_the_baseline(sharp_predictor):
-    found = sharp_predictor.explain(TEXTS)
+    found = sharp_predictor.explain(TEXTS, method="integrated-gradients")
     assert [e.index for e in found] == [0, 1]
     for explanation, probabilities in zip(found, sharp_predictor.predict_proba(TEXTS)):
         assert explanation.label in ("pos", "neg")
@@ -69,6 +70,33 @@ def test_gradient_times_input_is_the_other_method(sharp_predictor):
     assert explanation.method == "gradient-x-input" and len(explanation.words) == len(TEXTS[0].split())
 
 
+def test_occlusion_scores_each_word_by_the_output_without_it(sharp_predictor):
+    import re
+
+    text = "a truly wonderful film, really unbelievably good"
+    (explanation,) = sharp_predictor.explain([text], method="occlusion")
+    tokenizer, task = sharp_predictor.tokenizer, sharp_predictor.task
+    encoded = tokenizer([text], return_offsets_mapping=True, return_tensors="pt")
+    column = list(task.labels.names).index(explanation.label)
+    scale, shift = task.applied_scale()
+
+    def output(mask):
+        with torch.no_grad():
+            logits = sharp_predictor.model(input_ids=encoded["input_ids"], attention_mask=mask).logits.double()
+        return float(task.shown_outputs(logits * scale + shift)[0, column])
+
+    starts = encoded["offset_mapping"][0, :, 0]
+    ends = encoded["offset_mapping"][0, :, 1]
+    expected = []
+    for word in re.finditer(r"\S+", text):  # the word's pieces out of attention and pooling: as if deleted
+        pieces = (starts >= word.start()) & (starts < word.end()) & (ends > starts)
+        without = torch.where(pieces, 0, encoded["attention_mask"][0])[None]
+        expected.append(output(encoded["attention_mask"]) - output(without))
+    assert [w for w, _ in explanation.words] == text.split()
+    assert [s for _, s in explanation.words] == pytest.approx(expected, abs=1e-5)
+    assert max(abs(s) for s in expected) > 1e-3  # the words do move the output
+
+
 def test_a_chosen_label_is_explained_and_an_unknown_one_refused(sharp_predictor):
     from bertfit.errors import ConfigError
 
@@ -84,12 +112,23 @@ def test_explain_from_the_cli(small_model_dir, tmp_path, capsys):
     assert main(["explain", str(small_model_dir), "--text", TEXTS[1], "--json", "-q"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["text"] == TEXTS[1] and [w["word"] for w in record["words"]] == TEXTS[1].split()
+    assert record["method"] == "occlusion"  # the default, which bench/explain.py measured best
+    assert (
+        main(["explain", str(small_model_dir), "--text", TEXTS[1], "--json", "--method", "integrated-gradients"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["method"] == "integrated-gradients"
     source = write_csv(tmp_path / "in.csv", [(i, t) for i, t in enumerate(TEXTS)], header=("id", "text"))
     output = tmp_path / "out.jsonl"
     assert main(["explain", str(small_model_dir), "--input", str(source), "--output", str(output), "-q"]) == 0
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [str(r["id"]) for r in rows] == ["0", "1"]
     assert all(len(json.loads(r["explanations"])[0]["words"]) == len(r["text"].split()) for r in rows)
+    again = tmp_path / "ig.jsonl"
+    assert main(["explain", str(small_model_dir), "--input", str(source), "--output", str(again), "-q",
+                 "--method", "integrated-gradients"]) == 0  # fmt: skip
+    assert {json.loads(json.loads(line)["explanations"])[0]["method"] for line in again.read_text().splitlines()} == {
+        "integrated-gradients"
+    }
 
 
 @pytest.mark.parametrize(
@@ -167,7 +206,7 @@ def test_a_long_text_read_in_windows_is_explained_over_every_window(sharp_predic
     predictor = Predictor(sharp_predictor.backend, sharp_predictor.tokenizer, sharp_predictor.task, windows)
     text = " ".join([TEXTS[0], TEXTS[1], "and then", TEXTS[0]])  # 19 words: several windows of 10 word pieces
     assert len(predictor.encode([text]).ids) > 2
-    (explanation,) = predictor.explain([text])
+    (explanation,) = predictor.explain([text], method="integrated-gradients")
     assert [word for word, _ in explanation.words] == text.split()  # the words of every window, not the first's
     assert explanation.output == pytest.approx(predictor.predict_proba([text]).max(), abs=1e-5)
     total = sum(score for _, score in explanation.words)
@@ -175,3 +214,6 @@ def test_a_long_text_read_in_windows_is_explained_over_every_window(sharp_predic
     assert total == pytest.approx(explanation.output - explanation.baseline, abs=0.02)
     last = explanation.words[-5:]  # beyond the first window, the words still carry scores
     assert any(abs(score) > 1e-4 for _, score in last)
+    (occluded,) = predictor.explain([text], method="occlusion")  # each word blanked in every window it is in
+    assert [word for word, _ in occluded.words] == text.split()
+    assert any(abs(score) > 1e-4 for _, score in occluded.words[-5:])

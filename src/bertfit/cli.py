@@ -96,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("predict", PredictOptions, "predict labels for texts or a file"),
         ("export", ExportOptions, "export a model folder to ONNX, with a parity check"),
         ("embed", EmbedOptions, "write the fine-tuned sentence vectors of a file's texts"),
-        ("explain", ExplainOptions, "show which words drove each prediction (integrated gradients)"),
+        (
+            "explain",
+            ExplainOptions,
+            "show which words drove each prediction (by default, how far each word's deletion moves it)",
+        ),
     ):
         _add_dataclass_options(commands.add_parser(name, parents=[common], help=help_text), kind)
 
@@ -423,11 +427,11 @@ def run_explain(args: argparse.Namespace) -> int:
     predictor = Predictor.load(options.model_dir, backend="torch")  # attributions need the PyTorch model's gradients
     if options.input:
         rows = explain_file(predictor, options.input, options.output, text_column=options.text_column,
-                            pair_column=options.text_pair_column, label=options.label,
+                            pair_column=options.text_pair_column, label=options.label, method=options.method,
                             overwrite=options.overwrite)  # fmt: skip
         print(f"wrote the explanations of {rows} rows to {options.output}")
         return 0
-    for found in predictor.explain(options.text, options.text_pair, options.label):
+    for found in predictor.explain(options.text, options.text_pair, options.label, options.method):
         print(json.dumps({"text": found.text, **found.to_dict()}, ensure_ascii=False) if options.json
               else f"{found.text}\n  {format_explanation(found)}")  # fmt: skip
     return 0

@@ -234,6 +234,9 @@ class ExplainOptions(_Checked):
     text_column: str | None = option(None, "text column of --input (inferred when unambiguous)")
     text_pair_column: str | None = option(None, "second-text column of --input, for pair models")
     label: str | None = option(None, "explain this label instead of the predicted one")
+    method: str = option("occlusion", "occlusion: each word's score is how far the output falls without it; "
+                         "integrated-gradients: the scores add up to the output's distance from the all-padding "
+                         "text", choices=("occlusion", "integrated-gradients"))  # fmt: skip
     json: bool = option(False, "print the explanations as JSON lines")
     overwrite: bool = option(False, "replace an existing --output file (never the --input file itself)")
 

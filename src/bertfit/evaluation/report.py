@@ -30,6 +30,9 @@ from bertfit.tasks.base import saved_scores
 
 MOST_WRONG = 15
 LABEL_ISSUES_SHOWN = 30
+# How each attribution method's scores read, for the note above the tinted words (``inference.explain``).
+METHOD_NOTES = {"occlusion": "occlusion: how far the prediction falls without the word",
+                "integrated-gradients": "integrated gradients"}  # fmt: skip
 MAX_CURVES = 12  # more classes than this make an unreadable PR plot: the best supported are drawn
 
 
@@ -293,8 +296,10 @@ def _wrong_section(predictions: list[dict], task: Task, explanations: dict | Non
     worst = task.worst_examples(predictions, MOST_WRONG)
     note = f"<p>{html.escape(worst.note)}</p>"
     if explanations:
-        note += ("<p>Words tinted by their attribution to the wrong prediction (integrated gradients): red pushed "
-                 "towards it, blue away.</p>")  # fmt: skip
+        method = next(iter(explanations.values())).get("method", "integrated-gradients")
+        how = METHOD_NOTES.get(method, method)
+        note += (f"<p>Words tinted by their attribution to the wrong prediction ({how}): red pushed towards it, "
+                 "blue away.</p>")  # fmt: skip
     texts = {i: _highlighted(explanations[str(row[0])]) for i, row in enumerate(worst.rows)
              if explanations and str(row[0]) in explanations}  # fmt: skip
     return note + _text_table(worst.header, worst.rows, texts) if worst.rows else note

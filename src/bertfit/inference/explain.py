@@ -1,18 +1,24 @@
 """Which words drove a prediction (``bertfit explain``, ``Predictor.explain``).
 
-Attributions come from Captum, computed on the word-embedding layer of the PyTorch model, and explain the
-number the user sees: the calibrated probability of the explained class (multi-label: of each label),
-or the predicted value (regression). The baseline is the same text with every word piece replaced by the
-padding token (the special tokens kept), so a word's score is its share of the difference between the
-text's output and the baseline's. Word pieces are summed back into the words the user wrote (runs of
-non-space characters), for the text and, for pair models, its second text. A ``--long-text window`` model's
-text is attributed in all its windows at once, through the aggregation that makes the text's output.
+Attributions explain the number the user sees: the calibrated probability of the explained class
+(multi-label: of each label), or the predicted value (regression), computed with Captum on the PyTorch model.
+Word pieces are summed back into the words the user wrote (runs of non-space characters), for the text and,
+for pair models, its second text. A ``--long-text window`` model's text is attributed in all its windows at
+once, through the aggregation that makes the text's output.
 
-The method is integrated gradients. bench/explain.py deletes each method's top words, and as many random
-words, from test texts and measures the drop in the predicted class's probability: integrated gradients'
-top words beat random ones on CoLA at 1, 3 and 5 words and on SMS spam at 3 and 5 (at 1, where the spam
-model's probabilities sit at 0.999, no single deletion moves them, its words' or random ones). Gradient x
-input, its one-pass rival, did worse than random words on CoLA, so it is not offered; ``explain`` keeps it
+Two methods are offered:
+- **occlusion** (the default): a word's score is the output less the output without the word (Captum's
+  ``FeatureAblation`` on the attention mask, the word's pieces left out of attention and pooling), in one
+  forward pass per word, batched.
+- **integrated gradients** (``method="integrated-gradients"``): on the word-embedding layer, from a baseline
+  that is the same text with every word piece replaced by the padding token (the special tokens kept), so
+  the scores add up to the output's distance from that baseline (within the convergence delta returned).
+
+bench/explain.py deletes each method's top words, and as many random words, from test texts and measures
+the drop in the predicted class's probability. Occlusion's top words moved it most on SMS spam and CoLA at
+1, 3 and 5 words, beat random words everywhere, and took half the time (see docs/results.md); integrated
+gradients beat random words too, by less (on CoLA at 5 words, 0.29 against random's 0.27). Gradient x input,
+the one-pass gradient method, did worse than random words on CoLA, so it is not offered; ``explain`` keeps it
 (``method="gradient-x-input"``) only so that the benchmark can run it again.
 """
 
@@ -26,12 +32,13 @@ import torch
 
 from bertfit.errors import ConfigError
 
-METHODS = ("integrated-gradients", "gradient-x-input")  # the second: the benchmark's comparison only
+METHODS = ("occlusion", "integrated-gradients", "gradient-x-input")  # the last: the benchmark's comparison only
 DEFAULT_METHOD = METHODS[0]
 # Integrated gradients' path steps: the sum of the word scores then matches the output's difference from
 # the baseline to within a few hundredths (the convergence delta, returned with each explanation).
 STEPS = 32
 TEXTS_PER_BATCH = 4  # texts explained together: each expands to STEPS rows in one backward pass
+WORDS_PER_PASS = 16  # occlusion: words blanked in one forward pass (each a copy of the batch's texts)
 
 
 @dataclass
@@ -40,7 +47,8 @@ class Explanation:
     ``words``: (word, score) in reading order, scores
     in the output's units (a probability, or the value); ``pair_words``: the second text's, for pair models.
     ``output``: the explained output for the text, ``baseline``: for the all-padding text; ``delta``: how
-    far the scores' sum is from ``output - baseline``."""
+    far the scores' sum is from ``output - baseline`` (integrated gradients promises it small; occlusion's
+    scores, each word's effect alone, need not add up)."""
 
     index: int
     text: str
@@ -122,10 +130,8 @@ def _explain_windows(predictor, text: str, target: _Target, method: str) -> Expl
         predictor.model, predictor.task, encoded, [target.index] * count, method,
         predictor.tokenizer.pad_token_id or 0, windows=predictor.policy.aggregate,
     )  # fmt: skip
-    # Every window's row carries the text's output, so each window's gradient was counted once per window.
-    scores = scores / count
     totals = sum(_word_totals(span, row)[0] for span, row in zip(encoded.spans, scores))
-    merged = [(word, round(float(score), 6)) for (_, _, word), score in zip(encoded.spans[0][1][0], totals)]
+    merged = [(word, _significant(score)) for (_, _, word), score in zip(encoded.spans[0][1][0], totals)]
     delta = abs(float(reached[0] - base[0]) - float(scores.sum()))
     return Explanation(target.row, text, target.label, float(reached[0]), float(base[0]), merged, None, delta, method)
 
@@ -169,16 +175,20 @@ def _embedding_layer(model) -> torch.nn.Module:
 
 def _attribute(model, task, encoded: _Encoded, columns: list[int], method: str, pad_id: int,
                windows: str | None = None):  # fmt: skip
-    """Per token scores (batch, tokens), the convergence delta, the outputs and the baseline outputs.
-    ``windows`` (mean or max): the rows are one text's windows, whose logits combine into the text's."""
+    """Per token scores (batch, tokens) that sum, per word, to the word's score; the convergence delta, the
+    outputs and the baseline outputs. ``windows`` (mean or max): the rows are one text's windows, whose
+    logits combine into the text's."""
     from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 
     scale, shift = task.applied_scale()
+    # Occlusion's scores are differences of two outputs, near 1 on confident rows: in float32 a probability of
+    # 1 - 1e-8 is 1, and every word of a saturated text would tie at 0. Gradients need no such care.
+    precision = torch.float64 if method == "occlusion" else torch.float32
 
     def output_of(ids, mask, types=None):
         """What the user sees, per output column (``Task.shown_outputs``): probabilities, or the value."""
         extra = {} if types is None else {"token_type_ids": types}
-        logits = model(input_ids=ids, attention_mask=mask, **extra).logits.float()
+        logits = model(input_ids=ids, attention_mask=mask, **extra).logits.to(precision)
         if windows is not None:
             logits = _combined(logits, len(columns), windows)
         return task.shown_outputs(logits * scale + shift)
@@ -196,21 +206,56 @@ def _attribute(model, task, encoded: _Encoded, columns: list[int], method: str, 
             explainer = LayerIntegratedGradients(output_of, layer)
             scores, delta = explainer.attribute(ids, baselines=baseline, target=target, n_steps=STEPS,
                                                 additional_forward_args=arguments, return_convergence_delta=True)  # fmt: skip
+            per_token = scores.sum(-1).detach()
+        elif method == "occlusion":
+            per_token, delta = _occlusion(output_of, encoded, ids, target, arguments, windows), None
         else:
             # x·∇ on the difference from the baseline's embeddings: the first-order share of each token
             explainer = LayerGradientXActivation(output_of, layer, multiply_by_inputs=False)
             gradients = explainer.attribute(ids, target=target, additional_forward_args=arguments)
             difference = layer(ids) - layer(baseline)
-            scores, delta = gradients * difference, None
+            per_token, delta = (gradients * difference).sum(-1).detach(), None
         with torch.no_grad():
             rows = torch.arange(len(target))
             reached = output_of(ids, *arguments)[rows, target]
             base = output_of(baseline, *arguments)[rows, target]
-    per_token = scores.sum(-1).detach() * mask
+    if windows is not None and method != "occlusion":
+        # Every window's row carries the text's output, so each window's gradient was counted once per window.
+        per_token = per_token / len(target)
+    per_token = per_token * mask
     if delta is None:
         delta = (reached - base) - per_token.sum(1)
-    return (per_token.cpu().numpy(), delta.detach().abs().cpu().numpy(), reached.cpu().numpy(),
-            base.cpu().numpy())  # fmt: skip
+    return (per_token.float().cpu().numpy(), delta.detach().abs().float().cpu().numpy(), reached.float().cpu().numpy(),
+            base.float().cpu().numpy())  # fmt: skip
+
+
+def _occlusion(output_of, encoded: _Encoded, ids, target: list[int], arguments, windows) -> torch.Tensor:
+    """Each word's score: the output less the output without the word (Captum's ``FeatureAblation`` on the
+    attention mask, one feature per word, so the word's pieces are out of attention and pooling in every
+    window it appears in: the text as if the word were deleted), spread evenly over the word's pieces so
+    that ``_word_totals`` adds them back to it."""
+    from captum.attr import FeatureAblation
+
+    mask, types = arguments[0], arguments[1:]
+    groups = _word_groups(encoded).to(ids.device)
+    blanked = FeatureAblation(lambda masked, *rest: output_of(rest[0], masked, *rest[1:])).attribute(
+        mask, baselines=0, target=target, feature_mask=groups, additional_forward_args=(ids, *types),
+        perturbations_per_eval=WORDS_PER_PASS,
+    )  # fmt: skip
+    if windows is not None:  # one text: a word's pieces counted over all its windows
+        pieces = torch.bincount(groups.flatten())[groups]
+    else:
+        pieces = torch.stack([torch.bincount(row, minlength=int(groups.max()) + 1)[row] for row in groups])
+    return torch.where(groups > 0, blanked / pieces, torch.zeros_like(blanked, dtype=blanked.dtype)).detach()
+
+
+def _word_groups(encoded: _Encoded) -> torch.Tensor:
+    """Per token, 1 + its word's number (the pair's words after the text's), 0 for special tokens and padding."""
+    groups = torch.zeros_like(encoded.ids)
+    for i, (owner, words) in enumerate(encoded.spans):
+        for position, (part, word) in owner.items():
+            groups[i, position] = 1 + word + (len(words[0]) if part else 0)
+    return groups
 
 
 def _combined(logits: torch.Tensor, count: int, how: str) -> torch.Tensor:
@@ -233,7 +278,7 @@ def _special_tokens(encoded: _Encoded) -> torch.Tensor:
 def _merge(span, scores: np.ndarray) -> tuple[list, list | None]:
     """Token scores summed into the words of each part (text, pair)."""
     words, totals = span[1], _word_totals(span, scores)
-    merged = [[(word, round(float(score), 6)) for (_, _, word), score in zip(part, total)]
+    merged = [[(word, _significant(score)) for (_, _, word), score in zip(part, total)]
               for part, total in zip(words, totals)]  # fmt: skip
     return merged[0], (merged[1] if len(merged) > 1 else None)
 
@@ -260,5 +305,15 @@ def format_explanation(explanation: Explanation, most: int = 5) -> str:
     up = [(w, v) for w, v in explanation.top(most) if v > 0]
     down = sorted(((w, v) for w, v in explanation.words if v < 0), key=lambda pair: pair[1])[:most]
     line = f"{explanation.label} {explanation.output:.4f} (all padding: {explanation.baseline:.4f})"
-    line += "; for: " + (", ".join(f"{w} {v:+.3f}" for w, v in up) or "none")
-    return line + "; against: " + (", ".join(f"{w} {v:+.3f}" for w, v in down) or "none")
+    line += "; for: " + (", ".join(f"{w} {_shown(v)}" for w, v in up) or "none")
+    return line + "; against: " + (", ".join(f"{w} {_shown(v)}" for w, v in down) or "none")
+
+
+def _significant(score) -> float:
+    """Six significant digits, not six decimals: on a probability of 0.99999 a word's effect can be 1e-7, and
+    rounding it to 0 would hide which words matter."""
+    return float(f"{float(score):.6g}")
+
+
+def _shown(score: float) -> str:
+    return f"{score:+.3f}" if abs(score) >= 5e-4 else f"{score:+.1e}"

@@ -148,7 +148,9 @@ class Predictor:
     ) -> list:
         """Per-word attributions of each text's prediction, or of ``label`` (``inference.explain``): a list of
         ``Explanation``, one per text (multi-label: per label the model chose). Needs the PyTorch model.
-        ``method``: integrated gradients; ``"gradient-x-input"`` only reruns the benchmark's comparison."""
+        ``method``: ``"occlusion"`` (the default: each word's score is how far the output falls without it),
+        ``"integrated-gradients"`` (scores that add up to the output's distance from the all-padding text);
+        ``"gradient-x-input"`` only reruns the benchmark's comparison."""
         from bertfit.inference.explain import DEFAULT_METHOD, explain
 
         if isinstance(texts, str):

@@ -14,7 +14,10 @@ class PredictRequest(BaseModel):
     texts: list[str] | None = Field(None, description="several texts, answered in order")
     text_pair: str | None = Field(None, description="the second text of `text`, for pair models")
     text_pairs: list[str] | None = Field(None, description="the second texts of `texts`, for pair models")
-    explain: bool = Field(False, description="add per-word attributions of each prediction (integrated gradients)")
+    explain: bool = Field(
+        False,
+        description="add per-word attributions of each prediction (occlusion: how far each word's deletion moves it)",
+    )
 
     @model_validator(mode="after")
     def one_form(self) -> PredictRequest:
