@@ -220,3 +220,15 @@ def test_few_shot_selection_scores_a_candidate_on_selection_rows_and_restores_th
             for v, d, score in [("base", 0, 0.5), ("base", 1, 0.7), ("steps80", 0, 0.6), ("steps80", 1, 0.8)]]  # fmt: skip
     table = fewshot_select.table(runs, ["base", "steps80", "lr1e-4"])
     assert "| toy, 8 | 0.600, n=2 | 0.700 (+10.0), n=2 | — |" in table
+
+
+def test_few_shot_heads_benchmark_refits_the_shipped_head_exactly_and_tabulates(tiny_sentence_encoder):
+    from bench import fewshot_heads
+
+    rows = [(f"good {w}", "pos") if i % 2 else (f"bad {w}", "neg") for i, w in enumerate(["day", "film", "song"] * 4)]
+    result = fewshot_heads.score_heads(rows, rows[:6], 0, str(tiny_sentence_encoder))
+    assert result["raw"] == pytest.approx(result["shipped"])  # the refit is the folder's own head
+    assert all(0 <= result[head] <= 1 for head in fewshot_heads.HEADS) and result["norm_cv"] >= 0
+    runs = [{"dataset": "toy", "size": 8, "draw": d, "raw": raw, "normalised": unit, "centroid": 0.5}
+            for d, raw, unit in [(0, 0.5, 0.6), (1, 0.7, 0.7)]]  # fmt: skip
+    assert "| toy, 8 | 2 | 0.600 | 0.650 (+5.0) | 0.500 (-10.0) |" in fewshot_heads.table(runs)
