@@ -132,8 +132,20 @@ def test_the_contrastive_stage_lowers_the_pair_loss(tiny_sentence_encoder, tmp_p
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "48 rows, 2 batches an epoch, 20 epochs" in err  # 48 rows at batch 32: two batches of 24
+    assert "learning rate 0.001, dropout 0.1" in err  # SetFit's dropout, not fine-tuning's 0
     losses = [float(line.split("pair loss ")[1].split()[0]) for line in err.splitlines() if "pair loss" in line]
-    assert len(losses) == 20 and losses[-1] < losses[0] / 2
+    assert len(losses) == 20 and losses[-1] < losses[0] * 0.7  # dropout keeps some noise in the last epochs
+
+
+def test_dropout_defaults_follow_the_recipe_and_an_explicit_rate_wins():
+    from bertfit.config import FEW_SHOT_DROPOUT, DataConfig, TrainConfig
+
+    def rate(**options):
+        return TrainConfig(data=DataConfig(dataset="sms_spam"), **options).resolved_dropout
+
+    assert rate(recipe="few-shot") == FEW_SHOT_DROPOUT == 0.1
+    assert rate(recipe="full") == 0.0 and rate(recipe="frozen") == 0.1
+    assert rate(recipe="few-shot", dropout=0.0) == 0.0
 
 
 def test_a_plain_encoder_trains_full_and_says_why(tiny_bert, tmp_path, capsys):

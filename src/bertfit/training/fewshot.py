@@ -122,7 +122,8 @@ def fit_few_shot(config: TrainConfig, model: PooledClassifier, loss_fn: Callable
     steps = loop.StepRecipe(optimizer, scheduler, all_pairs_cosine_loss, config.max_grad_norm, where.precision,
                             where.device)  # fmt: skip
     log.info("few-shot: tuning the sentence vector on every pair of rows in a batch: %d rows, %d batches an epoch, "
-             "%d epochs, learning rate %g", len(inputs.targets), batches.per_epoch, epochs, learning_rate)  # fmt: skip
+             "%d epochs, learning rate %g, dropout %g", len(inputs.targets), batches.per_epoch, epochs, learning_rate,
+             config.resolved_dropout)  # fmt: skip
     history = []
     for record in loop.fit(vector, batches, epochs, steps, callbacks, time_budget=config.time_budget_seconds):
         history.append(record)
