@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.fewshot import add_runs_options, default_model, done_runs, draw, keep_run, load_dataset, write_rows
+from bench.fewshot import default_model, done_runs, draw, keep_run, load_dataset, write_rows
+from bench.fewshot_select import add_selection_draw_options
 from bench.harness import prepare_environment, publish
 
 HEADS = ("raw", "normalised", "centroid")
@@ -102,10 +103,7 @@ def table(runs: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--datasets", default="ag_news,emotions,sms_spam")
-    parser.add_argument("--sizes", default="8,16")
-    parser.add_argument("--draws", default="100,101,102")
-    add_runs_options(parser, "fewshot-heads-runs.jsonl")
+    add_selection_draw_options(parser, "fewshot-heads-runs.jsonl", draws="100,101,102")
     args = parser.parse_args(argv)
     prepare_environment()
     if args.tables_only:

@@ -114,13 +114,18 @@ def table(runs: list[dict], candidates: list[str]) -> str:
     return "\n".join(lines)
 
 
+def add_selection_draw_options(parser: argparse.ArgumentParser, runs_file: str, draws: str) -> None:
+    """The options of a benchmark scored on selection rows of draws numbered apart from bench/fewshot.py's."""
+    parser.add_argument("--datasets", default="ag_news,emotions,sms_spam")
+    parser.add_argument("--sizes", default="8,16")
+    parser.add_argument("--draws", default=draws)
+    add_runs_options(parser, runs_file)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", default=",".join(CANDIDATES))
-    parser.add_argument("--datasets", default="ag_news,emotions,sms_spam")
-    parser.add_argument("--sizes", default="8,16")
-    parser.add_argument("--draws", default="100,101")
-    add_runs_options(parser, "fewshot-select-runs.jsonl")
+    add_selection_draw_options(parser, "fewshot-select-runs.jsonl", draws="100,101")
     args = parser.parse_args(argv)
     prepare_environment()
     candidates = known_names(args.candidates, CANDIDATES, "candidates")
