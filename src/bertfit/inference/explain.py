@@ -246,7 +246,7 @@ def _occlusion(output_of, encoded: _Encoded, ids, target: list[int], arguments, 
         pieces = torch.bincount(groups.flatten())[groups]
     else:
         pieces = torch.stack([torch.bincount(row, minlength=int(groups.max()) + 1)[row] for row in groups])
-    return torch.where(groups > 0, blanked / pieces, torch.zeros_like(blanked, dtype=blanked.dtype)).detach()
+    return torch.where(groups > 0, blanked / pieces, torch.zeros_like(blanked)).detach()
 
 
 def _word_groups(encoded: _Encoded) -> torch.Tensor:

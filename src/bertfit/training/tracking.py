@@ -25,6 +25,7 @@ from pathlib import Path
 from bertfit.config import TrainConfig
 from bertfit.errors import BertfitError, ConfigError, OutputError
 from bertfit.folder import write_json_atomically
+from bertfit.modeling.source import first_line
 from bertfit.training.loop import Callbacks, EpochResult
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def tracker_errors(doing: str, after: str = "") -> Iterator[None]:
     except BertfitError:
         raise
     except Exception as err:
-        raise OutputError(f"MLflow at {_tracking_uri()}: {doing} failed: {_first_line(err)}{after}") from err
+        raise OutputError(f"MLflow at {_tracking_uri()}: {doing} failed: {first_line(err)}{after}") from err
 
 
 class MlflowRun(Callbacks):
@@ -89,7 +90,7 @@ class MlflowRun(Callbacks):
         except Exception as err:
             if not self.failed_while_training:
                 log.warning("MLflow at %s: logging failed (%s); training goes on, and the run misses what "
-                            "fails to log", _tracking_uri(), _first_line(err))  # fmt: skip
+                            "fails to log", _tracking_uri(), first_line(err))  # fmt: skip
             self.failed_while_training = True
             return False
 
@@ -190,7 +191,7 @@ class MlflowRun(Callbacks):
             try:
                 self.mlflow.end_run(status)
             except Exception as err:  # the server is gone: a failure is being reported already
-                log.warning("MLflow at %s: could not mark the run %s: %s", _tracking_uri(), status, _first_line(err))
+                log.warning("MLflow at %s: could not mark the run %s: %s", _tracking_uri(), status, first_line(err))
                 return
             if run.info.run_id == self.run_id:
                 return
@@ -224,11 +225,6 @@ def _tracking_uri() -> str:
     import mlflow
 
     return mlflow.get_tracking_uri()
-
-
-def _first_line(err: Exception) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
 
 
 def _version() -> str:
