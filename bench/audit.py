@@ -1,14 +1,15 @@
 """Label audit: does ``bertfit audit`` find labels known to be wrong, how fast, and does fixing them pay?
 
     python -m bench.audit [--datasets sms_spam,ag_news] [--noise 0.05] [--parts flags,retrain,scale,examples]
+                          [--recipe frozen|full] [--epochs N] [--seeds 42,43,44] [--arms clean,noisy,dropped,relabelled]
 
 - flags: 1,000 rows of each data set are set aside as the test rows; of the rest, ``--noise`` of each
   class's labels are flipped to another class (seeded), and ``bertfit audit --train noisy.csv`` runs as a
-  user runs it (default frozen recipe, 5 folds). Precision and recall of the "likely wrong label" rows
-  against the flipped ones, and the wall time.
-- retrain: ``bertfit train`` (defaults) on the clean rows, the noisy rows, the noisy rows without the
-  flagged ones, and the noisy rows with the flagged ones relabelled as suggested; test accuracy of each,
-  and the share of the accuracy lost to the noise that comes back.
+  user runs it (5 folds; the default frozen recipe, or ``--recipe full`` with ``--epochs``). Precision and
+  recall of the "likely wrong label" rows against the flipped ones, and the wall time.
+- retrain: ``bertfit train`` (defaults, once per ``--seeds`` training seed) on the clean rows, the noisy
+  rows, the noisy rows without the flagged ones, and the noisy rows with the flagged ones relabelled as
+  suggested; test accuracy of each, and the share of the accuracy lost to the noise that comes back.
 - scale: ``bertfit audit`` on 10,000 GoEmotions training rows (multi-label), wall time.
 - examples: the top 20 rows ``bertfit audit`` flags in the unmodified SMS spam and CoLA training sets,
   written to docs/label-audit-examples.md for a reader to judge.
@@ -22,13 +23,16 @@ import argparse
 import csv
 import json
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.fewshot import done_runs, write_rows
+from bench.fewshot import done_runs, keep_run, write_rows
 from bench.harness import ROOT, SHARED_DATA, prepare_environment, publish
 
 RUNS = ROOT / "bench" / "audit-runs.jsonl"
@@ -88,34 +92,58 @@ def run_audit(train: Path, output: Path, *extra: str) -> tuple[list[dict], float
         return list(csv.DictReader(handle)), wall
 
 
-def test_accuracy(train: Path, test: Path, work: Path) -> float:
-    output = work / f"model-{train.stem}"
+def test_accuracy(train: Path, test: Path, work: Path, seed: int) -> float:
+    output = work / f"model-{train.stem}-{seed}"
     bertfit("train", "--train", str(train), "--test", str(test), "--output", str(output), "--overwrite",
-            "--no-progress", "--no-export-onnx")  # fmt: skip
+            "--seed", str(seed), "--no-progress", "--no-export-onnx")  # fmt: skip
     return json.loads((output / "metrics.json").read_text(encoding="utf-8"))["test"]["accuracy"]
 
 
 # -- parts ------------------------------------------------------------------------------------------
-def flags_and_retrain(name: str, noise: float, retrain: bool, work: Path, arms: tuple[str, ...] = ARMS) -> dict:
+@dataclass(frozen=True)
+class Audited:
+    """One audit of one noisy training set: the files, the flipped and the flagged rows, the flags record."""
+
+    files: dict[str, Path]
+    train: Rows
+    noisy: Rows
+    flagged: dict[int, str]  # 1-based row -> suggested label
+    record: dict
+
+
+def flags(name: str, noise: float, recipe: str, epochs: int | None, work: Path) -> Audited:
     train, test = train_and_test(name)
     noisy, flipped = flip(train, noise)
     files = {"noisy": write_rows(work / "noisy.csv", noisy), "test": write_rows(work / "test.csv", test)}
-    issues, wall = run_audit(files["noisy"], work / "issues.csv")
+    extra = ["--recipe", recipe, *(["--epochs", str(epochs)] if epochs else [])]
+    issues, wall = run_audit(files["noisy"], work / "issues.csv", *extra)
     flagged = {int(r["row"]): r["suggested_label"] for r in issues if r["issue"] == LIKELY_WRONG}
     listed = {int(r["row"]) for r in issues}
     found = len(flipped & set(flagged))
-    result = {"part": "flags", "dataset": name, "noise": noise, "rows": len(train), "flipped": len(flipped),
-              "flagged": len(flagged), "precision": round(found / max(len(flagged), 1), 4),
+    record = {"part": "flags", "dataset": name, "noise": noise, "recipe": recipe, "epochs": epochs, "rows": len(train),
+              "flipped": len(flipped), "flagged": len(flagged), "precision": round(found / max(len(flagged), 1), 4),
               "recall": round(found / len(flipped), 4), "listed_any": len(listed),
               "recall_any": round(len(flipped & listed) / len(flipped), 4), "audit_s": round(wall, 1)}  # fmt: skip
-    if retrain:
-        dropped = [row for i, row in enumerate(noisy, 1) if i not in flagged]
-        relabelled = [(text, flagged.get(i, label)) for i, (text, label) in enumerate(noisy, 1)]
-        files |= {"clean": write_rows(work / "clean.csv", train), "dropped": write_rows(work / "dropped.csv", dropped),
-                  "relabelled": write_rows(work / "relabelled.csv", relabelled)}  # fmt: skip
-        scores = {arm: test_accuracy(files[arm], files["test"], work) for arm in arms}
+    return Audited(files, train, noisy, flagged, record)
+
+
+def retrain(audited: Audited, seed: int, arms: tuple[str, ...], work: Path) -> dict:
+    """Test accuracy after ``bertfit train --seed SEED`` on each arm, and the share of the lost accuracy
+    that dropping or relabelling the flagged rows wins back."""
+    flagged, noisy = audited.flagged, audited.noisy
+    dropped = [row for i, row in enumerate(noisy, 1) if i not in flagged]
+    relabelled = [(text, flagged.get(i, label)) for i, (text, label) in enumerate(noisy, 1)]
+    files = audited.files | {"clean": write_rows(work / "clean.csv", audited.train),
+                             "dropped": write_rows(work / "dropped.csv", dropped),
+                             "relabelled": write_rows(work / "relabelled.csv", relabelled)}  # fmt: skip
+    scores = {arm: test_accuracy(files[arm], files["test"], work, seed) for arm in arms}
+    result = audited.record | {
+        "part": "retrain",
+        "seed": seed,
+        **{f"test_{arm}": round(v, 4) for arm, v in scores.items()},
+    }
+    if {"clean", "noisy"} <= set(scores):
         lost = scores["clean"] - scores["noisy"]
-        result |= {"part": "retrain", **{f"test_{arm}": round(v, 4) for arm, v in scores.items()}}
         for arm in set(arms) & {"dropped", "relabelled"}:
             result[f"recovered_{arm}"] = round((scores[arm] - scores["noisy"]) / lost, 3) if lost > 0 else None
     return result
@@ -162,26 +190,71 @@ def _cell(text: str) -> str:
 
 
 # -- the benchmark ----------------------------------------------------------------------------------
+def recipe_of(record: dict) -> str:
+    """The audit recipe a record measured (records written before ``--recipe`` existed are frozen ones)."""
+    recipe = record.get("recipe", "frozen")
+    return f"{recipe}, {record['epochs']} epochs" if record.get("epochs") else recipe
+
+
+def flags_key(record: dict) -> tuple:
+    return record["dataset"], record["noise"], recipe_of(record)
+
+
+def retrain_key(record: dict) -> tuple:
+    return *flags_key(record), record.get("seed", 42)  # 42: bertfit's default seed, before --seeds existed
+
+
+def latest(runs: list[dict], key) -> dict[tuple, dict]:
+    """The last record per key: a re-run replaces the one before it."""
+    return {key(r): r for r in runs}
+
+
 def tables(runs: list[dict]) -> str:
-    lines = [
-        "| data set | rows | flipped | flagged | precision | recall | audit wall time |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in (r for r in runs if r["part"] in ("flags", "retrain")):
-        lines.append(f"| {r['dataset']} ({100 * r['noise']:.0f}% flipped) | {r['rows']} | {r['flipped']} | "
-                     f"{r['flagged']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['audit_s']:.0f} s |")  # fmt: skip
-    retrained = [r for r in runs if r["part"] == "retrain"]
+    lines = ["| data set | audit recipe | rows | flipped | flagged | precision | recall | audit wall time |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in latest([r for r in runs if r["part"] in ("flags", "retrain")], flags_key).values():
+        lines.append(f"| {r['dataset']} ({100 * r['noise']:.0f}% flipped) | {recipe_of(r)} | {r['rows']} | "
+                     f"{r['flipped']} | {r['flagged']} | {r['precision']:.3f} | {r['recall']:.3f} | "
+                     f"{r['audit_s']:.0f} s |")  # fmt: skip
+    retrained = defaultdict(list)
+    for r in latest([r for r in runs if r["part"] == "retrain"], retrain_key).values():
+        retrained[flags_key(r)].append(r)
     if retrained:
-        lines += ["", "| data set | test acc: clean | noisy | flagged dropped | flagged relabelled | lost accuracy "
-                  "recovered (dropped / relabelled) |", "|---|---|---|---|---|---|"]  # fmt: skip
-        for r in retrained:
-            cells = [f"{r[f'test_{arm}']:.4f}" if f"test_{arm}" in r else "—" for arm in ARMS]
-            recovered = " / ".join(str(r.get(f"recovered_{arm}", "—")) for arm in ("dropped", "relabelled"))
-            lines.append(f"| {r['dataset']} | " + " | ".join(cells) + f" | {recovered} |")
+        lines += ["", "| data set (flags from) | seeds | test acc: clean | noisy | flagged dropped | flagged relabelled "
+                  "| lost accuracy recovered (dropped / relabelled) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for (name, _, recipe), group in retrained.items():
+            means = {arm: _mean(group, f"test_{arm}") for arm in ARMS}
+            cells = [_mean_std(group, f"test_{arm}") for arm in ARMS]
+            seeds = ", ".join(str(r.get("seed", 42)) for r in group)
+            lines.append(f"| {name} ({recipe}) | {seeds} | " + " | ".join(cells) + f" | {_recovered(means)} |")
     for r in (r for r in runs if r["part"] == "scale"):
         lines += ["", f"`bertfit audit` on {r['rows']:,} {r['dataset']} rows (multi-label): {r['audit_s']:.0f} s "
                   f"wall, {r['listed']} rows listed."]  # fmt: skip
     return "\n".join(lines)
+
+
+def _mean(group: list[dict], name: str) -> float | None:
+    values = [r[name] for r in group if name in r]
+    return statistics.mean(values) if len(values) == len(group) else None
+
+
+def _mean_std(group: list[dict], name: str) -> str:
+    mean = _mean(group, name)
+    if mean is None:
+        return "—"
+    spread = statistics.stdev(r[name] for r in group) if len(group) > 1 else 0.0
+    return f"{mean:.4f}" + (f" ± {spread:.4f}" if len(group) > 1 else "")
+
+
+def _recovered(means: dict[str, float | None]) -> str:
+    """The share of the accuracy the noise cost (mean over seeds) that dropping / relabelling wins back."""
+    if means["clean"] is None or means["noisy"] is None:
+        return "—"
+    lost = means["clean"] - means["noisy"]
+    if lost <= 0:
+        return "— (the noise cost nothing)"
+    return " / ".join("—" if means[arm] is None else f"{(means[arm] - means['noisy']) / lost:.2f}"
+                      for arm in ("dropped", "relabelled"))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -189,37 +262,50 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default="sms_spam,ag_news")
     parser.add_argument("--noise", type=float, default=0.05)
     parser.add_argument("--parts", default="flags,retrain,scale,examples")
+    parser.add_argument("--recipe", default="frozen", choices=("frozen", "full"), help="the audit's recipe")
+    parser.add_argument("--epochs", type=int, default=None, help="--recipe full: training epochs per fold")
+    parser.add_argument("--seeds", default="42", help="retrain: bertfit train's --seed, one training per seed and arm")
     parser.add_argument("--arms", default=",".join(ARMS), help="what retrain trains on: " + ", ".join(ARMS))
     parser.add_argument("--runs", default=str(RUNS))
+    parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file; run nothing")
     parser.add_argument("--no-append", action="store_true", help="print the tables without adding them to RESULTS.md")
     args = parser.parse_args(argv)
-    prepare_environment()
-    parts = set(args.parts.split(","))
     runs_file = Path(args.runs)
     runs = done_runs(runs_file)
+    if not args.tables_only:
+        prepare_environment()
+        run_parts(args, runs, runs_file)
+    summary = ("precision and recall of the rows `bertfit audit` calls likely wrong against labels flipped on purpose "
+               "(5 folds), its wall time, and test accuracy after retraining, mean ± std over training seeds")  # fmt: skip
+    publish("Label audit", "bench.audit", argv if argv is not None else sys.argv[1:], summary, tables(runs),
+            append=not args.no_append)  # fmt: skip
+
+
+def run_parts(args: argparse.Namespace, runs: list[dict], runs_file: Path) -> None:
+    parts, arms = set(args.parts.split(",")), tuple(args.arms.split(","))
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    probe = {"noise": args.noise, "recipe": args.recipe, "epochs": args.epochs}
     with tempfile.TemporaryDirectory(prefix="audit-") as scratch:
         work = Path(scratch)
-        todo = []
-        if parts & {"flags", "retrain"}:
-            part = "retrain" if "retrain" in parts else "flags"
-            todo += [(part, name) for name in args.datasets.split(",")
-                     if not any(r["part"] == part and r["dataset"] == name and r["noise"] == args.noise for r in runs)]  # fmt: skip
+        for name in args.datasets.split(",") if parts & {"flags", "retrain"} else []:
+            have_flags = set(latest([r for r in runs if r["part"] in ("flags", "retrain")], flags_key))
+            have_arms = {key: set(ARMS) & {k[5:] for k in r if k.startswith("test_")}
+                         for key, r in latest([r for r in runs if r["part"] == "retrain"], retrain_key).items()}  # fmt: skip
+            needs_flags = "flags" in parts and flags_key({"dataset": name, **probe}) not in have_flags
+            todo = [seed for seed in seeds if "retrain" in parts
+                    and not set(arms) <= have_arms.get(retrain_key({"dataset": name, "seed": seed, **probe}), set())]  # fmt: skip
+            if not (needs_flags or todo):
+                continue
+            audited = flags(name, args.noise, args.recipe, args.epochs, work)
+            if needs_flags:
+                keep_run(audited.record, runs, runs_file)
+            for seed in todo:
+                keep_run(retrain(audited, seed, arms, work), runs, runs_file)
         if "scale" in parts and not any(r["part"] == "scale" for r in runs):
-            todo.append(("scale", None))
-        for part, name in todo:
-            record = (scale(work) if part == "scale"
-                      else flags_and_retrain(name, args.noise, part == "retrain", work, tuple(args.arms.split(","))))  # fmt: skip
-            print(json.dumps(record), file=sys.stderr, flush=True)
-            runs.append(record)
-            with open(runs_file, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+            keep_run(scale(work), runs, runs_file)
         if "examples" in parts:
             EXAMPLES.write_text(examples(work) + "\n", encoding="utf-8")
             print(f"wrote {EXAMPLES}", file=sys.stderr)
-    summary = ("precision and recall of the rows `bertfit audit` calls likely wrong against labels flipped on purpose "
-               "(default frozen recipe, 5 folds), its wall time, and test accuracy after retraining")  # fmt: skip
-    publish("Label audit", "bench.audit", argv if argv is not None else sys.argv[1:], summary, tables(runs),
-            append=not args.no_append)  # fmt: skip
 
 
 if __name__ == "__main__":

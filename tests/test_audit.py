@@ -86,7 +86,7 @@ def test_audit_handles_multi_class_multi_label_and_the_full_recipe(tiny_sentence
     assert (tmp_path / "tags.jsonl").stat().st_size > 0
     full = tmp_path / "full.csv"
     assert main(audit_args(write_csv(tmp_path / "few.csv", sentiment_rows(24)), tiny_sentence_encoder, full,
-                           "--recipe", "full", "--folds", 2)) == 0  # fmt: skip
+                           "--recipe", "full", "--folds", 2, "--epochs", 1)) == 0  # fmt: skip
     assert read_rows(full) is not None
 
 
@@ -115,6 +115,7 @@ def test_an_audit_written_into_a_model_folder_joins_its_report(small_model_dir, 
             "numeric targets are not supported",
         ),
         (sentiment_rows(20), ("--folds", 1), "--folds must be at least 2"),
+        (sentiment_rows(20), ("--epochs", 2), "--epochs sets the full recipe's training"),
     ],
 )
 def test_what_cannot_be_audited_is_one_clear_line(rows, extra, message, tiny_bert, tmp_path, capsys):

@@ -389,7 +389,7 @@ def run_audit(args: argparse.Namespace) -> int:
     data = DataConfig(
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(DataConfig) if hasattr(args, f.name)}
     )
-    config = TrainConfig(data=data, recipe=options.recipe, seed=options.seed, progress=False,
+    config = TrainConfig(data=data, recipe=options.recipe, seed=options.seed, epochs=options.epochs, progress=False,
                          **({"model": options.model} if options.model else {})).validate()  # fmt: skip
 
     from bertfit.training.audit import audit, check_audit_output

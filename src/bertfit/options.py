@@ -194,6 +194,7 @@ class AuditOptions(_Checked):
                         "saw it)")  # fmt: skip
     recipe: str = option("frozen", "frozen: encode the texts once and fit a linear head per fold; "
                          "full: fine-tune a model per fold (K trainings)", choices=AUDIT_RECIPES)  # fmt: skip
+    epochs: int | None = option(None, "--recipe full: training epochs per fold (default: train's)")
     model: str | None = option(None, "encoder (default: the packaged one, as for train)")
     near_duplicate: float = option(
         NEAR_DUPLICATE, "cosine of sentence vectors from which two texts count as near-duplicates"
@@ -205,6 +206,10 @@ class AuditOptions(_Checked):
         found = [] if self.folds >= 2 else [f"--folds must be at least 2, got {self.folds}"]
         if not 0 < self.near_duplicate <= 1:
             found.append(f"--near-duplicate must be in (0, 1], got {self.near_duplicate}")
+        if self.epochs is not None and self.recipe != "full":
+            found.append(
+                "--epochs sets the full recipe's training; the frozen recipe trains no epochs (add --recipe full)"
+            )
         return found
 
 
