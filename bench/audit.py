@@ -34,6 +34,7 @@ from pathlib import Path
 
 from bench.fewshot import done_runs, keep_run, write_rows
 from bench.harness import ROOT, SHARED_DATA, prepare_environment, publish
+from bertfit.options import AUDIT_FULL_EPOCHS
 
 RUNS = ROOT / "bench" / "audit-runs.jsonl"
 EXAMPLES = ROOT / "docs" / "label-audit-examples.md"
@@ -115,6 +116,7 @@ def flags(name: str, noise: float, recipe: str, epochs: int | None, work: Path) 
     train, test = train_and_test(name)
     noisy, flipped = flip(train, noise)
     files = {"noisy": write_rows(work / "noisy.csv", noisy), "test": write_rows(work / "test.csv", test)}
+    epochs = epochs or (AUDIT_FULL_EPOCHS if recipe == "full" else None)
     extra = ["--recipe", recipe, *(["--epochs", str(epochs)] if epochs else [])]
     issues, wall = run_audit(files["noisy"], work / "issues.csv", *extra)
     flagged = {int(r["row"]): r["suggested_label"] for r in issues if r["issue"] == LIKELY_WRONG}
@@ -263,7 +265,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise", type=float, default=0.05)
     parser.add_argument("--parts", default="flags,retrain,scale,examples")
     parser.add_argument("--recipe", default="frozen", choices=("frozen", "full"), help="the audit's recipe")
-    parser.add_argument("--epochs", type=int, default=None, help="--recipe full: training epochs per fold")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="--recipe full: training epochs per fold (default: audit's)"
+    )
     parser.add_argument("--seeds", default="42", help="retrain: bertfit train's --seed, one training per seed and arm")
     parser.add_argument("--arms", default=",".join(ARMS), help="what retrain trains on: " + ", ".join(ARMS))
     parser.add_argument("--runs", default=str(RUNS))

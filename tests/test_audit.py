@@ -4,6 +4,7 @@ labels, the file it writes, the report section, and one clear line for each inpu
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -145,3 +146,22 @@ def test_audit_in_python(tiny_sentence_encoder, tmp_path):
     assert (result.rows, result.folds, result.recipe) == (30, 3, "frozen")
     assert 0 <= result.out_of_fold_accuracy <= 1
     assert result.write(tmp_path / "issues.parquet").is_file()
+
+
+def test_the_full_recipe_trains_each_fold_for_few_epochs_unless_told(tiny_sentence_encoder, tmp_path, monkeypatch):
+    import bertfit.training.audit as audit_module
+    from bertfit import DataConfig, TrainConfig, audit
+    from bertfit.options import AUDIT_FULL_EPOCHS
+
+    trained_for = []
+
+    def scored_without_training(config, data, folds_at):
+        trained_for.append(config.epochs)
+        return np.full((len(data.train), 2), 0.5, dtype=np.float32)
+
+    monkeypatch.setattr(audit_module, "_full_out_of_fold", scored_without_training)
+    config = TrainConfig(data=DataConfig(train=str(write_csv(tmp_path / "data.csv", sentiment_rows(20)))),
+                         model=str(tiny_sentence_encoder), recipe="full")  # fmt: skip
+    audit(config, folds=2)
+    audit(dataclasses.replace(config, epochs=5), folds=2)
+    assert trained_for == [AUDIT_FULL_EPOCHS, 5]

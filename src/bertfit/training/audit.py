@@ -3,7 +3,7 @@
 1. Every row gets out-of-fold probabilities: K stratified folds, each scored by a model that never saw it.
    The default (``recipe="frozen"``) encodes every text once with the encoder as it is and fits only a
    linear head per fold (``frozen.logistic_regression``), so K folds cost one pass over the texts;
-   ``recipe="full"`` fine-tunes a model per fold (K trainings).
+   ``recipe="full"`` fine-tunes a model per fold (K trainings of ``AUDIT_FULL_EPOCHS`` epochs unless told).
 2. cleanlab's ``find_label_issues`` (confident learning: per class pair, how many rows the probabilities say
    carry the other label) picks the rows; they are ranked by cleanlab's label quality score (the
    probability the model gives the given label; low is suspect), with the model's own label as the
@@ -36,7 +36,7 @@ from bertfit.encoding.precision import PREDICTION_PRECISION, default_device
 from bertfit.errors import ConfigError, DataError, OutputError, OutputExistsError
 from bertfit.folder import check_writable
 from bertfit.modeling import build_model, encoder_config, load_tokenizer, resolve_model_source, uses_token_types
-from bertfit.options import AUDIT_FOLDS, AUDIT_RECIPES, NEAR_DUPLICATE
+from bertfit.options import AUDIT_FOLDS, AUDIT_FULL_EPOCHS, AUDIT_RECIPES, NEAR_DUPLICATE
 from bertfit.tasks import Task
 from bertfit.training.frozen import encode_features, logistic_regression
 from bertfit.training.repeats import stratified_folds
@@ -127,7 +127,8 @@ def audit(config: TrainConfig, folds: int = AUDIT_FOLDS, near_duplicate: float =
     _check_folds(data, folds)
     gold = task.gold(train.labels)
     task = task.fitted_to_train(gold)
-    config = dataclasses.replace(config, recipe=recipe, progress=False, export_onnx=False)
+    epochs = config.epochs or (AUDIT_FULL_EPOCHS if recipe == "full" else None)
+    config = dataclasses.replace(config, recipe=recipe, epochs=epochs, progress=False, export_onnx=False)
     log.info("audit: %d-fold out-of-fold probabilities for %d rows of %s (%s recipe)", folds, len(train),
              train.source, recipe)  # fmt: skip
     folds_at = stratified_folds(task.strata(train.labels), folds, config.seed)
