@@ -1,7 +1,8 @@
 """Label audit: does ``bertfit audit`` find labels known to be wrong, how fast, and does fixing them pay?
 
     python -m bench.audit [--datasets sms_spam,ag_news] [--noise 0.05] [--parts flags,retrain,scale,examples]
-                          [--recipe frozen|full] [--epochs N] [--seeds 42,43,44] [--arms clean,noisy,dropped,relabelled]
+                          [--recipe frozen|full] [--epochs N] [--model NAME] [--seeds 42,43,44]
+                          [--arms clean,noisy,dropped,relabelled]
 
 - flags: 1,000 rows of each data set are set aside as the test rows; of the rest, ``--noise`` of each
   class's labels are flipped to another class (seeded), and ``bertfit audit --train noisy.csv`` runs as a
@@ -117,17 +118,18 @@ class Audited:
     record: dict
 
 
-def flags(name: str, noise: float, recipe: str, epochs: int | None, work: Path) -> Audited:
+def flags(name: str, noise: float, recipe: str, epochs: int | None, work: Path, model: str | None = None) -> Audited:
     train, test = train_and_test(name)
     noisy, flipped = flip(train, noise)
     files = {"noisy": write_rows(work / "noisy.csv", noisy), "test": write_rows(work / "test.csv", test)}
     epochs = epochs or (AUDIT_FULL_EPOCHS if recipe == "full" else None)
-    extra = ["--recipe", recipe, *(["--epochs", str(epochs)] if epochs else [])]
+    extra = ["--recipe", recipe, *(["--epochs", str(epochs)] if epochs else []), *(["--model", model] if model else [])]
     issues, wall = run_audit(files["noisy"], work / "issues.csv", *extra)
     flagged = {int(r["row"]): r["suggested_label"] for r in issues if r["issue"] == LIKELY_WRONG}
     listed = {int(r["row"]) for r in issues}
     found = len(flipped & set(flagged))
-    record = {"part": "flags", "dataset": name, "noise": noise, "recipe": recipe, "epochs": epochs, "rows": len(train),
+    record = {"part": "flags", "dataset": name, "noise": noise, "recipe": recipe, "epochs": epochs, "model": model,
+              "rows": len(train),
               "flipped": len(flipped), "flagged": len(flagged), "precision": round(found / max(len(flagged), 1), 4),
               "recall": round(found / len(flipped), 4), "listed_any": len(listed),
               "recall_any": round(len(flipped & listed) / len(flipped), 4), "audit_s": round(wall, 1)}  # fmt: skip
@@ -233,7 +235,8 @@ def _cell(text: str) -> str:
 def recipe_of(record: dict) -> str:
     """The audit recipe a record measured (records written before ``--recipe`` existed are frozen ones)."""
     recipe = record.get("recipe", "frozen")
-    return f"{recipe}, {record['epochs']} epochs" if record.get("epochs") else recipe
+    recipe += f", {record['epochs']} epochs" if record.get("epochs") else ""
+    return recipe + (f", {record['model']}" if record.get("model") else "")
 
 
 def flags_key(record: dict) -> tuple:
@@ -306,6 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--epochs", type=int, default=None, help="--recipe full: training epochs per fold (default: audit's)"
     )
+    parser.add_argument("--model", default=None, help="the audit's encoder (default: bertfit's default)")
     parser.add_argument("--seeds", default="42", help="retrain: bertfit train's --seed, one training per seed and arm")
     parser.add_argument("--arms", default=",".join(ARMS), help="what retrain trains on: " + ", ".join(ARMS))
     parser.add_argument("--runs", default=str(RUNS))
@@ -326,7 +330,8 @@ def main(argv: list[str] | None = None) -> None:
 def run_parts(args: argparse.Namespace, runs: list[dict], runs_file: Path) -> None:
     parts, arms = set(args.parts.split(",")), tuple(args.arms.split(","))
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    probe = {"noise": args.noise, "recipe": args.recipe, "epochs": args.epochs}
+    epochs = args.epochs or (AUDIT_FULL_EPOCHS if args.recipe == "full" else None)
+    probe = {"noise": args.noise, "recipe": args.recipe, "epochs": epochs, "model": args.model}
     with tempfile.TemporaryDirectory(prefix="audit-") as scratch:
         work = Path(scratch)
         for name in args.datasets.split(",") if parts & {"flags", "retrain"} else []:
@@ -338,7 +343,7 @@ def run_parts(args: argparse.Namespace, runs: list[dict], runs_file: Path) -> No
                     and not set(arms) <= have_arms.get(retrain_key({"dataset": name, "seed": seed, **probe}), set())]  # fmt: skip
             if not (needs_flags or todo):
                 continue
-            audited = flags(name, args.noise, args.recipe, args.epochs, work)
+            audited = flags(name, args.noise, args.recipe, args.epochs, work, args.model)
             if needs_flags:
                 keep_run(audited.record, runs, runs_file)
             for seed in todo:
