@@ -38,7 +38,7 @@ from pathlib import Path
 
 from bench.fewshot import done_runs, keep_run, write_rows
 from bench.harness import ROOT, SHARED_DATA, prepare_environment, publish
-from bertfit.options import AUDIT_FULL_EPOCHS
+from bertfit.options import AUDIT_FULL_EPOCHS, AUDIT_RECIPES
 
 RUNS = ROOT / "bench" / "audit-runs.jsonl"
 EXAMPLES = ROOT / "docs" / "label-audit-examples.md"
@@ -114,15 +114,19 @@ class Audited:
     files: dict[str, Path]
     train: Rows
     noisy: Rows
+    flipped: set[int]  # 1-based rows
+    issues: list[dict]  # the audit's output rows
     flagged: dict[int, str]  # 1-based row -> suggested label
     record: dict
 
 
-def flags(name: str, noise: float, recipe: str, epochs: int | None, work: Path, model: str | None = None) -> Audited:
+def flags(name: str, noise: float, work: Path, recipe: str = "frozen", epochs: int | None = None,
+          model: str | None = None) -> Audited:  # fmt: skip
+    """``bertfit audit`` on ``name``'s training rows with ``noise`` of each class flipped (``epochs``: the full
+    recipe's, resolved by the caller)."""
     train, test = train_and_test(name)
     noisy, flipped = flip(train, noise)
     files = {"noisy": write_rows(work / "noisy.csv", noisy), "test": write_rows(work / "test.csv", test)}
-    epochs = epochs or (AUDIT_FULL_EPOCHS if recipe == "full" else None)
     extra = ["--recipe", recipe, *(["--epochs", str(epochs)] if epochs else []), *(["--model", model] if model else [])]
     issues, wall = run_audit(files["noisy"], work / "issues.csv", *extra)
     flagged = {int(r["row"]): r["suggested_label"] for r in issues if r["issue"] == LIKELY_WRONG}
@@ -133,7 +137,7 @@ def flags(name: str, noise: float, recipe: str, epochs: int | None, work: Path, 
               "flipped": len(flipped), "flagged": len(flagged), "precision": round(found / max(len(flagged), 1), 4),
               "recall": round(found / len(flipped), 4), "listed_any": len(listed),
               "recall_any": round(len(flipped & listed) / len(flipped), 4), "audit_s": round(wall, 1)}  # fmt: skip
-    return Audited(files, train, noisy, flagged, record)
+    return Audited(files, train, noisy, flipped, issues, flagged, record)
 
 
 def retrain(audited: Audited, seed: int, arms: tuple[str, ...], work: Path) -> dict:
@@ -197,10 +201,9 @@ def examples(work: Path) -> str:
 def unflipped(work: Path) -> str:
     """What the default audit flags in AG News beyond the flipped rows, as markdown: which label pairs, how
     precision and recall move with a label-quality cut-off, and 30 of those rows drawn at random to read."""
-    train, _ = train_and_test("ag_news")
-    noisy, flipped = flip(train, 0.05)
-    issues, _ = run_audit(write_rows(work / "noisy.csv", noisy), work / "issues.csv")
-    flagged = [r for r in issues if r["issue"] == LIKELY_WRONG]
+    audited = flags("ag_news", 0.05, work)
+    flipped = audited.flipped
+    flagged = [r for r in audited.issues if r["issue"] == LIKELY_WRONG]
     extra = [r for r in flagged if int(r["row"]) not in flipped]
     pairs = defaultdict(int)
     for r in extra:
@@ -305,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default="sms_spam,ag_news")
     parser.add_argument("--noise", type=float, default=0.05)
     parser.add_argument("--parts", default="flags,retrain,scale,examples")
-    parser.add_argument("--recipe", default="frozen", choices=("frozen", "full"), help="the audit's recipe")
+    parser.add_argument("--recipe", default="frozen", choices=AUDIT_RECIPES, help="the audit's recipe")
     parser.add_argument(
         "--epochs", type=int, default=None, help="--recipe full: training epochs per fold (default: audit's)"
     )
@@ -343,7 +346,7 @@ def run_parts(args: argparse.Namespace, runs: list[dict], runs_file: Path) -> No
                     and not set(arms) <= have_arms.get(retrain_key({"dataset": name, "seed": seed, **probe}), set())]  # fmt: skip
             if not (needs_flags or todo):
                 continue
-            audited = flags(name, args.noise, args.recipe, args.epochs, work, args.model)
+            audited = flags(name, args.noise, work, args.recipe, epochs, args.model)
             if needs_flags:
                 keep_run(audited.record, runs, runs_file)
             for seed in todo:
