@@ -68,6 +68,7 @@ def test_audit_writes_the_rows_to_check_with_the_users_row_numbers(tiny_sentence
     assert main(audit_args(train, tiny_sentence_encoder, output)) == 0
     printed = capsys.readouterr().out
     assert "60 rows, 5-fold out-of-fold accuracy" in printed and f"to {output}" in printed
+    assert "add --recipe full" in printed  # the quick frozen pass names the sharper one
     found = read_rows(output)
     assert list(found[0]) == ["file", "issue", "row", "text", "given_label", "suggested_label", "quality",
                               "other_row", "other_label", "similarity"]  # fmt: skip
@@ -162,6 +163,6 @@ def test_the_full_recipe_trains_each_fold_for_few_epochs_unless_told(tiny_senten
     monkeypatch.setattr(audit_module, "_full_out_of_fold", scored_without_training)
     config = TrainConfig(data=DataConfig(train=str(write_csv(tmp_path / "data.csv", sentiment_rows(20)))),
                          model=str(tiny_sentence_encoder), recipe="full")  # fmt: skip
-    audit(config, folds=2)
+    assert audit(config, folds=2).next_step() is None  # nothing sharper left to suggest
     audit(dataclasses.replace(config, epochs=5), folds=2)
     assert trained_for == [AUDIT_FULL_EPOCHS, 5]
