@@ -2,15 +2,16 @@
 
     python -m bench.audit [--datasets sms_spam,ag_news] [--noise 0.05] [--parts flags,retrain,scale,examples]
                           [--recipe frozen|full] [--epochs N] [--model NAME] [--seeds 42,43,44]
-                          [--arms clean,noisy,dropped,relabelled]
+                          [--arms clean,noisy,dropped,relabelled] [--train-recipe auto|frozen|...]
 
 - flags: 1,000 rows of each data set are set aside as the test rows; of the rest, ``--noise`` of each
   class's labels are flipped to another class (seeded), and ``bertfit audit --train noisy.csv`` runs as a
   user runs it (5 folds; the default frozen recipe, or ``--recipe full`` with ``--epochs``). Precision and
   recall of the "likely wrong label" rows against the flipped ones, and the wall time.
-- retrain: ``bertfit train`` (defaults, once per ``--seeds`` training seed) on the clean rows, the noisy
-  rows, the noisy rows without the flagged ones, and the noisy rows with the flagged ones relabelled as
-  suggested; test accuracy of each, and the share of the accuracy lost to the noise that comes back.
+- retrain: ``bertfit train`` (defaults, or ``--recipe`` from ``--train-recipe``; once per ``--seeds`` training
+  seed) on the clean rows, the noisy rows, the noisy rows without the flagged ones, and the noisy rows with the
+  flagged ones relabelled as suggested; test accuracy of each, and the share of the accuracy lost to the
+  noise that comes back.
 - scale: ``bertfit audit`` on 10,000 GoEmotions training rows (multi-label), wall time.
 - examples: the top 20 rows ``bertfit audit`` flags in the unmodified SMS spam and CoLA training sets,
   written to docs/label-audit-examples.md for a reader to judge.
@@ -38,6 +39,7 @@ from pathlib import Path
 
 from bench.fewshot import done_runs, keep_run, write_rows
 from bench.harness import ROOT, SHARED_DATA, prepare_environment, publish
+from bertfit.config import RECIPES
 from bertfit.options import AUDIT_FULL_EPOCHS, AUDIT_RECIPES
 
 RUNS = ROOT / "bench" / "audit-runs.jsonl"
@@ -99,10 +101,10 @@ def run_audit(train: Path, output: Path, *extra: str) -> tuple[list[dict], float
         return list(csv.DictReader(handle)), wall
 
 
-def test_accuracy(train: Path, test: Path, work: Path, seed: int) -> float:
+def test_accuracy(train: Path, test: Path, work: Path, seed: int, recipe: str = "auto") -> float:
     output = work / f"model-{train.stem}-{seed}"
     bertfit("train", "--train", str(train), "--test", str(test), "--output", str(output), "--overwrite",
-            "--seed", str(seed), "--no-progress", "--no-export-onnx")  # fmt: skip
+            "--seed", str(seed), "--recipe", recipe, "--no-progress", "--no-export-onnx")  # fmt: skip
     return json.loads((output / "metrics.json").read_text(encoding="utf-8"))["test"]["accuracy"]
 
 
@@ -140,19 +142,20 @@ def flags(name: str, noise: float, work: Path, recipe: str = "frozen", epochs: i
     return Audited(files, train, noisy, flipped, issues, flagged, record)
 
 
-def retrain(audited: Audited, seed: int, arms: tuple[str, ...], work: Path) -> dict:
-    """Test accuracy after ``bertfit train --seed SEED`` on each arm, and the share of the lost accuracy
-    that dropping or relabelling the flagged rows wins back."""
+def retrain(audited: Audited, seed: int, arms: tuple[str, ...], work: Path, recipe: str = "auto") -> dict:
+    """Test accuracy after ``bertfit train --seed SEED --recipe RECIPE`` on each arm, and the share of the lost
+    accuracy that dropping or relabelling the flagged rows wins back."""
     flagged, noisy = audited.flagged, audited.noisy
     dropped = [row for i, row in enumerate(noisy, 1) if i not in flagged]
     relabelled = [(text, flagged.get(i, label)) for i, (text, label) in enumerate(noisy, 1)]
     files = audited.files | {"clean": write_rows(work / "clean.csv", audited.train),
                              "dropped": write_rows(work / "dropped.csv", dropped),
                              "relabelled": write_rows(work / "relabelled.csv", relabelled)}  # fmt: skip
-    scores = {arm: test_accuracy(files[arm], files["test"], work, seed) for arm in arms}
+    scores = {arm: test_accuracy(files[arm], files["test"], work, seed, recipe) for arm in arms}
     result = audited.record | {
         "part": "retrain",
         "seed": seed,
+        "train_recipe": recipe,
         **{f"test_{arm}": round(v, 4) for arm, v in scores.items()},
     }
     if {"clean", "noisy"} <= set(scores):
@@ -247,7 +250,12 @@ def flags_key(record: dict) -> tuple:
 
 
 def retrain_key(record: dict) -> tuple:
-    return *flags_key(record), record.get("seed", 42)  # 42: bertfit's default seed, before --seeds existed
+    return *trained_key(record), record.get("seed", 42)  # 42: bertfit's default seed, before --seeds existed
+
+
+def trained_key(record: dict) -> tuple:
+    """The audit a retrain's flags came from and the recipe it retrained with (auto: before the option)."""
+    return *flags_key(record), record.get("train_recipe", "auto")
 
 
 def latest(runs: list[dict], key) -> dict[tuple, dict]:
@@ -264,15 +272,16 @@ def tables(runs: list[dict]) -> str:
                      f"{r['audit_s']:.0f} s |")  # fmt: skip
     retrained = defaultdict(list)
     for r in latest([r for r in runs if r["part"] == "retrain"], retrain_key).values():
-        retrained[flags_key(r)].append(r)
+        retrained[trained_key(r)].append(r)
     if retrained:
-        lines += ["", "| data set (flags from) | seeds | test acc: clean | noisy | flagged dropped | flagged relabelled "
+        lines += ["", "| data set (flags from; retrained with) | seeds | test acc: clean | noisy | flagged dropped | flagged relabelled "
                   "| lost accuracy recovered (dropped / relabelled) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for (name, _, recipe), group in retrained.items():
+        for (name, _, recipe, train_recipe), group in retrained.items():
             means = {arm: _mean(group, f"test_{arm}") for arm in ARMS}
             cells = [_mean_std(group, f"test_{arm}") for arm in ARMS]
             seeds = ", ".join(str(r.get("seed", 42)) for r in group)
-            lines.append(f"| {name} ({recipe}) | {seeds} | " + " | ".join(cells) + f" | {_recovered(means)} |")
+            lines.append(f"| {name} ({recipe}; {train_recipe}) | {seeds} | " + " | ".join(cells)
+                         + f" | {_recovered(means)} |")  # fmt: skip
     for r in (r for r in runs if r["part"] == "scale"):
         lines += ["", f"`bertfit audit` on {r['rows']:,} {r['dataset']} rows (multi-label): {r['audit_s']:.0f} s "
                   f"wall, {r['listed']} rows listed."]  # fmt: skip
@@ -315,6 +324,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="the audit's encoder (default: bertfit's default)")
     parser.add_argument("--seeds", default="42", help="retrain: bertfit train's --seed, one training per seed and arm")
     parser.add_argument("--arms", default=",".join(ARMS), help="what retrain trains on: " + ", ".join(ARMS))
+    parser.add_argument("--train-recipe", default="auto", choices=RECIPES, help="retrain: bertfit train's --recipe")
     parser.add_argument("--runs", default=str(RUNS))
     parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file; run nothing")
     parser.add_argument("--no-append", action="store_true", help="print the tables without adding them to RESULTS.md")
@@ -334,7 +344,8 @@ def run_parts(args: argparse.Namespace, runs: list[dict], runs_file: Path) -> No
     parts, arms = set(args.parts.split(",")), tuple(args.arms.split(","))
     seeds = [int(seed) for seed in args.seeds.split(",")]
     epochs = args.epochs or (AUDIT_FULL_EPOCHS if args.recipe == "full" else None)
-    probe = {"noise": args.noise, "recipe": args.recipe, "epochs": epochs, "model": args.model}
+    probe = {"noise": args.noise, "recipe": args.recipe, "epochs": epochs, "model": args.model,
+             "train_recipe": args.train_recipe}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="audit-") as scratch:
         work = Path(scratch)
         for name in args.datasets.split(",") if parts & {"flags", "retrain"} else []:
@@ -350,7 +361,7 @@ def run_parts(args: argparse.Namespace, runs: list[dict], runs_file: Path) -> No
             if needs_flags:
                 keep_run(audited.record, runs, runs_file)
             for seed in todo:
-                keep_run(retrain(audited, seed, arms, work), runs, runs_file)
+                keep_run(retrain(audited, seed, arms, work, args.train_recipe), runs, runs_file)
         if "scale" in parts and not any(r["part"] == "scale" for r in runs):
             keep_run(scale(work), runs, runs_file)
         if "examples" in parts:

@@ -180,12 +180,17 @@ def test_label_audit_benchmark_flips_a_share_of_each_class_and_tabulates():
     runs = [{"part": "retrain", **flags, "test_clean": 0.9, "test_noisy": 0.8, "test_dropped": 0.86},  # seed 42
             {"part": "retrain", **flags, "seed": 43, "test_clean": 0.9, "test_noisy": 0.7, "test_dropped": 0.8,
              "test_relabelled": 0.8},  # fmt: skip
+            {"part": "retrain", **flags, "train_recipe": "frozen", "test_clean": 0.8, "test_noisy": 0.6,
+             "test_dropped": 0.7},  # the same flags retrained with another recipe: a row of its own
             {"part": "flags", **flags, "recipe": "full", "epochs": 2, "precision": 0.9, "audit_s": 30.0}]  # fmt: skip
     table = audit.tables(runs)
     assert "| toy (5% flipped) | frozen | 80 | 4 | 5 | 0.800 | 1.000 | 3 s |" in table
     assert "| toy (5% flipped) | full, 2 epochs | 80 | 4 | 5 | 0.900 | 1.000 | 30 s |" in table
     # means over the seeds; an arm not run in every seed is left out rather than averaged over some
-    assert "| toy (frozen) | 42, 43 | 0.9000 ± 0.0000 | 0.7500 ± 0.0707 | 0.8300 ± 0.0424 | — | 0.53 / — |" in table
+    assert (
+        "| toy (frozen; auto) | 42, 43 | 0.9000 ± 0.0000 | 0.7500 ± 0.0707 | 0.8300 ± 0.0424 | — | 0.53 / — |" in table
+    )
+    assert "| toy (frozen; frozen) | 42 | 0.8000 | 0.6000 | 0.7000 | — | 0.50 / — |" in table
 
 
 def test_what_to_label_next_benchmark_says_where_suggest_reaches_randoms_last_score():
