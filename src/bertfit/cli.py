@@ -398,8 +398,8 @@ def run_audit(args: argparse.Namespace) -> int:
     result = audit(config, options.folds, options.near_duplicate)
     result.write(options.output)
     print(result.summary())
-    if result.next_step():
-        print(result.next_step())
+    if sharper := result.next_step():
+        print(sharper)
     print(f"wrote {len(result.issues)} rows to check to {options.output}, worst first")
     folder = Path(options.output).parent
     if Path(options.output).name == LABEL_ISSUES_FILE and (folder / MANIFEST).is_file():
