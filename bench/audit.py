@@ -40,7 +40,7 @@ from pathlib import Path
 from bench.fewshot import done_runs, keep_run, write_rows
 from bench.harness import ROOT, SHARED_DATA, prepare_environment, publish
 from bertfit.config import RECIPES
-from bertfit.options import AUDIT_FULL_EPOCHS, AUDIT_RECIPES
+from bertfit.options import AUDIT_RECIPES, audit_epochs
 
 RUNS = ROOT / "bench" / "audit-runs.jsonl"
 EXAMPLES = ROOT / "docs" / "label-audit-examples.md"
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
 def run_parts(args: argparse.Namespace, runs: list[dict], runs_file: Path) -> None:
     parts, arms = set(args.parts.split(",")), tuple(args.arms.split(","))
     seeds = [int(seed) for seed in args.seeds.split(",")]
-    epochs = args.epochs or (AUDIT_FULL_EPOCHS if args.recipe == "full" else None)
+    epochs = audit_epochs(args.recipe, args.epochs)
     probe = {"noise": args.noise, "recipe": args.recipe, "epochs": epochs, "model": args.model,
              "train_recipe": args.train_recipe}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="audit-") as scratch:

@@ -189,6 +189,12 @@ AUDIT_FULL_EPOCHS = 2
 NEAR_DUPLICATE = 0.95
 
 
+def audit_epochs(recipe: str, epochs: int | None) -> int | None:
+    """An audit's training epochs per fold: ``epochs`` where given, else ``AUDIT_FULL_EPOCHS`` for the full recipe
+    (the frozen one trains none)."""
+    return epochs or (AUDIT_FULL_EPOCHS if recipe == "full" else None)
+
+
 @dataclass
 class AuditOptions(_Checked):
     """``bertfit audit``'s own options; the data options are ``DataConfig``'s, as for ``train``."""

@@ -36,7 +36,7 @@ from bertfit.encoding.precision import PREDICTION_PRECISION, default_device
 from bertfit.errors import ConfigError, DataError, OutputError, OutputExistsError
 from bertfit.folder import check_writable
 from bertfit.modeling import build_model, encoder_config, load_tokenizer, resolve_model_source, uses_token_types
-from bertfit.options import AUDIT_FOLDS, AUDIT_FULL_EPOCHS, AUDIT_RECIPES, NEAR_DUPLICATE
+from bertfit.options import AUDIT_FOLDS, AUDIT_RECIPES, NEAR_DUPLICATE, audit_epochs
 from bertfit.tasks import Task
 from bertfit.training.frozen import encode_features, logistic_regression
 from bertfit.training.repeats import stratified_folds
@@ -138,8 +138,9 @@ def audit(config: TrainConfig, folds: int = AUDIT_FOLDS, near_duplicate: float =
     _check_folds(data, folds)
     gold = task.gold(train.labels)
     task = task.fitted_to_train(gold)
-    epochs = config.epochs or (AUDIT_FULL_EPOCHS if recipe == "full" else None)
-    config = dataclasses.replace(config, recipe=recipe, epochs=epochs, progress=False, export_onnx=False)
+    config = dataclasses.replace(
+        config, recipe=recipe, epochs=audit_epochs(recipe, config.epochs), progress=False, export_onnx=False
+    )
     log.info("audit: %d-fold out-of-fold probabilities for %d rows of %s (%s recipe)", folds, len(train),
              train.source, recipe)  # fmt: skip
     folds_at = stratified_folds(task.strata(train.labels), folds, config.seed)
