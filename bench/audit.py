@@ -2,10 +2,11 @@
 
     python -m bench.audit [--datasets sms_spam,ag_news] [--noise 0.05] [--parts flags,retrain,scale,examples]
                           [--recipe frozen|full] [--epochs N] [--model NAME] [--seeds 42,43,44]
-                          [--arms clean,noisy,dropped,relabelled] [--train-recipe auto|frozen|...]
+                          [--arms clean,noisy,dropped,relabelled] [--train-recipe auto|frozen|...] [--flip-seed 1]
 
 - flags: 1,000 rows of each data set are set aside as the test rows; of the rest, ``--noise`` of each
-  class's labels are flipped to another class (seeded), and ``bertfit audit --train noisy.csv`` runs as a
+  class's labels are flipped to another class (seeded by ``--flip-seed``, so a finding can be checked on other
+  flipped rows), and ``bertfit audit --train noisy.csv`` runs as a
   user runs it (5 folds; the default frozen recipe, or ``--recipe full`` with ``--epochs``). Precision and
   recall of the "likely wrong label" rows against the flipped ones, and the wall time.
 - retrain: ``bertfit train`` (defaults, or ``--recipe`` from ``--train-recipe``; once per ``--seeds`` training
@@ -123,11 +124,11 @@ class Audited:
 
 
 def flags(name: str, noise: float, work: Path, recipe: str = "frozen", epochs: int | None = None,
-          model: str | None = None) -> Audited:  # fmt: skip
+          model: str | None = None, flip_seed: int = 1) -> Audited:  # fmt: skip
     """``bertfit audit`` on ``name``'s training rows with ``noise`` of each class flipped (``epochs``: the full
     recipe's, resolved by the caller)."""
     train, test = train_and_test(name)
-    noisy, flipped = flip(train, noise)
+    noisy, flipped = flip(train, noise, flip_seed)
     files = {"noisy": write_rows(work / "noisy.csv", noisy), "test": write_rows(work / "test.csv", test)}
     extra = ["--recipe", recipe, *(["--epochs", str(epochs)] if epochs else []), *(["--model", model] if model else [])]
     issues, wall = run_audit(files["noisy"], work / "issues.csv", *extra)
@@ -135,7 +136,7 @@ def flags(name: str, noise: float, work: Path, recipe: str = "frozen", epochs: i
     listed = {int(r["row"]) for r in issues}
     found = len(flipped & set(flagged))
     record = {"part": "flags", "dataset": name, "noise": noise, "recipe": recipe, "epochs": epochs, "model": model,
-              "rows": len(train),
+              "flip_seed": flip_seed, "rows": len(train),
               "flipped": len(flipped), "flagged": len(flagged), "precision": round(found / max(len(flagged), 1), 4),
               "recall": round(found / len(flipped), 4), "listed_any": len(listed),
               "recall_any": round(len(flipped & listed) / len(flipped), 4), "audit_s": round(wall, 1)}  # fmt: skip
@@ -246,7 +247,13 @@ def recipe_of(record: dict) -> str:
 
 
 def flags_key(record: dict) -> tuple:
-    return record["dataset"], record["noise"], recipe_of(record)
+    return record["dataset"], record["noise"], recipe_of(record), record.get("flip_seed", 1)  # 1: before the option
+
+
+def noisy_set(record: dict) -> str:
+    """The data set and its flips, as a table names them (the flips' seed only where it is not the first one)."""
+    seed = record.get("flip_seed", 1)
+    return f"{record['dataset']} ({100 * record['noise']:.0f}% flipped{'' if seed == 1 else f', flip seed {seed}'})"
 
 
 def retrain_key(record: dict) -> tuple:
@@ -267,7 +274,7 @@ def tables(runs: list[dict]) -> str:
     lines = ["| data set | audit recipe | rows | flipped | flagged | precision | recall | audit wall time |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in latest([r for r in runs if r["part"] in ("flags", "retrain")], flags_key).values():
-        lines.append(f"| {r['dataset']} ({100 * r['noise']:.0f}% flipped) | {recipe_of(r)} | {r['rows']} | "
+        lines.append(f"| {noisy_set(r)} | {recipe_of(r)} | {r['rows']} | "
                      f"{r['flipped']} | {r['flagged']} | {r['precision']:.3f} | {r['recall']:.3f} | "
                      f"{r['audit_s']:.0f} s |")  # fmt: skip
     retrained = defaultdict(list)
@@ -276,11 +283,12 @@ def tables(runs: list[dict]) -> str:
     if retrained:
         lines += ["", "| data set (flags from; retrained with) | seeds | test acc: clean | noisy | flagged dropped | flagged relabelled "
                   "| lost accuracy recovered (dropped / relabelled) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-        for (name, _, recipe, train_recipe), group in retrained.items():
+        for (name, _, recipe, flip_seed, train_recipe), group in retrained.items():
             means = {arm: _mean(group, f"test_{arm}") for arm in ARMS}
             cells = [_mean_std(group, f"test_{arm}") for arm in ARMS]
             seeds = ", ".join(str(r.get("seed", 42)) for r in group)
-            lines.append(f"| {name} ({recipe}; {train_recipe}) | {seeds} | " + " | ".join(cells)
+            flips = "" if flip_seed == 1 else f", flip seed {flip_seed}"
+            lines.append(f"| {name} ({recipe}; {train_recipe}{flips}) | {seeds} | " + " | ".join(cells)
                          + f" | {_recovered(means)} |")  # fmt: skip
     for r in (r for r in runs if r["part"] == "scale"):
         lines += ["", f"`bertfit audit` on {r['rows']:,} {r['dataset']} rows (multi-label): {r['audit_s']:.0f} s "
@@ -325,6 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="42", help="retrain: bertfit train's --seed, one training per seed and arm")
     parser.add_argument("--arms", default=",".join(ARMS), help="what retrain trains on: " + ", ".join(ARMS))
     parser.add_argument("--train-recipe", default="auto", choices=RECIPES, help="retrain: bertfit train's --recipe")
+    parser.add_argument("--flip-seed", type=int, default=1, help="the seed that picks the flipped rows and labels")
     parser.add_argument("--runs", default=str(RUNS))
     parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file; run nothing")
     parser.add_argument("--no-append", action="store_true", help="print the tables without adding them to RESULTS.md")
@@ -345,7 +354,7 @@ def run_parts(args: argparse.Namespace, runs: list[dict], runs_file: Path) -> No
     seeds = [int(seed) for seed in args.seeds.split(",")]
     epochs = audit_epochs(args.recipe, args.epochs)
     probe = {"noise": args.noise, "recipe": args.recipe, "epochs": epochs, "model": args.model,
-             "train_recipe": args.train_recipe}  # fmt: skip
+             "train_recipe": args.train_recipe, "flip_seed": args.flip_seed}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="audit-") as scratch:
         work = Path(scratch)
         for name in args.datasets.split(",") if parts & {"flags", "retrain"} else []:
@@ -357,7 +366,7 @@ def run_parts(args: argparse.Namespace, runs: list[dict], runs_file: Path) -> No
                     and not set(arms) <= have_arms.get(retrain_key({"dataset": name, "seed": seed, **probe}), set())]  # fmt: skip
             if not (needs_flags or todo):
                 continue
-            audited = flags(name, args.noise, work, args.recipe, epochs, args.model)
+            audited = flags(name, args.noise, work, args.recipe, epochs, args.model, args.flip_seed)
             if needs_flags:
                 keep_run(audited.record, runs, runs_file)
             for seed in todo:

@@ -175,6 +175,7 @@ def test_label_audit_benchmark_flips_a_share_of_each_class_and_tabulates():
     assert len(flipped) == 4  # 2 of a, 1 of b, 1 of c
     assert all(noisy[i - 1][1] != rows[i - 1][1] for i in flipped)
     assert all(noisy[i][1] == rows[i][1] for i in range(len(rows)) if i + 1 not in flipped)
+    assert audit.flip(rows, 0.05, seed=2)[1] != flipped  # --flip-seed: other rows, to check a finding on
     flags = {"dataset": "toy", "noise": 0.05, "rows": 80, "flipped": 4, "flagged": 5, "precision": 0.8, "recall": 1.0,
              "audit_s": 3.0}  # fmt: skip
     runs = [{"part": "retrain", **flags, "test_clean": 0.9, "test_noisy": 0.8, "test_dropped": 0.86},  # seed 42
@@ -182,7 +183,9 @@ def test_label_audit_benchmark_flips_a_share_of_each_class_and_tabulates():
              "test_relabelled": 0.8},  # fmt: skip
             {"part": "retrain", **flags, "train_recipe": "frozen", "test_clean": 0.8, "test_noisy": 0.6,
              "test_dropped": 0.7},  # the same flags retrained with another recipe: a row of its own
-            {"part": "flags", **flags, "recipe": "full", "epochs": 2, "precision": 0.9, "audit_s": 30.0}]  # fmt: skip
+            {"part": "flags", **flags, "recipe": "full", "epochs": 2, "precision": 0.9, "audit_s": 30.0},
+            {"part": "retrain", **flags, "flip_seed": 2, "precision": 0.7, "test_clean": 0.9, "test_noisy": 0.8,
+             "test_dropped": 0.9}]  # other flipped rows: rows of their own in both tables  # fmt: skip
     table = audit.tables(runs)
     assert "| toy (5% flipped) | frozen | 80 | 4 | 5 | 0.800 | 1.000 | 3 s |" in table
     assert "| toy (5% flipped) | full, 2 epochs | 80 | 4 | 5 | 0.900 | 1.000 | 30 s |" in table
@@ -191,6 +194,8 @@ def test_label_audit_benchmark_flips_a_share_of_each_class_and_tabulates():
         "| toy (frozen; auto) | 42, 43 | 0.9000 ± 0.0000 | 0.7500 ± 0.0707 | 0.8300 ± 0.0424 | — | 0.53 / — |" in table
     )
     assert "| toy (frozen; frozen) | 42 | 0.8000 | 0.6000 | 0.7000 | — | 0.50 / — |" in table
+    assert "| toy (5% flipped, flip seed 2) | frozen | 80 | 4 | 5 | 0.700 | 1.000 | 3 s |" in table
+    assert "| toy (frozen; auto, flip seed 2) | 42 | 0.9000 | 0.8000 | 0.9000 | — | 1.00 / — |" in table
 
 
 def test_what_to_label_next_benchmark_says_where_suggest_reaches_randoms_last_score():
