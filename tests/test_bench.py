@@ -247,3 +247,13 @@ def test_few_shot_heads_benchmark_refits_the_shipped_head_exactly_and_tabulates(
     runs = [{"dataset": "toy", "size": 8, "draw": d, "raw": raw, "normalised": unit, "centroid": 0.5}
             for d, raw, unit in [(0, 0.5, 0.6), (1, 0.7, 0.7)]]  # fmt: skip
     assert "| toy, 8 | 2 | 0.600 | 0.650 (+5.0) | 0.500 (-10.0) |" in fewshot_heads.table(runs)
+
+
+def test_frozen_epoch_rule_benchmark_pairs_the_rules_by_seed():
+    from bench import frozen_epochs
+
+    runs = [{"dataset": "toy", "arm": "clean", "rule": rule, "seed": seed, "selection": score, "kept_epoch": kept}
+            for rule, seed, score, kept in (("last", 42, 0.98, 10), ("patience2", 42, 0.97, 2),
+                                            ("last", 43, 0.96, 10), ("patience2", 43, 0.96, 5),
+                                            ("last", 44, 0.99, 10))]  # seed 44 has no pair: left out  # fmt: skip
+    assert "| toy, clean | 0.9700 | 0.9650 | +0.5 (+1.0, +0.0) | 2, 5 |" in frozen_epochs.tables(runs)

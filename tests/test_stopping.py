@@ -39,6 +39,17 @@ def test_patience_stops_when_validation_stops_improving(tiny_bert, tmp_path):
     assert "--patience 2" in manifest["stop_reason"]
 
 
+def test_the_frozen_recipe_runs_every_epoch_and_keeps_the_last_unless_patience_is_given(tiny_bert, tmp_path, capsys):
+    # the learning rate that, under patience 2, stops after epoch 3 and keeps epoch 1 (the test above)
+    _, manifest = _train(tiny_bert, tmp_path, "--freeze", "all", "--epochs", "4", "--learning-rate", "1e-12")
+    assert manifest["epochs_run"] == 4 and manifest["best_epoch"] == 4
+    assert manifest["stop_reason"] == "all 4 epochs ran"
+    assert "kept the last epoch, 4 (the frozen recipe's rule; --patience N keeps the best)" in capsys.readouterr().err
+    _, manifest = _train(tiny_bert, tmp_path, "--freeze", "all", "--epochs", "4", "--learning-rate", "1e-12",
+                         "--patience", "2", "--overwrite")  # fmt: skip
+    assert manifest["epochs_run"] == 3 and manifest["best_epoch"] == 1
+
+
 def test_a_time_budget_stops_at_the_end_of_a_step_and_keeps_the_best_so_far(tiny_bert, tmp_path, capsys):
     out, manifest = _train(tiny_bert, tmp_path, "--epochs", "6", "--time-budget", "0.001s", "--batch-size", "8")
     assert manifest["epochs_run"] == 1 and manifest["best_epoch"] == 1

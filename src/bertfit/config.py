@@ -278,9 +278,10 @@ class TrainConfig:
         "write a checkpoint every N training steps to <output>.checkpoint, so `bertfit train "
         "--resume OUTPUT` can continue a killed run (0: off)",
     )
-    patience: int = option(
-        2, "stop after this many epochs with neither a better validation score nor a validation loss 1%% below "
-        "the lowest so far (0: every epoch runs)",
+    patience: int | None = option(
+        None, "stop after this many epochs with neither a better validation score nor a validation loss 1%% below "
+        "the lowest so far, and keep the best epoch (0: every epoch runs; default 2, and with --freeze all every "
+        "epoch runs and the last is kept)",
     )  # fmt: skip
     time_budget: str | None = option(
         None, "stop at the end of the step where this much time has passed, e.g. 20m, 1h, 90s; the best epoch so "
@@ -331,6 +332,20 @@ class TrainConfig:
     def frozen_layers(self) -> int:
         text = str(self.freeze).lower()
         return 0 if text in ("none", "0", "all") else int(text)
+
+    @property
+    def resolved_patience(self) -> int:
+        return (0 if self.freeze_all else 2) if self.patience is None else self.patience
+
+    @property
+    def keeps_last_epoch(self) -> bool:
+        """Whether training keeps its last epoch rather than the best one on validation: the frozen recipe's
+        default. Its head's epochs take under a second each, so stopping early saves nothing, and choosing one
+        by validation MCC chose undertrained heads: on 1,000 selection rows of SMS spam's training split (clean,
+        5% flipped, flagged rows dropped; seeds 42 to 44), the last of 10 epochs scored at or above the epoch
+        patience 2 kept in every run, by up to 1.0 point (bench/frozen_epochs.py). ``--patience`` brings the
+        choice back."""
+        return self.freeze_all and self.patience is None
 
     @property
     def resolved_epochs(self) -> int:
@@ -388,7 +403,7 @@ class TrainConfig:
             found.append("--reinit-layers with --freeze all would leave random layers untrained")
         if self.epochs is not None and self.epochs < 1:
             found.append("--epochs must be at least 1")
-        if self.patience < 0:
+        if self.patience is not None and self.patience < 0:
             found.append("--patience must be 0 (off) or a number of epochs")
         if self.time_budget is not None:
             try:

@@ -315,8 +315,9 @@ def _calibrate_and_score(config: TrainConfig, task: Task, logits: dict, gold: di
 
 def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInputs, where: Placement,
          callbacks: Callbacks, checkpoint: Checkpoint | None = None) -> tuple[list[EpochResult], int, str]:  # fmt: skip
-    """Run the loop, score validation after each epoch, and leave the best epoch's weights in ``model``;
-    stop early as ``stopping.Stopping`` says (patience) or when the time budget runs out.
+    """Run the loop, score validation after each epoch, and leave the best epoch's weights in ``model`` (the
+    last epoch's where ``config.keeps_last_epoch``); stop early as ``stopping.Stopping`` says (patience) or when
+    the time budget runs out.
     Returns the history, the kept epoch and why training stopped."""
     loss_fn = task.loss(inputs.gold["train"], config.class_weights)
     if isinstance(loss_fn, nn.Module):
@@ -331,7 +332,7 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
     scheduler = build_scheduler(optimizer, total_steps, config.warmup_ratio)
     key = task.primary_metric
     history: list[EpochResult] = []
-    stopping, start = Stopping(epochs, key, config.patience, config.time_budget), None
+    stopping, start = Stopping(epochs, key, config.resolved_patience, config.time_budget), None
     if checkpoint is not None:
         stopping.best = checkpoint.restore(plan.trainable, optimizer, scheduler)
         history = [EpochResult(**record) for record in checkpoint.history]
@@ -351,7 +352,8 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
         logits = plan.validation_logits()
         if logits is not None:
             record.validation = task.metrics(inputs.gold["validation"], task.outputs(logits))
-            stopping.offer(record, plan.trainable)
+            if not config.keeps_last_epoch:
+                stopping.offer(record, plan.trainable)
         history.append(record)
         _log_epoch(record, epochs, key)
         callbacks.on_epoch_end(record, key)
@@ -363,7 +365,10 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
     log.info("training stopped: %s", stop)
     best = stopping.best
     if best.state is None:
-        return history, epochs, stop
+        if not (config.keeps_last_epoch and history):
+            return history, epochs, stop
+        log.info("kept the last epoch, %d (the frozen recipe's rule; --patience N keeps the best)", history[-1].epoch)
+        return history, history[-1].epoch, stop
     plan.trainable.load_state_dict(best.state)
     log.info("kept epoch %d (validation %s %.4f)", best.epoch, key, best.score)
     return history, best.epoch, stop
