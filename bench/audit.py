@@ -3,6 +3,7 @@
     python -m bench.audit [--datasets sms_spam,ag_news] [--noise 0.05] [--parts flags,retrain,scale,examples]
                           [--recipe frozen|full] [--epochs N] [--model NAME] [--seeds 42,43,44]
                           [--arms clean,noisy,dropped,relabelled] [--train-recipe auto|frozen|...] [--flip-seed 1]
+                          [--rerun]
 
 - flags: 1,000 rows of each data set are set aside as the test rows; of the rest, ``--noise`` of each
   class's labels are flipped to another class (seeded by ``--flip-seed``, so a finding can be checked on other
@@ -334,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arms", default=",".join(ARMS), help="what retrain trains on: " + ", ".join(ARMS))
     parser.add_argument("--train-recipe", default="auto", choices=RECIPES, help="retrain: bertfit train's --recipe")
     parser.add_argument("--flip-seed", type=int, default=1, help="the seed that picks the flipped rows and labels")
+    parser.add_argument("--rerun", action="store_true",
+                        help="run again what the runs file has (after a change to bertfit); the tables show the latest")  # fmt: skip
     parser.add_argument("--runs", default=str(RUNS))
     parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file; run nothing")
     parser.add_argument("--no-append", action="store_true", help="print the tables without adding them to RESULTS.md")
@@ -358,9 +361,10 @@ def run_parts(args: argparse.Namespace, runs: list[dict], runs_file: Path) -> No
     with tempfile.TemporaryDirectory(prefix="audit-") as scratch:
         work = Path(scratch)
         for name in args.datasets.split(",") if parts & {"flags", "retrain"} else []:
-            have_flags = set(latest([r for r in runs if r["part"] in ("flags", "retrain")], flags_key))
+            earlier = [] if args.rerun else runs
+            have_flags = set(latest([r for r in earlier if r["part"] in ("flags", "retrain")], flags_key))
             have_arms = {key: set(ARMS) & {k[5:] for k in r if k.startswith("test_")}
-                         for key, r in latest([r for r in runs if r["part"] == "retrain"], retrain_key).items()}  # fmt: skip
+                         for key, r in latest([r for r in earlier if r["part"] == "retrain"], retrain_key).items()}  # fmt: skip
             needs_flags = "flags" in parts and flags_key({"dataset": name, **probe}) not in have_flags
             todo = [seed for seed in seeds if "retrain" in parts
                     and not set(arms) <= have_arms.get(retrain_key({"dataset": name, "seed": seed, **probe}), set())]  # fmt: skip
