@@ -39,8 +39,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.fewshot import done_runs, keep_run, write_rows
-from bench.harness import ROOT, SHARED_DATA, prepare_environment, publish
+from bench.fewshot import add_runs_options, keep_run, runs_then_tables, write_rows
+from bench.harness import ROOT, SHARED_DATA, publish
 from bertfit.config import RECIPES
 from bertfit.options import AUDIT_RECIPES, audit_epochs
 
@@ -337,15 +337,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--flip-seed", type=int, default=1, help="the seed that picks the flipped rows and labels")
     parser.add_argument("--rerun", action="store_true",
                         help="run again what the runs file has (after a change to bertfit); the tables show the latest")  # fmt: skip
-    parser.add_argument("--runs", default=str(RUNS))
-    parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file; run nothing")
-    parser.add_argument("--no-append", action="store_true", help="print the tables without adding them to RESULTS.md")
+    add_runs_options(parser, RUNS.name)
     args = parser.parse_args(argv)
-    runs_file = Path(args.runs)
-    runs = done_runs(runs_file)
-    if not args.tables_only:
-        prepare_environment()
-        run_parts(args, runs, runs_file)
+    runs = runs_then_tables(args, lambda runs, runs_file: run_parts(args, runs, runs_file))
     summary = ("precision and recall of the rows `bertfit audit` calls likely wrong against labels flipped on purpose "
                "(5 folds), its wall time, and test accuracy after retraining, mean ± std over training seeds")  # fmt: skip
     publish("Label audit", "bench.audit", argv if argv is not None else sys.argv[1:], summary, tables(runs),

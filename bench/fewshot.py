@@ -243,6 +243,17 @@ def add_runs_options(parser: argparse.ArgumentParser, runs_file: str) -> None:
     parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file as it is; run nothing")
 
 
+def runs_then_tables(args: argparse.Namespace, run) -> list[dict]:
+    """The runs file's runs (``add_runs_options``' ``--runs``), after ``run(runs, runs_file)`` has added the
+    missing ones, unless ``--tables-only``."""
+    runs_file = Path(args.runs)
+    runs = done_runs(runs_file)
+    if not args.tables_only:
+        prepare_environment()
+        run(runs, runs_file)
+    return runs
+
+
 def known_names(given: str, known, what: str) -> list[str]:
     """``given`` (comma-separated) as a list; an unknown name stops the benchmark, naming the known ones."""
     names = given.split(",")

@@ -25,8 +25,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench import audit
-from bench.fewshot import done_runs, keep_run, write_rows
-from bench.harness import ROOT, prepare_environment, publish
+from bench.fewshot import add_runs_options, keep_run, runs_then_tables, write_rows
+from bench.harness import ROOT, publish
 
 RUNS = ROOT / "bench" / "frozen-epochs-runs.jsonl"
 SELECTION_ROWS = 1000
@@ -90,15 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", default="sms_spam,ag_news")
     parser.add_argument("--seeds", default="42,43,44")
     parser.add_argument("--rules", default=",".join(RULES))
-    parser.add_argument("--runs", default=str(RUNS))
-    parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file; run nothing")
-    parser.add_argument("--no-append", action="store_true", help="print the tables without adding them to RESULTS.md")
+    add_runs_options(parser, RUNS.name)
     args = parser.parse_args(argv)
-    runs_file = Path(args.runs)
-    runs = done_runs(runs_file)
-    if not args.tables_only:
-        prepare_environment()
-        run_all(args, runs, runs_file)
+    runs = runs_then_tables(args, lambda runs, runs_file: run_all(args, runs, runs_file))
     summary = ("selection accuracy of `bertfit train --recipe frozen` keeping its last epoch against the best by "
                "validation MCC under patience 2, on 1,000 rows set aside from the training split, mean over seeds")  # fmt: skip
     publish("Frozen recipe: which epoch to keep", "bench.frozen_epochs", argv if argv is not None else sys.argv[1:],
