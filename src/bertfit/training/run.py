@@ -316,7 +316,7 @@ def _calibrate_and_score(config: TrainConfig, task: Task, logits: dict, gold: di
 def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInputs, where: Placement,
          callbacks: Callbacks, checkpoint: Checkpoint | None = None) -> tuple[list[EpochResult], int, str]:  # fmt: skip
     """Run the loop, score validation after each epoch, and leave the best epoch's weights in ``model`` (the
-    last epoch's where ``config.keeps_last_epoch``); stop early as ``stopping.Stopping`` says (patience) or when
+    last epoch's where ``stopping.keep_last``); stop early as ``stopping.Stopping`` says (patience) or when
     the time budget runs out.
     Returns the history, the kept epoch and why training stopped."""
     loss_fn = task.loss(inputs.gold["train"], config.class_weights)
@@ -332,7 +332,8 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
     scheduler = build_scheduler(optimizer, total_steps, config.warmup_ratio)
     key = task.primary_metric
     history: list[EpochResult] = []
-    stopping, start = Stopping(epochs, key, config.resolved_patience, config.time_budget), None
+    stopping = Stopping(epochs, key, config.resolved_patience, config.time_budget, keep_last=config.keeps_last_epoch)
+    start = None
     if checkpoint is not None:
         stopping.best = checkpoint.restore(plan.trainable, optimizer, scheduler)
         history = [EpochResult(**record) for record in checkpoint.history]
@@ -352,8 +353,7 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
         logits = plan.validation_logits()
         if logits is not None:
             record.validation = task.metrics(inputs.gold["validation"], task.outputs(logits))
-            if not config.keeps_last_epoch:
-                stopping.offer(record, plan.trainable)
+            stopping.offer(record, plan.trainable)
         history.append(record)
         _log_epoch(record, epochs, key)
         callbacks.on_epoch_end(record, key)
@@ -365,7 +365,7 @@ def _fit(config: TrainConfig, model: nn.Module, task: Task, inputs: TrainingInpu
     log.info("training stopped: %s", stop)
     best = stopping.best
     if best.state is None:
-        if not (config.keeps_last_epoch and history):
+        if not (stopping.keep_last and history):
             return history, epochs, stop
         log.info("kept the last epoch, %d (the frozen recipe's rule; --patience N keeps the best)", history[-1].epoch)
         return history, history[-1].epoch, stop

@@ -1,6 +1,8 @@
 """When training stops, and which epoch it keeps: the rules, in one place beside the loop.
 
-- The best epoch (``BestEpoch``): the highest validation score, a tie broken by the lower validation loss.
+- The best epoch (``BestEpoch``): the highest validation score, a tie broken by the lower validation loss;
+  or the last epoch, where ``Stopping.keep_last`` says so (the frozen recipe's default,
+  ``TrainConfig.keeps_last_epoch``).
 - Patience (``Stopping``): stop after ``patience`` epochs without progress, where progress is a better
   score or a validation loss 1% below the lowest so far (``last_progress``).
 - The time budget (``TimeBudget``): the loop ends its epoch after the step where it ran out.
@@ -85,9 +87,9 @@ class TimeBudget:
 
 @dataclass
 class Stopping:
-    """One run's stopping rules: keep the best of ``epochs`` epochs by validation ``key``, stop after
-    ``patience`` epochs without progress (0: never), and say why training ended; ``time_budget`` is the
-    budget as the user wrote it (the loop applies it, through ``TimeBudget``)."""
+    """One run's stopping rules: keep the best of ``epochs`` epochs by validation ``key`` (the last where
+    ``keep_last``), stop after ``patience`` epochs without progress (0: never), and say why training ended;
+    ``time_budget`` is the budget as the user wrote it (the loop applies it, through ``TimeBudget``)."""
 
     epochs: int
     key: str
@@ -95,9 +97,13 @@ class Stopping:
     time_budget: str | None = None
     best: BestEpoch = field(default_factory=BestEpoch)
     patience_ran_out: bool = False
+    keep_last: bool = False
 
     def offer(self, record, model: nn.Module) -> bool:
-        """Keep ``model``'s weights if the scored epoch ``record`` is the best so far; True if it is."""
+        """Keep ``model``'s weights if the scored epoch ``record`` is the best so far; True if it is. Never where
+        ``keep_last``: the model ends training holding the last epoch's weights."""
+        if self.keep_last:
+            return False
         validation = record.validation
         return self.best.offer(validation[self.key], record.epoch, model, validation.get("loss", np.inf))
 
