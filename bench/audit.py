@@ -252,9 +252,13 @@ def flags_key(record: dict) -> tuple:
 
 
 def noisy_set(record: dict) -> str:
-    """The data set and its flips, as a table names them (the flips' seed only where it is not the first one)."""
-    seed = record.get("flip_seed", 1)
-    return f"{record['dataset']} ({100 * record['noise']:.0f}% flipped{'' if seed == 1 else f', flip seed {seed}'})"
+    """The data set and its flips, as the flags table names them."""
+    return f"{record['dataset']} ({100 * record['noise']:.0f}% flipped{flip_seed_note(record.get('flip_seed', 1))})"
+
+
+def flip_seed_note(seed: int) -> str:
+    """The flips' seed as the tables name it: only where it is not the first one (1, the seed before the option)."""
+    return "" if seed == 1 else f", flip seed {seed}"
 
 
 def retrain_key(record: dict) -> tuple:
@@ -288,8 +292,7 @@ def tables(runs: list[dict]) -> str:
             means = {arm: _mean(group, f"test_{arm}") for arm in ARMS}
             cells = [_mean_std(group, f"test_{arm}") for arm in ARMS]
             seeds = ", ".join(str(r.get("seed", 42)) for r in group)
-            flips = "" if flip_seed == 1 else f", flip seed {flip_seed}"
-            lines.append(f"| {name} ({recipe}; {train_recipe}{flips}) | {seeds} | " + " | ".join(cells)
+            lines.append(f"| {name} ({recipe}; {train_recipe}{flip_seed_note(flip_seed)}) | {seeds} | " + " | ".join(cells)
                          + f" | {_recovered(means)} |")  # fmt: skip
     for r in (r for r in runs if r["part"] == "scale"):
         lines += ["", f"`bertfit audit` on {r['rows']:,} {r['dataset']} rows (multi-label): {r['audit_s']:.0f} s "

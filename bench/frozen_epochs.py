@@ -74,10 +74,9 @@ def tables(runs: list[dict]) -> str:
     for (name, arm), by_run in cells.items():
         seeds = sorted({seed for _, seed in by_run})
         paired = [s for s in seeds if ("last", s) in by_run and ("patience2", s) in by_run]
-        means = {rule: statistics.mean(by_run[(rule, s)]["selection"] for s in paired) if paired else None
-                 for rule in RULES}  # fmt: skip
         if not paired:
             continue
+        means = {rule: statistics.mean(by_run[(rule, s)]["selection"] for s in paired) for rule in RULES}
         gaps = [100 * (by_run[("last", s)]["selection"] - by_run[("patience2", s)]["selection"]) for s in paired]
         kept = ", ".join(str(by_run[("patience2", s)]["kept_epoch"]) for s in paired)
         lines.append(f"| {name}, {arm} | {means['last']:.4f} | {means['patience2']:.4f} | "
