@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.fewshot import default_model, done_runs, draw, keep_run, load_dataset, write_rows
+from bench.fewshot import default_model, draw, keep_run, load_dataset, runs_then_tables, write_rows
 from bench.fewshot_select import add_selection_draw_options
-from bench.harness import prepare_environment, publish
+from bench.harness import points, publish
 
 HEADS = ("raw", "normalised", "centroid")
 
@@ -71,8 +71,7 @@ def score_heads(rows: list, selection: list, seed: int, model: str) -> dict:
     return result
 
 
-def run_all(datasets: list[str], sizes: list[int], draws: list[int], runs_file: Path) -> list[dict]:
-    runs = done_runs(runs_file)
+def run_all(datasets: list[str], sizes: list[int], draws: list[int], runs: list[dict], runs_file: Path) -> None:
     have = {(r["dataset"], r["size"], r["draw"]) for r in runs}
     model = default_model()
     for name in datasets:
@@ -82,7 +81,6 @@ def run_all(datasets: list[str], sizes: list[int], draws: list[int], runs_file: 
                 if (name, size, number) not in have:
                     result = score_heads(draw(pool, size, number), selection, number, model)
                     keep_run({"dataset": name, "size": size, "draw": number, **result}, runs, runs_file)
-    return runs
 
 
 def table(runs: list[dict]) -> str:
@@ -96,7 +94,7 @@ def table(runs: list[dict]) -> str:
         for head in HEADS:
             mean = statistics.mean(r[head] for r in found)
             gain = statistics.mean(r[head] - r["raw"] for r in found)
-            row.append(f"{mean:.3f}" + ("" if head == "raw" else f" ({100 * gain:+.1f})"))
+            row.append(f"{mean:.3f}" + ("" if head == "raw" else f" ({points(100 * gain)})"))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -105,12 +103,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_selection_draw_options(parser, "fewshot-heads-runs.jsonl", draws="100,101,102")
     args = parser.parse_args(argv)
-    prepare_environment()
-    if args.tables_only:
-        runs = done_runs(Path(args.runs))
-    else:
-        runs = run_all(args.datasets.split(","), [int(s) for s in args.sizes.split(",")],
-                       [int(d) for d in args.draws.split(",")], Path(args.runs))  # fmt: skip
+    sizes, draws = [int(s) for s in args.sizes.split(",")], [int(d) for d in args.draws.split(",")]
+    runs = runs_then_tables(
+        args, lambda runs, runs_file: run_all(args.datasets.split(","), sizes, draws, runs, runs_file)
+    )
     summary = ("selection accuracy of three few-shot heads on the same tuned encoder, mean over the draws (in brackets: "
                "the mean paired difference from the shipped `raw` head, in points); the test rows are not read")  # fmt: skip
     publish("Few labels: the few-shot head's input", "bench.fewshot_heads", argv if argv is not None else sys.argv[1:],

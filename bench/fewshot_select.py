@@ -10,8 +10,10 @@ benchmark reports. Candidates:
 - base: the shipped settings;
 - steps80: twice the contrastive stage's minimum number of optimizer steps (``MIN_CONTRASTIVE_STEPS``);
 - lr1e-4: the contrastive stage at twice the default learning rate (``--learning-rate 1e-4``);
-- dropout0.1: the encoder's dropout at 0.1 while tuning (``--dropout 0.1``; bertfit's default is 0, chosen for
-  full fine-tuning on CoLA, while SetFit trains with the encoder's own 0.1).
+- dropout0.1: the encoder's dropout at 0.1 while tuning (``--dropout 0.1``; bertfit's default was 0, chosen for
+  full fine-tuning on CoLA, while SetFit trains with the encoder's own 0.1). Chosen here, it has been the
+  few-shot recipe's default since, so it now runs what ``base`` runs; the runs before it are in
+  bench/fewshot-select-runs.jsonl, those after in bench/fewshot-select-dropout-runs.jsonl.
 One JSON line per run in ``--runs``; a stopped run continues where it stopped.
 """
 
@@ -28,14 +30,14 @@ from pathlib import Path
 from bench.fewshot import (
     add_runs_options,
     default_model,
-    done_runs,
     draw,
     keep_run,
     known_names,
     load_dataset,
+    runs_then_tables,
     write_rows,
 )
-from bench.harness import prepare_environment, publish
+from bench.harness import points, publish
 
 # name: (module constants of bertfit.training.fewshot to set, extra `bertfit train` arguments)
 CANDIDATES = {
@@ -72,8 +74,8 @@ def score_candidate(name: str, rows: list, selection: list, seed: int, model: st
     return {"selection": round(right / len(selection), 4), "s": round(seconds, 1)}
 
 
-def run_all(candidates: list[str], datasets: list[str], sizes: list[int], draws: list[int], runs_file: Path) -> list:
-    runs = done_runs(runs_file)
+def run_all(candidates: list[str], datasets: list[str], sizes: list[int], draws: list[int], runs: list[dict],
+            runs_file: Path) -> None:  # fmt: skip
     have = {(r["variant"], r["dataset"], r["size"], r["draw"]) for r in runs}
     model = default_model()
     for candidate in candidates:
@@ -86,7 +88,6 @@ def run_all(candidates: list[str], datasets: list[str], sizes: list[int], draws:
                     result = score_candidate(candidate, draw(pool, size, number), selection, number, model)
                     record = {"variant": candidate, "dataset": name, "size": size, "draw": number, **result}
                     keep_run(record, runs, runs_file)
-    return runs
 
 
 def table(runs: list[dict], candidates: list[str]) -> str:
@@ -108,7 +109,7 @@ def table(runs: list[dict], candidates: list[str]) -> str:
             mean = statistics.mean(score[(candidate, name, size, n)] for n in found)
             paired = [score[(candidate, name, size, n)] - score[("base", name, size, n)]
                       for n in found if ("base", name, size, n) in score]  # fmt: skip
-            gain = f" ({100 * statistics.mean(paired):+.1f})" if paired and candidate != "base" else ""
+            gain = f" ({points(100 * statistics.mean(paired))})" if paired and candidate != "base" else ""
             row.append(f"{mean:.3f}{gain}, n={len(found)}")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -127,13 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--candidates", default=",".join(CANDIDATES))
     add_selection_draw_options(parser, "fewshot-select-runs.jsonl", draws="100,101")
     args = parser.parse_args(argv)
-    prepare_environment()
     candidates = known_names(args.candidates, CANDIDATES, "candidates")
-    if args.tables_only:
-        runs = done_runs(Path(args.runs))
-    else:
-        runs = run_all(candidates, args.datasets.split(","), [int(s) for s in args.sizes.split(",")],
-                       [int(d) for d in args.draws.split(",")], Path(args.runs))  # fmt: skip
+    sizes, draws = [int(s) for s in args.sizes.split(",")], [int(d) for d in args.draws.split(",")]
+    runs = runs_then_tables(
+        args, lambda runs, runs_file: run_all(candidates, args.datasets.split(","), sizes, draws, runs, runs_file)
+    )
     summary = ("selection accuracy of the few-shot recipe's candidate settings, mean over the draws (in brackets: "
                "the mean paired difference from `base`, in points); the test rows are not read")  # fmt: skip
     publish("Few labels: choosing the few-shot settings", "bench.fewshot_select",

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from bench import audit
 from bench.fewshot import add_runs_options, keep_run, runs_then_tables, write_rows
-from bench.harness import ROOT, publish
+from bench.harness import ROOT, points, publish
 
 RUNS = ROOT / "bench" / "frozen-epochs-runs.jsonl"
 SELECTION_ROWS = 1000
@@ -80,7 +80,7 @@ def tables(runs: list[dict]) -> str:
         gaps = [100 * (by_run[("last", s)]["selection"] - by_run[("patience2", s)]["selection"]) for s in paired]
         kept = ", ".join(str(by_run[("patience2", s)]["kept_epoch"]) for s in paired)
         lines.append(f"| {name}, {arm} | {means['last']:.4f} | {means['patience2']:.4f} | "
-                     f"{statistics.mean(gaps):+.1f} ({', '.join(f'{g:+.1f}' for g in gaps)}) | {kept} |")  # fmt: skip
+                     f"{points(statistics.mean(gaps))} ({', '.join(points(g) for g in gaps)}) | {kept} |")  # fmt: skip
     return "\n".join(lines)
 
 

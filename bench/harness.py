@@ -60,6 +60,12 @@ def median_of(results: list[dict]) -> dict:
     return merged
 
 
+def points(change: float) -> str:
+    """A change in points with its sign, one decimal; a change that rounds to nothing reads 0.0, never -0.0."""
+    shown = f"{change:+.1f}"
+    return "0.0" if float(shown) == 0 else shown
+
+
 def table(rows: dict[str, dict], columns: list[tuple[str, str, str]], reference: str = "bertfit") -> str:
     """Markdown table; ``columns`` are (key, header, format). ``speedup`` = peer wall time / reference's."""
     head = ["contender", *(h for _, h, _ in columns), f"{reference} speed-up"]

@@ -24,10 +24,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.audit import bertfit, train_and_test
-from bench.fewshot import done_runs, write_rows
-from bench.harness import ROOT, prepare_environment, publish
+from bench.fewshot import add_runs_options, keep_run, runs_then_tables, write_rows
+from bench.harness import publish
 
-RUNS = ROOT / "bench" / "suggest-runs.jsonl"
 STRATEGIES = ("suggest", "random")
 
 
@@ -62,11 +61,7 @@ def simulate(seed: int, strategy: str, args, test: Path, pool_rows, work: Path, 
         have = [r for r in runs if all(r.get(k) == v for k, v in key.items())]
         accuracy, model = accuracy_of([pool[i] for i in labelled], test, work, seed)
         if not have:
-            record = {**key, "round": round_number, "test": accuracy}
-            print(json.dumps(record), file=sys.stderr, flush=True)
-            runs.append(record)
-            with open(runs_file, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
+            keep_run({**key, "round": round_number, "test": accuracy}, runs, runs_file)
         if round_number == args.rounds:
             break
         unlabelled = sorted(set(range(len(pool))) - set(labelled))
@@ -74,6 +69,19 @@ def simulate(seed: int, strategy: str, args, test: Path, pool_rows, work: Path, 
             labelled += suggested(model, unlabelled, pool, args.step, work)
         else:
             labelled += chooser.sample(unlabelled, args.step)
+
+
+def run_all(args: argparse.Namespace, runs: list[dict], runs_file: Path) -> None:
+    """Every seed and strategy whose rounds the runs file does not hold yet, simulated from its start."""
+    pool_rows, test_rows = train_and_test("ag_news")
+    with tempfile.TemporaryDirectory(prefix="suggest-") as scratch:
+        work = Path(scratch)
+        test = write_rows(work / "test.csv", test_rows)
+        for seed in range(args.seeds):
+            for strategy in STRATEGIES:
+                done = {r["labels"] for r in runs if r["seed"] == seed and r["strategy"] == strategy}
+                if len(done) < args.rounds + 1:
+                    simulate(seed, strategy, args, test, pool_rows, work, runs, runs_file)
 
 
 def tables(runs: list[dict]) -> str:
@@ -106,23 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--start", type=int, default=100)
     parser.add_argument("--step", type=int, default=100)
     parser.add_argument("--pool", type=int, default=3000)
-    parser.add_argument("--runs", default=str(RUNS))
-    parser.add_argument("--no-append", action="store_true", help="print the tables without adding them to RESULTS.md")
-    parser.add_argument("--tables-only", action="store_true", help="tabulate the runs file as it is; run nothing")
+    add_runs_options(parser, "suggest-runs.jsonl")
     args = parser.parse_args(argv)
-    prepare_environment()
-    runs_file = Path(args.runs)
-    runs = done_runs(runs_file)
-    if not args.tables_only:
-        pool_rows, test_rows = train_and_test("ag_news")
-        with tempfile.TemporaryDirectory(prefix="suggest-") as scratch:
-            work = Path(scratch)
-            test = write_rows(work / "test.csv", test_rows)
-            for seed in range(args.seeds):
-                for strategy in STRATEGIES:
-                    done = {r["labels"] for r in runs if r["seed"] == seed and r["strategy"] == strategy}
-                    if len(done) < args.rounds + 1:
-                        simulate(seed, strategy, args, test, pool_rows, work, runs, runs_file)
+    runs = runs_then_tables(args, lambda runs, runs_file: run_all(args, runs, runs_file))
     summary = ("AG News test accuracy per number of labelled rows, rows added by `bertfit suggest` or at random "
                "(bertfit's defaults each round), mean ± std over seeds")  # fmt: skip
     publish("What to label next", "bench.suggest", argv if argv is not None else sys.argv[1:], summary, tables(runs),

@@ -256,4 +256,4 @@ def test_frozen_epoch_rule_benchmark_pairs_the_rules_by_seed():
             for rule, seed, score, kept in (("last", 42, 0.98, 10), ("patience2", 42, 0.97, 2),
                                             ("last", 43, 0.96, 10), ("patience2", 43, 0.96, 5),
                                             ("last", 44, 0.99, 10))]  # seed 44 has no pair: left out  # fmt: skip
-    assert "| toy, clean | 0.9700 | 0.9650 | +0.5 (+1.0, +0.0) | 2, 5 |" in frozen_epochs.tables(runs)
+    assert "| toy, clean | 0.9700 | 0.9650 | +0.5 (+1.0, 0.0) | 2, 5 |" in frozen_epochs.tables(runs)
