@@ -42,7 +42,7 @@ def bertfit_frozen(model: str, rows: int | None, epochs: int, seed: int) -> dict
         config = TrainConfig(
             data=DataConfig(train=files["train"], validation=files["validation"], test=files["test"]),
             model=model, output=str(Path(scratch) / "model"), freeze="all", class_weights="balanced",
-            epochs=epochs, seed=seed, max_length=str(MAX_LENGTH), progress=False, patience=0,  # all epochs, as the peer
+            epochs=epochs, seed=seed, max_length=str(MAX_LENGTH), progress=False,  # the default: all epochs, the last kept
         )  # fmt: skip
         result = train(config)
     return {"wall_s": timer.seconds, "spam_f1": result.metrics["test"]["per_class"]["spam"]["f1"],
