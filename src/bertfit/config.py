@@ -284,8 +284,8 @@ class TrainConfig:
         "epoch runs and the last is kept)",
     )  # fmt: skip
     time_budget: str | None = option(
-        None, "stop at the end of the step where this much time has passed, e.g. 20m, 1h, 90s; the epoch the "
-        "recipe keeps is kept (the best so far; with --freeze all, the last)",
+        None, "stop at the end of the step where this much time has passed, e.g. 20m, 1h, 90s; the best epoch so "
+        "far is kept (the last under --freeze all and the few-shot recipe)",
     )  # fmt: skip
     seed: int = option(42, "random seed for splits, initialisation and batch order")
     precision: str = option("auto", "auto (bf16 where the CPU/GPU does it natively and, timed on a CPU, faster than "
