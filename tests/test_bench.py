@@ -237,6 +237,25 @@ def test_few_shot_selection_scores_a_candidate_on_selection_rows_and_restores_th
     assert "| toy, 8 | 0.600, n=2 | 0.700 (+10.0), n=2 | — |" in table
 
 
+def test_supervised_contrastive_candidate_matches_the_formula_row_by_row():
+    import math
+
+    import torch
+    from bench.fewshot_select import supervised_contrastive_loss
+
+    vectors, targets = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 2.0], [-1.0, 0.0]]), torch.tensor([0, 0, 1, 1])
+    unit = torch.nn.functional.normalize(vectors, dim=1)
+    per_row = []
+    for i in range(4):
+        others = [j for j in range(4) if j != i]
+        below = sum(math.exp(float(unit[i] @ unit[j]) / 0.07) for j in others)
+        alike = [j for j in others if targets[j] == targets[i]]
+        per_row.append(-sum(float(unit[i] @ unit[j]) / 0.07 - math.log(below) for j in alike) / len(alike))
+    assert math.isclose(float(supervised_contrastive_loss(vectors, targets)), sum(per_row) / 4, rel_tol=1e-5)
+    apart = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert float(supervised_contrastive_loss(apart, targets)) < 1e-5  # each row sits on its own class
+
+
 def test_few_shot_heads_benchmark_refits_the_shipped_head_exactly_and_tabulates(tiny_sentence_encoder):
     from bench import fewshot_heads
 
