@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.fewshot import default_model, draw, keep_run, load_dataset, runs_then_tables, write_rows
-from bench.fewshot_select import add_selection_draw_options
+from bench.fewshot_select import add_selection_draw_options, sizes_and_draws
 from bench.harness import points, publish
 
 HEADS = ("raw", "normalised", "centroid")
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_selection_draw_options(parser, "fewshot-heads-runs.jsonl", draws="100,101,102")
     args = parser.parse_args(argv)
-    sizes, draws = [int(s) for s in args.sizes.split(",")], [int(d) for d in args.draws.split(",")]
+    sizes, draws = sizes_and_draws(args)
     runs = runs_then_tables(
         args, lambda runs, runs_file: run_all(args.datasets.split(","), sizes, draws, runs, runs_file)
     )

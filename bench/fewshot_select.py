@@ -142,13 +142,18 @@ def add_selection_draw_options(parser: argparse.ArgumentParser, runs_file: str, 
     add_runs_options(parser, runs_file)
 
 
+def sizes_and_draws(args: argparse.Namespace) -> tuple[list[int], list[int]]:
+    """``add_selection_draw_options``' ``--sizes`` and ``--draws`` as numbers."""
+    return [int(s) for s in args.sizes.split(",")], [int(d) for d in args.draws.split(",")]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", default=",".join(CANDIDATES))
     add_selection_draw_options(parser, "fewshot-select-runs.jsonl", draws="100,101")
     args = parser.parse_args(argv)
     candidates = known_names(args.candidates, CANDIDATES, "candidates")
-    sizes, draws = [int(s) for s in args.sizes.split(",")], [int(d) for d in args.draws.split(",")]
+    sizes, draws = sizes_and_draws(args)
     runs = runs_then_tables(
         args, lambda runs, runs_file: run_all(candidates, args.datasets.split(","), sizes, draws, runs, runs_file)
     )
