@@ -237,6 +237,32 @@ def test_few_shot_selection_scores_a_candidate_on_selection_rows_and_restores_th
     assert "| toy, 8 | 0.600, n=2 | 0.700 (+10.0), n=2 | — |" in table
 
 
+def test_end_to_end_candidate_fits_the_shipped_head_then_trains_the_whole_classifier(tiny_sentence_encoder,
+                                                                                     monkeypatch):  # fmt: skip
+    from bench import fewshot_select
+
+    import bertfit.training.fewshot as recipe
+    from bertfit.training import loop
+
+    heads, trained, shipped_fit = [], [], loop.fit
+    shipped_head = recipe.fit_head
+
+    def head(*args):
+        heads.append(len(trained))
+        shipped_head(*args)
+
+    def fit(model, *args, **kwargs):
+        trained.append("vector" if isinstance(model, recipe.SentenceVector) else "classifier")
+        yield from shipped_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(recipe, "fit_head", head)
+    monkeypatch.setattr(loop, "fit", fit)
+    rows = [(f"good {w}", "pos") if i % 2 else (f"bad {w}", "neg") for i, w in enumerate(["day", "film", "song"] * 4)]
+    result = fewshot_select.score_candidate("end2end", rows, rows[:6], 0, str(tiny_sentence_encoder))
+    assert trained == ["vector", "classifier"] and heads == [1]
+    assert recipe.fit_head is head and 0 <= result["selection"] <= 1
+
+
 def test_supervised_contrastive_candidate_matches_the_formula_row_by_row():
     import math
 
