@@ -72,7 +72,8 @@ class Around:
 
 def then_end_to_end(fit_head):
     """``fit_head``, then ``END_TO_END_STEPS`` optimizer steps of the whole classifier on the task's loss (AdamW,
-    linear warm-up and decay, the training rows in seeded batches of ``END_TO_END_BATCH``)."""
+    linear warm-up and decay, the training rows in seeded batches of ``END_TO_END_BATCH``). Weight decay, epsilon,
+    clipping and warm-up are ``bertfit train``'s defaults."""
 
     def fit(model, loss_fn, inputs, batch_size, where):
         import math
@@ -91,7 +92,8 @@ def then_end_to_end(fit_head):
     return fit
 
 
-# name: (module attributes of bertfit.training.fewshot to set, extra `bertfit train` arguments)
+# name: (module attributes of bertfit.training.fewshot to set, each a value or an ``Around`` the shipped one,
+#        extra `bertfit train` arguments)
 CANDIDATES = {
     "base": ({}, []),
     "steps80": ({"MIN_CONTRASTIVE_STEPS": 80}, []),
