@@ -9,6 +9,8 @@ are numbered apart from the benchmark's (100 and up), so what is chosen here is 
 benchmark reports. Candidates:
 - base: the shipped settings;
 - steps80: twice the contrastive stage's minimum number of optimizer steps (``MIN_CONTRASTIVE_STEPS``);
+- epochs10: at least ten passes of the contrastive stage over the rows instead of five (``CONTRASTIVE_EPOCHS``;
+  it changes training sets of five batches or more), so the tuning grows with the rows as SetFit's pairs do;
 - lr1e-4: the contrastive stage at twice the default learning rate (``--learning-rate 1e-4``);
 - supcon: the contrastive stage's loss replaced by a supervised contrastive batch loss
   (``supervised_contrastive_loss``), the issue's other candidate for SetFit's pair loss;
@@ -97,6 +99,7 @@ def then_end_to_end(fit_head):
 CANDIDATES = {
     "base": ({}, []),
     "steps80": ({"MIN_CONTRASTIVE_STEPS": 80}, []),
+    "epochs10": ({"CONTRASTIVE_EPOCHS": 10}, []),
     "lr1e-4": ({}, ["--learning-rate", "1e-4"]),
     "dropout0.1": ({}, ["--dropout", "0.1"]),
     "supcon": ({"all_pairs_cosine_loss": supervised_contrastive_loss}, []),
